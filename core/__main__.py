@@ -1,0 +1,3 @@
+from dicomtools.core.cli.main import main
+
+raise SystemExit(main())

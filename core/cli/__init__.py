@@ -1,0 +1,1 @@
+"""The ``dicomtools`` command line: one thin module per subcommand over the core."""

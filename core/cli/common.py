@@ -1,0 +1,74 @@
+"""Option helpers shared by the subcommands.
+
+Every option keeps the seed tool's camelCase spelling (``--searchPattern``)
+so existing scripts work, and also accepts the kebab-case spelling
+(``--search-pattern``). Errors the user can fix end as one line on stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from typing import Any, NoReturn
+
+
+class UsageError(Exception):
+    """Bad input from the user: one line, exit code 2."""
+
+
+class RunError(Exception):
+    """A run that could not do its job (missing path, peer refused): one line, exit 1."""
+
+    def __init__(self, message: str, code: int = 1) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def kebab(name: str) -> str:
+    """``--searchPattern`` -> ``--search-pattern``."""
+    return re.sub(r"(?<=[a-z0-9])([A-Z])", lambda m: "-" + m.group(1).lower(), name)
+
+
+def add_option(parser: argparse.ArgumentParser | Any, *names: str, **kwargs: Any) -> None:
+    """Add an option under its given spellings plus the kebab-case form of each."""
+    spellings: list[str] = []
+    for n in names:
+        for s in (n, kebab(n)):
+            if s not in spellings:
+                spellings.append(s)
+    if "dest" not in kwargs:
+        long = next((n for n in names if n.startswith("--")), names[0])
+        kwargs["dest"] = long.lstrip("-").replace("-", "_")
+    parser.add_argument(*spellings, **kwargs)
+
+
+def add_path_options(parser: argparse.ArgumentParser, required: bool = True, help: str = "folder to read, recursively") -> None:
+    add_option(parser, "--path", required=required, help=help)
+    add_option(
+        parser,
+        "--searchPattern",
+        default=None,
+        metavar="GLOB",
+        help="file-name glob, case-insensitive, e.g. *.dcm or RP*.dcm [default: all files]",
+    )
+
+
+def parse_pairs(items: list[str] | None, option: str) -> dict[str, str]:
+    """Parse ``A=B C=D`` (possibly given as one string or several) into a dict."""
+    result: dict[str, str] = {}
+    for item in items or []:
+        for part in item.split():
+            if "=" not in part or part.startswith("=") or part.endswith("="):
+                raise UsageError(f"{option} {part!r}: expected NAME=VALUE, e.g. RDS=HALCYON")
+            key, value = part.split("=", 1)
+            result[key] = value
+    return result
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse that exits with code 2 and a single-line error (no usage dump)."""
+
+    def error(self, message: str) -> NoReturn:
+        sys.stderr.write(f"{self.prog}: error: {message}\n")
+        raise SystemExit(2)

@@ -1,0 +1,82 @@
+"""Top-level parser and dispatcher.
+
+Subcommand modules live next to this one and expose ``register(subparsers)``
+which adds a parser whose ``func(args) -> int`` does the work. The TUI is not
+imported here (core never imports Textual): the installed entry point passes a
+``tui_launcher`` in.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import sys
+from collections.abc import Callable, Sequence
+
+from dicomtools.core import __version__
+from dicomtools.core.cli.common import ArgumentParser, RunError, UsageError
+
+log = logging.getLogger(__name__)
+
+# Order is the order shown in --help. A module missing (feature not built yet) is skipped.
+COMMANDS = ["show", "search", "retrieve", "store", "anonymize", "echo", "config", "demo", "tui"]
+
+TuiLauncher = Callable[..., int]
+
+
+def build_parser(tui_launcher: TuiLauncher | None = None) -> ArgumentParser:
+    parser = ArgumentParser(
+        prog="dicomtools",
+        description="Radiotherapy DICOM: reference trees, search, Q/R retrieve, store, anonymize.",
+    )
+    parser.add_argument("--version", action="version", version=f"dicomtools {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logging")
+    parser.set_defaults(tui_launcher=tui_launcher)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMANDS:
+        try:
+            module = importlib.import_module(f"dicomtools.core.cli.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name == f"dicomtools.core.cli.{name}":
+                continue
+            raise
+        module.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None, tui_launcher: TuiLauncher | None = None) -> int:
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(tui_launcher)
+    args = parser.parse_args(args_list)
+    logging.basicConfig(
+        level=logging.DEBUG if args.debug else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    if args.command is None:
+        if tui_launcher is not None and sys.stdin.isatty() and sys.stdout.isatty():
+            return tui_launcher()
+        parser.print_help()
+        return 0
+    try:
+        return int(args.func(args) or 0)
+    except UsageError as exc:
+        sys.stderr.write(f"dicomtools {args.command}: {exc}\n")
+        return 2
+    except RunError as exc:
+        sys.stderr.write(f"dicomtools {args.command}: {exc}\n")
+        return exc.code
+    except KeyboardInterrupt:
+        sys.stderr.write(f"dicomtools {args.command}: interrupted\n")
+        return 130
+    except BrokenPipeError:
+        return 0
+    except Exception as exc:  # last line of defence: one line, never a traceback
+        if args.debug:
+            raise
+        log.debug("unhandled", exc_info=True)
+        sys.stderr.write(f"dicomtools {args.command}: error: {type(exc).__name__}: {exc}\n")
+        return 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

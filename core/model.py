@@ -1,0 +1,122 @@
+"""Plain, picklable summaries of DICOM instances.
+
+The scanner turns each file into one :class:`InstanceSummary`; everything
+downstream (tree, render, search cache, store ordering, TUI) works on these,
+never on pydicom datasets, so they can be cached, sent between processes and
+built by hand in tests.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+# SOP Class UIDs the tree knows about.
+RT_PLAN = "1.2.840.10008.5.1.4.1.1.481.5"
+RT_ION_PLAN = "1.2.840.10008.5.1.4.1.1.481.8"
+RT_BRACHY_PLAN = "1.2.840.10008.5.1.4.1.1.481.6"  # brachy uses RT Plan Storage; kept for clarity
+HALCYON_PLAN = "1.2.246.352.70.1.70"  # Varian private Halcyon plan class
+RT_STRUCT = "1.2.840.10008.5.1.4.1.1.481.3"
+RT_DOSE = "1.2.840.10008.5.1.4.1.1.481.2"
+RT_IMAGE = "1.2.840.10008.5.1.4.1.1.481.1"
+RT_BEAMS_RECORD = "1.2.840.10008.5.1.4.1.1.481.4"
+RT_BRACHY_RECORD = "1.2.840.10008.5.1.4.1.1.481.6"
+RT_SUMMARY_RECORD = "1.2.840.10008.5.1.4.1.1.481.7"
+RT_ION_BEAMS_RECORD = "1.2.840.10008.5.1.4.1.1.481.9"
+SPATIAL_REGISTRATION = "1.2.840.10008.5.1.4.1.1.66.1"
+DEFORMABLE_REGISTRATION = "1.2.840.10008.5.1.4.1.1.66.3"
+MEDIA_STORAGE_DIRECTORY = "1.2.840.10008.1.3.10"
+
+PLAN_CLASSES = frozenset({RT_PLAN, RT_ION_PLAN, HALCYON_PLAN})
+RECORD_CLASSES = frozenset({RT_BEAMS_RECORD, RT_ION_BEAMS_RECORD, RT_BRACHY_RECORD})
+REGISTRATION_CLASSES = frozenset({SPATIAL_REGISTRATION, DEFORMABLE_REGISTRATION})
+
+
+@dataclass(frozen=True, slots=True)
+class BeamInfo:
+    """One Beam Sequence / Ion Beam Sequence item of a plan."""
+
+    number: int | None
+    name: str = ""
+    delivery_type: str = ""
+    machine: str = ""  # Treatment Machine Name (300A,00B2) as stored
+    machine_model: str = ""  # Manufacturer's Model Name (0008,1090) inside the beam item
+    reference_images: tuple[str, ...] = ()  # (300C,0042) > (0008,1155): DRRs the beam lists
+
+
+@dataclass(slots=True)
+class InstanceSummary:
+    """What the tree, search and store need from one file; no pixel data, no pydicom."""
+
+    path: str  # as found by the walk (root joined with the relative path)
+    sop_instance_uid: str
+    sop_class_uid: str
+    patient_id: str = ""
+    patient_name: str = ""
+    study_instance_uid: str = ""
+    series_instance_uid: str = ""
+    modality: str = ""
+    frame_of_reference_uid: str = ""
+    series_description: str = ""
+    series_number: str = ""
+    instance_number: str = ""
+    study_date: str = ""
+    study_description: str = ""
+    transfer_syntax_uid: str = ""
+    size: int = 0
+    mtime_ns: int = 0
+    truncated: bool = False  # header read, but Pixel Data runs past the end of the file
+    # RT Plan / RT Ion Plan
+    plan_label: str = ""
+    plan_name: str = ""
+    plan_intent: str = ""
+    plan_date: str = ""
+    approval_status: str = ""
+    beams: tuple[BeamInfo, ...] = ()
+    referenced_structure_sets: tuple[str, ...] = ()  # (300C,0060) > (0008,1155)
+    # plans, doses, records and RT images: (300C,0002) > (0008,1155)
+    referenced_plans: tuple[str, ...] = ()
+    # RT Image (300C,0006) top level; records (3008,0020) > (300C,0006)
+    referenced_beam_numbers: tuple[int, ...] = ()
+    fraction_number: int | None = None  # records: Current Fraction Number (3008,0022)
+    treatment_date: str = ""  # records: Treatment Date (3008,0250)
+    # RT Structure Set
+    structure_set_label: str = ""
+    roi_count: int = 0
+    referenced_series: tuple[str, ...] = ()  # (3006,0010)>(3006,0012)>(3006,0014)>(0020,000E)
+    referenced_frames: tuple[str, ...] = ()  # (3006,0010) > (0020,0052)
+    # RT Dose
+    dose_summation_type: str = ""
+    # CT (CBCT): (0008,114A) > (0008,1155)
+    referenced_instances: tuple[str, ...] = ()
+    # Spatial / deformable registration
+    registered_frames: tuple[str, ...] = ()  # (0070,0308) > (0020,0052)
+    # (0008,1115) > (0020,000E) and (0008,1200) > (0008,1115) > (0020,000E)
+    reg_referenced_series: tuple[str, ...] = ()
+    rt_image_label: str = ""
+
+    @property
+    def is_plan(self) -> bool:
+        return self.sop_class_uid in PLAN_CLASSES
+
+
+@dataclass(frozen=True, slots=True)
+class UnreadableFile:
+    """A file the scan could not use, with a one-line reason for the report."""
+
+    path: str
+    reason: str
+
+
+@dataclass(slots=True)
+class ScanResult:
+    """Everything one scan found; the input of :func:`dicomtools.core.tree.build_forest`."""
+
+    root: str
+    instances: list[InstanceSummary] = field(default_factory=list)
+    unreadable: list[UnreadableFile] = field(default_factory=list)
+    files_seen: int = 0
+    elapsed: float = 0.0
+
+    @property
+    def truncated(self) -> list[InstanceSummary]:
+        return [i for i in self.instances if i.truncated]

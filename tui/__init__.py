@@ -1,0 +1,1 @@
+"""dicomtools TUI: the Textual front end over dicomtools.core."""
