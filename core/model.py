@@ -71,6 +71,7 @@ class InstanceSummary:
     plan_intent: str = ""
     plan_date: str = ""
     approval_status: str = ""
+    brachy_treatment_type: str = ""  # (300A,0202): set only on brachy plans
     beams: tuple[BeamInfo, ...] = ()
     referenced_structure_sets: tuple[str, ...] = ()  # (300C,0060) > (0008,1155)
     # plans, doses, records and RT images: (300C,0002) > (0008,1155)

@@ -1,0 +1,62 @@
+"""``dicomtools show``: scan a folder and print its per-patient reference tree."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Any
+
+from dicomtools.core.cli.common import RunError, add_option, add_path_options, parse_pairs
+from dicomtools.core.progress import LineProgress
+from dicomtools.core.render import render_flat, render_json, render_tree
+from dicomtools.core.scan import scan
+from dicomtools.core.tree import build_forest
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser(
+        "show",
+        help="show plans and related data as a reference tree",
+        description="Scan a folder recursively and show, per patient, the RT Plans and what they "
+        "reference or what references them; data no plan reaches is listed last.",
+    )
+    add_path_options(p)
+    add_option(p, "--format", choices=["tree", "flat", "json"], default="tree", help="output form [default: tree]")
+    add_option(p, "--ascii", action="store_true", help="ASCII tree lines instead of box drawing")
+    add_option(
+        p,
+        "--defaultMachines",
+        nargs="+",
+        action="extend",
+        metavar="MODEL=MACHINE",
+        help="fill an empty Treatment Machine Name from the beam's machine model, e.g. RDS=HALCYON",
+    )
+    add_option(p, "--workers", type=int, default=None, help="reader processes [default: all cores]")
+    p.set_defaults(func=run)
+
+
+def check_folder(path: str) -> None:
+    if not os.path.exists(path):
+        raise RunError(f"--path {path!r}: no such file or folder")
+    if os.path.isdir(path) and not os.access(path, os.R_OK | os.X_OK):
+        raise RunError(f"--path {path!r}: permission denied")
+
+
+def run(args: argparse.Namespace) -> int:
+    check_folder(args.path)
+    defaults = parse_pairs(args.defaultMachines, "--defaultMachines")
+    result = scan(args.path, args.searchPattern, sink=LineProgress(), workers=args.workers)
+    patients = build_forest(result.instances, defaults)
+    if args.format == "json":
+        text = render_json(
+            patients,
+            result.unreadable,
+            {"files_scanned": result.files_seen, "elapsed_seconds": round(result.elapsed, 3)},
+        )
+    elif args.format == "flat":
+        text = render_flat(patients, result.unreadable, result.files_seen)
+    else:
+        text = render_tree(patients, args.ascii, result.unreadable, result.files_seen)
+    sys.stdout.write(text)
+    return 0

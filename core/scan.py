@@ -1,0 +1,518 @@
+"""Header-only reading of a folder into :class:`InstanceSummary` records.
+
+Speed matters here (archives of tens of thousands of files): a cheap sniff
+rejects non-DICOM files before pydicom sees them, only the top-level tags the
+tree needs are converted, pixel data is never read, and big folders are split
+over a process pool. Nothing a single file does can stop the scan.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import struct
+import time
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Executor, ProcessPoolExecutor
+from typing import Any
+
+from dicomtools.core import fastread
+from dicomtools.core.model import (
+    MEDIA_STORAGE_DIRECTORY,
+    BeamInfo,
+    InstanceSummary,
+    ScanResult,
+    UnreadableFile,
+)
+from dicomtools.core.progress import CancelToken, ProgressSink, Reporter
+from dicomtools.core.walk import iter_files
+
+log = logging.getLogger(__name__)
+
+# Top-level tags the summary needs; everything else is skipped without conversion.
+NEEDED_TAGS: tuple[int, ...] = (
+    0x00080005,  # Specific Character Set
+    0x00080016,  # SOP Class UID
+    0x00080018,  # SOP Instance UID
+    0x00080020,  # Study Date
+    0x00080060,  # Modality
+    0x00081030,  # Study Description
+    0x0008103E,  # Series Description
+    0x00081115,  # Referenced Series Sequence (REG)
+    0x0008114A,  # Referenced Instance Sequence (CBCT -> plan)
+    0x00081200,  # Studies Containing Other Referenced Instances Sequence (REG)
+    0x00100010,  # Patient's Name
+    0x00100020,  # Patient ID
+    0x0020000D,  # Study Instance UID
+    0x0020000E,  # Series Instance UID
+    0x00200011,  # Series Number
+    0x00200013,  # Instance Number
+    0x00200052,  # Frame of Reference UID
+    0x30020002,  # RT Image Label
+    0x3004000A,  # Dose Summation Type
+    0x30060002,  # Structure Set Label
+    0x30060010,  # Referenced Frame of Reference Sequence
+    0x30060020,  # Structure Set ROI Sequence
+    0x30080020,  # Treatment Session Beam Sequence (records)
+    0x30080250,  # Treatment Date
+    0x300A0002,  # RT Plan Label
+    0x300A0003,  # RT Plan Name
+    0x300A0006,  # RT Plan Date
+    0x300A000A,  # Plan Intent
+    0x300A0202,  # Brachy Treatment Type
+    0x300A00B0,  # Beam Sequence
+    0x300A03A2,  # Ion Beam Sequence
+    0x300C0002,  # Referenced RT Plan Sequence
+    0x300C0006,  # Referenced Beam Number (RT Image)
+    0x300C0060,  # Referenced Structure Set Sequence
+    0x300E0002,  # Approval Status
+    0x00700308,  # Registration Sequence
+)
+
+# Sequences whose content the summary needs: a file holding one goes to pydicom.
+NEEDED_SEQUENCES: frozenset[int] = frozenset(
+    {
+        0x00081115, 0x0008114A, 0x00081200, 0x30060010, 0x30060020, 0x30080020,
+        0x300A00B0, 0x300A03A2, 0x300C0002, 0x300C0060, 0x00700308,
+    }
+)
+NEEDED_FLAT: frozenset[int] = frozenset(NEEDED_TAGS) - NEEDED_SEQUENCES
+HEAD_BYTES = 65536
+MAX_HEADER_BYTES = 64 * 1024 * 1024
+
+# Flat top-level tag -> InstanceSummary attribute, for the fast path.
+FLAT_FIELDS: dict[int, str] = {
+    0x00080016: "sop_class_uid",
+    0x00080018: "sop_instance_uid",
+    0x00080020: "study_date",
+    0x00080060: "modality",
+    0x00081030: "study_description",
+    0x0008103E: "series_description",
+    0x00100010: "patient_name",
+    0x00100020: "patient_id",
+    0x0020000D: "study_instance_uid",
+    0x0020000E: "series_instance_uid",
+    0x00200011: "series_number",
+    0x00200013: "instance_number",
+    0x00200052: "frame_of_reference_uid",
+    0x30020002: "rt_image_label",
+    0x3004000A: "dose_summation_type",
+    0x30060002: "structure_set_label",
+    0x30080250: "treatment_date",
+    0x300A0002: "plan_label",
+    0x300A0003: "plan_name",
+    0x300A0006: "plan_date",
+    0x300A000A: "plan_intent",
+    0x300A0202: "brachy_treatment_type",
+    0x300E0002: "approval_status",
+}
+
+PARALLEL_THRESHOLD = 1500  # below this, process start-up costs more than it saves
+BATCH_SIZE = 256
+
+
+def sniff_dicom(head: bytes) -> tuple[bool, str]:
+    """Decide cheaply whether bytes look like DICOM.
+
+    Returns ``(has_preamble, "")`` when they do, ``(False, reason)`` when not.
+    A file without the 128-byte preamble is accepted only when it starts with a
+    plausible group 0002/0008 element, so text or JPEG is never "parsed".
+    """
+    if not head:
+        return False, "empty file"
+    if len(head) >= 132 and head[128:132] == b"DICM":
+        return True, ""
+    if len(head) >= 8:
+        group = struct.unpack("<H", head[:2])[0]
+        vr_ok = head[4:6].isalpha() and head[4:6].isupper()
+        implicit_len = struct.unpack("<I", head[4:8])[0]
+        if group in (0x0002, 0x0008) and (vr_ok or implicit_len < 0x10000):
+            return False, ""
+    if head[:3] == b"\xff\xd8\xff":
+        return False, "not DICOM: JPEG image"
+    if head[:4] == b"%PDF":
+        return False, "not DICOM: PDF document"
+    if all(32 <= b < 127 or b in (9, 10, 13) for b in head[:64]):
+        return False, "not DICOM: text file"
+    return False, "not DICOM: no DICM prefix and no DICOM header at the start"
+
+
+def _s(value: Any) -> str:
+    """A DICOM value as a clean string ('' for missing); multi-values joined with \\."""
+    if value is None:
+        return ""
+    if isinstance(value, list | tuple) or type(value).__name__ == "MultiValue":
+        return "\\".join(str(v) for v in value)
+    return str(value).strip()
+
+
+def _int(value: Any) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _items(ds: Any, keyword: str) -> list[Any]:
+    """The items of a sequence, or [] when absent, empty or not a sequence."""
+    seq = ds.get(keyword)
+    if seq is None:
+        return []
+    try:
+        return list(seq)
+    except TypeError:
+        return []
+
+
+def _uids(items: Iterable[Any], keyword: str) -> tuple[str, ...]:
+    out: list[str] = []
+    for item in items:
+        value = _s(item.get(keyword))
+        if value and value not in out:
+            out.append(value)
+    return tuple(out)
+
+
+def _beams(ds: Any) -> tuple[BeamInfo, ...]:
+    beams = []
+    for item in _items(ds, "BeamSequence") + _items(ds, "IonBeamSequence"):
+        beams.append(
+            BeamInfo(
+                number=_int(item.get("BeamNumber")),
+                name=_s(item.get("BeamName")),
+                delivery_type=_s(item.get("TreatmentDeliveryType")),
+                machine=_s(item.get("TreatmentMachineName")),
+                machine_model=_s(item.get("ManufacturerModelName")),
+                reference_images=_uids(
+                    _items(item, "ReferencedReferenceImageSequence"), "ReferencedSOPInstanceUID"
+                ),
+            )
+        )
+    return tuple(beams)
+
+
+def _summary_from_dataset(ds: Any, path: str) -> InstanceSummary:
+    """Pick the fields the tree needs out of a header-only dataset."""
+    meta = getattr(ds, "file_meta", None)
+    sop_class = _s(ds.get("SOPClassUID")) or _s(meta.get("MediaStorageSOPClassUID") if meta else None)
+    sop_uid = _s(ds.get("SOPInstanceUID")) or _s(
+        meta.get("MediaStorageSOPInstanceUID") if meta else None
+    )
+    s = InstanceSummary(path=path, sop_instance_uid=sop_uid, sop_class_uid=sop_class)
+    s.patient_id = _s(ds.get("PatientID"))
+    s.patient_name = _s(ds.get("PatientName"))
+    s.study_instance_uid = _s(ds.get("StudyInstanceUID"))
+    s.series_instance_uid = _s(ds.get("SeriesInstanceUID"))
+    s.modality = _s(ds.get("Modality"))
+    s.frame_of_reference_uid = _s(ds.get("FrameOfReferenceUID"))
+    s.series_description = _s(ds.get("SeriesDescription"))
+    s.series_number = _s(ds.get("SeriesNumber"))
+    s.instance_number = _s(ds.get("InstanceNumber"))
+    s.study_date = _s(ds.get("StudyDate"))
+    s.study_description = _s(ds.get("StudyDescription"))
+    s.transfer_syntax_uid = _s(meta.get("TransferSyntaxUID")) if meta else ""
+    # plans
+    s.plan_label = _s(ds.get("RTPlanLabel"))
+    s.plan_name = _s(ds.get("RTPlanName"))
+    s.plan_intent = _s(ds.get("PlanIntent"))
+    s.plan_date = _s(ds.get("RTPlanDate"))
+    s.approval_status = _s(ds.get("ApprovalStatus"))
+    s.brachy_treatment_type = _s(ds.get("BrachyTreatmentType"))
+    s.beams = _beams(ds)
+    s.referenced_structure_sets = _uids(
+        _items(ds, "ReferencedStructureSetSequence"), "ReferencedSOPInstanceUID"
+    )
+    s.referenced_plans = _uids(_items(ds, "ReferencedRTPlanSequence"), "ReferencedSOPInstanceUID")
+    # RT image / records
+    beam_numbers: list[int] = []
+    top_beam = _int(ds.get("ReferencedBeamNumber"))
+    if top_beam is not None:
+        beam_numbers.append(top_beam)
+    fractions: list[int] = []
+    for item in _items(ds, "TreatmentSessionBeamSequence"):
+        n = _int(item.get("ReferencedBeamNumber"))
+        if n is not None and n not in beam_numbers:
+            beam_numbers.append(n)
+        f = _int(item.get("CurrentFractionNumber"))
+        if f is not None:
+            fractions.append(f)
+    s.referenced_beam_numbers = tuple(beam_numbers)
+    s.fraction_number = min(fractions) if fractions else None
+    s.treatment_date = _s(ds.get("TreatmentDate"))
+    s.rt_image_label = _s(ds.get("RTImageLabel"))
+    # structure sets
+    s.structure_set_label = _s(ds.get("StructureSetLabel"))
+    s.roi_count = len(_items(ds, "StructureSetROISequence"))
+    frames = _items(ds, "ReferencedFrameOfReferenceSequence")
+    s.referenced_frames = _uids(frames, "FrameOfReferenceUID")
+    series: list[str] = []
+    for fr in frames:
+        for study in _items(fr, "RTReferencedStudySequence"):
+            for uid in _uids(_items(study, "RTReferencedSeriesSequence"), "SeriesInstanceUID"):
+                if uid not in series:
+                    series.append(uid)
+    s.referenced_series = tuple(series)
+    s.dose_summation_type = _s(ds.get("DoseSummationType"))
+    s.referenced_instances = _uids(
+        _items(ds, "ReferencedInstanceSequence"), "ReferencedSOPInstanceUID"
+    )
+    # registrations
+    s.registered_frames = _uids(_items(ds, "RegistrationSequence"), "FrameOfReferenceUID")
+    reg_series = list(_uids(_items(ds, "ReferencedSeriesSequence"), "SeriesInstanceUID"))
+    for study in _items(ds, "StudiesContainingOtherReferencedInstancesSequence"):
+        for uid in _uids(_items(study, "ReferencedSeriesSequence"), "SeriesInstanceUID"):
+            if uid not in reg_series:
+                reg_series.append(uid)
+    s.reg_referenced_series = tuple(reg_series)
+    return s
+
+
+def _pixel_data_truncated(fh: Any, size: int, implicit: bool) -> bool:
+    """After a stop-before-pixels read, check the Pixel Data length against the file size."""
+    start = fh.tell()
+    header = fh.read(12)
+    if len(header) < 8:
+        return False
+    group, elem = struct.unpack("<HH", header[:4])
+    if (group, elem) not in ((0x7FE0, 0x0010), (0x7FE0, 0x0008), (0x7FE0, 0x0009)):
+        return False
+    if implicit:
+        (length,) = struct.unpack("<I", header[4:8])
+        value_start = start + 8
+    else:
+        if len(header) < 12:
+            return True
+        (length,) = struct.unpack("<I", header[8:12])
+        value_start = start + 12
+    if length == 0xFFFFFFFF:  # encapsulated: fragments, no cheap size check
+        return value_start >= size
+    return value_start + length > size
+
+
+_PYDICOM: Any = None
+
+
+def _pydicom() -> Any:
+    """Import pydicom once per process, quiet: a scan reports bad values, it does not warn."""
+    global _PYDICOM
+    if _PYDICOM is None:
+        import warnings
+
+        import pydicom
+        from pydicom import config
+
+        config.settings.reading_validation_mode = config.IGNORE
+        warnings.filterwarnings("ignore", module="pydicom")
+        _PYDICOM = pydicom
+    return _PYDICOM
+
+
+def _summary_from_fast(hdr: fastread.FastHeader, path: str) -> InstanceSummary:
+    s = InstanceSummary(path=path, sop_instance_uid="", sop_class_uid="")
+    for tag, value in hdr.values.items():
+        name = FLAT_FIELDS.get(tag)
+        if name:
+            setattr(s, name, value)
+    if not s.sop_class_uid:
+        s.sop_class_uid = hdr.meta.get(0x00020002, "")
+    if not s.sop_instance_uid:
+        s.sop_instance_uid = hdr.meta.get(0x00020003, "")
+    s.transfer_syntax_uid = hdr.meta.get(0x00020010, "")
+    beam = hdr.values.get(0x300C0006)
+    if beam is not None and _int(beam) is not None:
+        s.referenced_beam_numbers = (int(beam),)
+    return s
+
+
+def _read_fast(fh: Any, path: str, size: int) -> InstanceSummary | UnreadableFile | None:
+    """Try the fast parser; None means "let pydicom read it"."""
+    fh.seek(0)
+    buf = fh.read(HEAD_BYTES)
+    try:
+        try:
+            hdr = fastread.parse(buf, size, NEEDED_FLAT, NEEDED_SEQUENCES)
+        except fastread.Incomplete:
+            if size > MAX_HEADER_BYTES:
+                return None
+            buf += fh.read()
+            hdr = fastread.parse(buf, size, NEEDED_FLAT, NEEDED_SEQUENCES)
+    except (fastread.NeedsFallback, fastread.Incomplete, struct.error, UnicodeError):
+        return None
+    if hdr.sequences:
+        return None
+    if hdr.meta.get(0x00020002) == MEDIA_STORAGE_DIRECTORY:
+        return UnreadableFile(path, "DICOMDIR (media directory index), not an instance")
+    summary = _summary_from_fast(hdr, path)
+    if hdr.pixel_offset is not None and hdr.pixel_length is not None:
+        value_start = hdr.pixel_offset + hdr.pixel_header
+        if hdr.pixel_length == fastread.UNDEFINED:
+            summary.truncated = value_start >= size
+        else:
+            summary.truncated = value_start + hdr.pixel_length > size
+    return summary
+
+
+def read_summary(path: str) -> InstanceSummary | UnreadableFile:
+    """Read one file's header into a summary, or say in one line why it can't be used."""
+    try:
+        st = os.stat(path)
+        with open(path, "rb") as fh:
+            head = fh.read(132)
+            has_preamble, reason = sniff_dicom(head)
+            if reason:
+                return UnreadableFile(path, reason)
+            fast = _read_fast(fh, path, st.st_size)
+    except OSError as exc:
+        return UnreadableFile(path, f"cannot read: {exc.strerror or exc}")
+    if fast is None:
+        return _read_with_pydicom(path)
+    if isinstance(fast, InstanceSummary):
+        if not fast.sop_instance_uid or not fast.sop_class_uid:
+            return UnreadableFile(path, "DICOM without SOP Class/Instance UID")
+        fast.size = st.st_size
+        fast.mtime_ns = st.st_mtime_ns
+    return fast
+
+
+def _read_with_pydicom(path: str) -> InstanceSummary | UnreadableFile:
+    """The general reader: every encoding, every sequence."""
+    pydicom = _pydicom()
+    from pydicom.errors import InvalidDicomError
+
+    try:
+        st = os.stat(path)
+        with open(path, "rb") as fh:
+            head = fh.read(132)
+            has_preamble, reason = sniff_dicom(head)
+            if reason:
+                return UnreadableFile(path, reason)
+            fh.seek(0)
+            try:
+                ds = pydicom.dcmread(
+                    fh,
+                    stop_before_pixels=True,
+                    force=not has_preamble,
+                    specific_tags=list(NEEDED_TAGS),
+                )
+            except InvalidDicomError as exc:
+                return UnreadableFile(path, f"not DICOM: {exc}")
+            except (EOFError, struct.error):
+                return UnreadableFile(path, "truncated DICOM header")
+            implicit = bool(ds.original_encoding[0])
+            truncated = _pixel_data_truncated(fh, st.st_size, implicit)
+            meta_class = ds.file_meta.get("MediaStorageSOPClassUID", "") if ds.file_meta else ""
+            if meta_class == MEDIA_STORAGE_DIRECTORY or "DirectoryRecordSequence" in ds:
+                return UnreadableFile(path, "DICOMDIR (media directory index), not an instance")
+            summary = _summary_from_dataset(ds, path)
+    except MemoryError:
+        return UnreadableFile(path, "unreadable: declared lengths exceed memory")
+    except OSError as exc:
+        return UnreadableFile(path, f"cannot read: {exc.strerror or exc}")
+    except Exception as exc:  # pydicom raises many types on corrupt data
+        return UnreadableFile(path, f"corrupt DICOM: {type(exc).__name__}: {str(exc)[:120]}")
+    if not summary.sop_instance_uid or not summary.sop_class_uid:
+        return UnreadableFile(path, "DICOM without SOP Class/Instance UID")
+    summary.size = st.st_size
+    summary.mtime_ns = st.st_mtime_ns
+    summary.truncated = truncated
+    return summary
+
+
+def read_batch(paths: list[str]) -> list[InstanceSummary | UnreadableFile]:
+    """Worker entry point (module level so it pickles)."""
+    return [read_summary(p) for p in paths]
+
+
+def _batched(items: Iterator[str], size: int) -> Iterator[list[str]]:
+    batch: list[str] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _make_pool(workers: int) -> Executor:
+    methods = multiprocessing.get_all_start_methods()
+    # forkserver: safe when the caller has threads (the TUI, pynetdicom), cheap per worker.
+    ctx = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
+    return ProcessPoolExecutor(max_workers=workers, mp_context=ctx)
+
+
+BatchHandler = Callable[[list[InstanceSummary]], None]
+
+
+def scan(
+    root: str,
+    pattern: str | None = None,
+    *,
+    sink: ProgressSink | None = None,
+    cancel: CancelToken | None = None,
+    workers: int | None = None,
+    on_batch: BatchHandler | None = None,
+    reader: Callable[[list[str]], list[InstanceSummary | UnreadableFile]] | None = None,
+) -> ScanResult:
+    """Scan ``root`` recursively; never raises for a bad file, reports each one.
+
+    ``on_batch`` receives readable summaries as they arrive (the TUI's live
+    tree). ``reader`` replaces :func:`read_batch` (the index cache plugs in here).
+    """
+    rep = Reporter("scan", sink)
+    started = time.monotonic()
+    result = ScanResult(root=root)
+
+    def walk_error(path: str, reason: str) -> None:
+        result.unreadable.append(UnreadableFile(path, reason))
+
+    paths = list(iter_files(root, pattern, on_error=walk_error))
+    total = len(paths)
+    result.files_seen = total
+    rep.started(total, root)
+    read = reader or read_batch
+    n_workers = workers if workers is not None else (os.cpu_count() or 1)
+    done = 0
+
+    def take(batch_result: list[InstanceSummary | UnreadableFile]) -> None:
+        nonlocal done
+        good: list[InstanceSummary] = []
+        for item in batch_result:
+            if isinstance(item, InstanceSummary):
+                good.append(item)
+            else:
+                result.unreadable.append(item)
+        result.instances.extend(good)
+        done += len(batch_result)
+        if on_batch and good:
+            on_batch(good)
+        rep.advanced(done, total)
+
+    batches = _batched(iter(paths), BATCH_SIZE)
+    if n_workers <= 1 or total < PARALLEL_THRESHOLD or reader is not None:
+        for batch in batches:
+            if cancel is not None and cancel.cancelled:
+                break
+            take(read(batch))
+    else:
+        with _make_pool(n_workers) as pool:
+            pending = []
+            batches_sent = {}
+            for batch in batches:
+                fut = pool.submit(read_batch, batch)
+                batches_sent[fut] = batch
+                pending.append(fut)
+            for fut in pending:
+                if cancel is not None and cancel.cancelled:
+                    for f in pending:
+                        f.cancel()
+                    break
+                try:
+                    take(fut.result())
+                except Exception as exc:  # a dead worker must not lose the batch
+                    log.warning("scan worker failed (%s); reading its batch here", exc)
+                    take(read_batch(batches_sent[fut]))
+    result.elapsed = time.monotonic() - started
+    rep.finished(done, total, f"{len(result.instances)} DICOM, {len(result.unreadable)} unreadable")
+    return result
