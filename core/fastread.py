@@ -58,6 +58,10 @@ class FastHeader:
     has_preamble: bool = False
 
 
+class Truncated(Exception):
+    """An element's declared length runs past the end of the file (a cut-off header)."""
+
+
 class _Incomplete(Exception):
     """The buffer ended before the parse was done; read more and try again."""
 
@@ -124,6 +128,8 @@ def parse(buf: bytes, file_size: int, wanted: Collection[int], wanted_sequences:
         pos = 132
         while pos + 8 <= len(buf) and _UNPACK_U16(buf, pos)[0] == 0x0002:
             tag, vr, length, start = _element_header(buf, pos, False)
+            if start + length > file_size:
+                raise Truncated("file meta runs past the end of the file")
             if length == UNDEFINED or start + length > len(buf):
                 raise NeedsFallback("odd file meta")
             if vr in (b"UI", b"SH", b"AE", b"CS", b"LO"):
@@ -138,6 +144,7 @@ def parse(buf: bytes, file_size: int, wanted: Collection[int], wanted_sequences:
         raise NeedsFallback("big endian or deflated")
     codec = "ascii"
     implicit = hdr.implicit
+    tag = 0
     try:
         while pos < file_size:
             tag, vr, length, start = _element_header(buf, pos, implicit)
@@ -176,9 +183,9 @@ def parse(buf: bytes, file_size: int, wanted: Collection[int], wanted_sequences:
     except _Incomplete:
         if len(buf) < file_size:
             raise
-        raise NeedsFallback("header ends early") from None
+        raise Truncated(f"header ends inside element ({tag >> 16:04X},{tag & 0xFFFF:04X})") from None
     if pos > file_size:
-        raise NeedsFallback("element runs past the end of the file")
+        raise Truncated(f"element ({tag >> 16:04X},{tag & 0xFFFF:04X}) runs past the end of the file")
     return hdr
 
 

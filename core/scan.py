@@ -124,6 +124,8 @@ def sniff_dicom(head: bytes) -> tuple[bool, str]:
     if len(head) >= 132 and head[128:132] == b"DICM":
         return True, ""
     if len(head) >= 8:
+        if struct.unpack(">H", head[:2])[0] in (0x0002, 0x0008) and head[4:6].isalpha():
+            return False, ""  # big endian without file meta
         group = struct.unpack("<H", head[:2])[0]
         vr_ok = head[4:6].isalpha() and head[4:6].isupper()
         implicit_len = struct.unpack("<I", head[4:8])[0]
@@ -303,6 +305,7 @@ def _pydicom() -> Any:
         from pydicom import config
 
         config.settings.reading_validation_mode = config.IGNORE
+        logging.getLogger("pydicom").setLevel(logging.ERROR)
         warnings.filterwarnings("ignore", module="pydicom")
         _PYDICOM = pydicom
     return _PYDICOM
@@ -337,6 +340,8 @@ def _read_fast(fh: Any, path: str, size: int) -> InstanceSummary | UnreadableFil
                 return None
             buf += fh.read()
             hdr = fastread.parse(buf, size, NEEDED_FLAT, NEEDED_SEQUENCES)
+    except fastread.Truncated as exc:
+        return UnreadableFile(path, f"truncated DICOM header: {exc}")
     except (fastread.NeedsFallback, fastread.Incomplete, struct.error, UnicodeError):
         return None
     if hdr.sequences:
