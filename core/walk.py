@@ -12,6 +12,11 @@ log = logging.getLogger(__name__)
 ErrorHandler = Callable[[str, str], None]
 
 
+def is_own_artefact(name: str) -> bool:
+    """Our temp files (atomic writes in progress) and marker/status files are never data."""
+    return (name.startswith(".part-") and name.endswith(".tmp")) or name.startswith(".dicomtools")
+
+
 def name_matcher(pattern: str | None) -> Callable[[str], bool]:
     """Return a predicate for file names; ``None``, ``*`` and ``*.*`` match everything.
 
@@ -64,7 +69,7 @@ def iter_files(
                 if entry.is_dir(follow_symlinks=True):
                     subdirs.append(entry.path)
                 elif entry.is_file(follow_symlinks=True):
-                    if match(entry.name):
+                    if match(entry.name) and not is_own_artefact(entry.name):
                         yield entry.path
                 elif entry.is_symlink():
                     report(entry.path, "broken symlink, skipped")
