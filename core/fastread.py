@@ -11,18 +11,23 @@ fast path can only be faster, never differently wrong.
 from __future__ import annotations
 
 import struct
-from collections.abc import Collection
 from dataclasses import dataclass, field
 
 _UNPACK_TAG = struct.Struct("<HH").unpack_from
 _UNPACK_U16 = struct.Struct("<H").unpack_from
 _UNPACK_U32 = struct.Struct("<I").unpack_from
+_UNPACK_EXPLICIT = struct.Struct("<HH2sH").unpack_from
+_UNPACK_IMPLICIT = struct.Struct("<HHI").unpack_from
 
 UNDEFINED = 0xFFFFFFFF
 EXPLICIT_LE = "1.2.840.10008.1.2.1"
 IMPLICIT_LE = "1.2.840.10008.1.2"
 # VRs whose explicit-VR header carries a 4-byte length after two reserved bytes.
 LONG_VRS = frozenset({b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT", b"UV"})
+SHORT_VRS = frozenset(
+    {b"AE", b"AS", b"AT", b"CS", b"DA", b"DS", b"DT", b"FD", b"FL", b"IS", b"LO", b"LT", b"PN",
+     b"SH", b"SL", b"SS", b"ST", b"TM", b"UI", b"UL", b"US"}
+)
 PIXEL_TAGS = frozenset({0x7FE00010, 0x7FE00008, 0x7FE00009})
 ITEM, ITEM_END, SEQ_END = 0xFFFEE000, 0xFFFEE00D, 0xFFFEE0DD
 # Character sets whose text decodes with a plain codec (no ISO 2022 escapes).
@@ -109,11 +114,23 @@ def _skip_undefined(buf: bytes, pos: int, implicit: bool, depth: int = 0) -> int
                 pos = start + length
 
 
+_INTERESTING_CACHE: dict[tuple[frozenset[int], frozenset[int]], frozenset[int]] = {}
+
+
+def _interesting(wanted: frozenset[int], wanted_sequences: frozenset[int]) -> frozenset[int]:
+    key = (wanted, wanted_sequences)
+    found = _INTERESTING_CACHE.get(key)
+    if found is None:
+        found = frozenset(wanted) | frozenset(wanted_sequences) | PIXEL_TAGS | {0x00080005}
+        _INTERESTING_CACHE[key] = found
+    return found
+
+
 def _decode(raw: bytes, codec: str) -> str:
     return raw.decode(codec, errors="replace").strip(" \x00")
 
 
-def parse(buf: bytes, file_size: int, wanted: Collection[int], wanted_sequences: Collection[int]) -> FastHeader:
+def parse(buf: bytes, file_size: int, wanted: frozenset[int], wanted_sequences: frozenset[int]) -> FastHeader:
     """Parse file bytes (at least the part before Pixel Data).
 
     Raises :class:`NeedsFallback` when pydicom must do it, and returns
@@ -145,37 +162,58 @@ def parse(buf: bytes, file_size: int, wanted: Collection[int], wanted_sequences:
     codec = "ascii"
     implicit = hdr.implicit
     tag = 0
+    nbuf = len(buf)
+    interesting = _interesting(wanted, wanted_sequences)
     try:
         while pos < file_size:
-            tag, vr, length, start = _element_header(buf, pos, implicit)
-            if tag in PIXEL_TAGS:
-                hdr.pixel_offset = pos
-                hdr.pixel_length = length
-                hdr.pixel_header = start - pos
-                return hdr
-            if tag == 0x00080005:
-                if start + length > len(buf):
-                    raise _Incomplete
-                charset = _decode(buf[start : start + length], "ascii")
-                if charset not in SIMPLE_CHARSETS:
-                    raise NeedsFallback(f"character set {charset}")
-                codec = SIMPLE_CHARSETS[charset]
-                hdr.values[tag] = charset
-            elif tag in wanted_sequences:
-                if length == UNDEFINED:
-                    # non-empty unless the sequence ends at once
-                    if _element_header(buf, start, True)[0] != SEQ_END:
+            # Element header, inlined: this loop runs ~60 times per CT slice.
+            if pos + 8 > nbuf:
+                raise _Incomplete
+            if implicit:
+                group, elem, length = _UNPACK_IMPLICIT(buf, pos)
+                vr = b""
+                start = pos + 8
+            else:
+                group, elem, vr, length = _UNPACK_EXPLICIT(buf, pos)
+                if vr in LONG_VRS:
+                    if pos + 12 > nbuf:
+                        raise _Incomplete
+                    length = _UNPACK_U32(buf, pos + 8)[0]
+                    start = pos + 12
+                elif vr in SHORT_VRS:
+                    start = pos + 8
+                else:
+                    raise NeedsFallback("bad VR")
+            tag = (group << 16) | elem
+            if tag in interesting:
+                if tag in PIXEL_TAGS:
+                    hdr.pixel_offset = pos
+                    hdr.pixel_length = length
+                    hdr.pixel_header = start - pos
+                    return hdr
+                if tag == 0x00080005:
+                    if start + length > nbuf:
+                        raise _Incomplete
+                    charset = _decode(buf[start : start + length], "ascii")
+                    if charset not in SIMPLE_CHARSETS:
+                        raise NeedsFallback(f"character set {charset}")
+                    codec = SIMPLE_CHARSETS[charset]
+                    hdr.values[tag] = charset
+                elif tag in wanted_sequences:
+                    if length == UNDEFINED:
+                        # non-empty unless the sequence ends at once
+                        if _element_header(buf, start, True)[0] != SEQ_END:
+                            hdr.sequences.add(tag)
+                        pos = _skip_undefined(buf, start, implicit and vr != b"UN")
+                        continue
+                    if length:
                         hdr.sequences.add(tag)
-                    pos = _skip_undefined(buf, start, implicit and vr != b"UN")
-                    continue
-                if length:
-                    hdr.sequences.add(tag)
-            elif tag in wanted:
-                if length == UNDEFINED:
-                    raise NeedsFallback("undefined length value")
-                if start + length > len(buf):
-                    raise _Incomplete
-                hdr.values[tag] = _decode(buf[start : start + length], codec)
+                else:
+                    if length == UNDEFINED:
+                        raise NeedsFallback("undefined length value")
+                    if start + length > nbuf:
+                        raise _Incomplete
+                    hdr.values[tag] = _decode(buf[start : start + length], codec)
             if length == UNDEFINED:
                 pos = _skip_undefined(buf, start, implicit and vr != b"UN")
             else:

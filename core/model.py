@@ -8,7 +8,7 @@ built by hand in tests.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 # SOP Class UIDs the tree knows about.
 RT_PLAN = "1.2.840.10008.5.1.4.1.1.481.5"
@@ -98,6 +98,18 @@ class InstanceSummary:
     @property
     def is_plan(self) -> bool:
         return self.sop_class_uid in PLAN_CLASSES
+
+    def __reduce__(self) -> tuple[object, tuple[object, ...]]:
+        # A flat tuple pickles about twice as fast as the default slot dict,
+        # which matters when worker processes send back tens of thousands.
+        return (_summary_from_values, tuple(getattr(self, name) for name in _SUMMARY_FIELDS))
+
+
+def _summary_from_values(*values: object) -> InstanceSummary:
+    return InstanceSummary(*values)  # type: ignore[arg-type]
+
+
+_SUMMARY_FIELDS = tuple(f.name for f in fields(InstanceSummary))
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,7 +24,16 @@ COMMANDS = ["show", "search", "retrieve", "store", "anonymize", "echo", "config"
 TuiLauncher = Callable[..., int]
 
 
-def build_parser(tui_launcher: TuiLauncher | None = None) -> ArgumentParser:
+def _chosen_command(argv: Sequence[str]) -> str | None:
+    """The subcommand named on the line, so only its module is imported (start-up speed)."""
+    for arg in argv:
+        if arg.startswith("-"):
+            continue
+        return arg if arg in COMMANDS else None
+    return None
+
+
+def build_parser(tui_launcher: TuiLauncher | None = None, only: str | None = None) -> ArgumentParser:
     parser = ArgumentParser(
         prog="dicomtools",
         description="Radiotherapy DICOM: reference trees, search, Q/R retrieve, store, anonymize.",
@@ -33,7 +42,7 @@ def build_parser(tui_launcher: TuiLauncher | None = None) -> ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logging")
     parser.set_defaults(tui_launcher=tui_launcher)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in COMMANDS:
+    for name in [only] if only else COMMANDS:
         try:
             module = importlib.import_module(f"dicomtools.core.cli.{name}")
         except ModuleNotFoundError as exc:
@@ -46,7 +55,7 @@ def build_parser(tui_launcher: TuiLauncher | None = None) -> ArgumentParser:
 
 def main(argv: Sequence[str] | None = None, tui_launcher: TuiLauncher | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser(tui_launcher)
+    parser = build_parser(tui_launcher, _chosen_command(args_list))
     args = parser.parse_args(args_list)
     logging.basicConfig(
         level=logging.DEBUG if args.debug else logging.WARNING,

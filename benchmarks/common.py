@@ -1,0 +1,85 @@
+"""Shared helpers for the benchmarks: archives, timing child processes, peak memory."""
+
+from __future__ import annotations
+
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass
+class Timed:
+    seconds: float
+    peak_rss_mb: float
+    returncode: int
+    stdout: bytes
+
+
+def timed(cmd: list[str], env: dict[str, str] | None = None) -> Timed:
+    """Run a command and measure wall time and the peak RSS of its biggest process.
+
+    Each timed command runs in a fresh helper process, so RUSAGE_CHILDREN is
+    the peak of that command alone.
+    """
+    probe = (
+        "import resource, subprocess, sys, time\n"
+        "t = time.perf_counter()\n"
+        "r = subprocess.run(sys.argv[1:], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)\n"
+        "dt = time.perf_counter() - t\n"
+        "rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024\n"
+        "sys.stderr.write(f'{dt} {rss} {r.returncode}\\n')\n"
+        "sys.stdout.buffer.write(r.stdout)\n"
+    )
+    r = subprocess.run([sys.executable, "-c", probe, *cmd], capture_output=True, env=env)
+    dt, rss, rc = r.stderr.decode().strip().splitlines()[-1].split()
+    return Timed(float(dt), float(rss), int(rc), r.stdout)
+
+
+def need(binary: str) -> str:
+    path = shutil.which(binary)
+    if not path:
+        sys.exit(f"benchmark needs {binary!r} (apt-get install dcmtk orthanc)")
+    return path
+
+
+def dicomtools_cmd() -> list[str]:
+    return [sys.executable, "-m", "dicomtools.core"]
+
+
+def make_archive(root: Path, count: int, junk: int) -> None:
+    """count small CT files in nested folders plus junk files; reused when already there."""
+    from dicomtools.core.phantom_bulk import write_ct_series, write_junk
+
+    marker = root / f".dicomtools-bench-{count}-{junk}"
+    if marker.exists():
+        return
+    if root.exists():
+        shutil.rmtree(root)
+    per_folder = 2000
+    t = time.perf_counter()
+    for i in range(0, count, per_folder):
+        write_ct_series(root / f"series{i // per_folder:03d}", min(per_folder, count - i),
+                        patient_id=f"BULK-{i // per_folder:03d}", seed=i)
+    if junk:
+        write_junk(root / "junk", junk)
+    marker.write_text("benchmark archive\n")
+    print(f"wrote {count} CT + {junk} junk files in {time.perf_counter() - t:.1f}s", file=sys.stderr)
+
+
+def drop_page_cache_hint() -> None:
+    """Both tools read the same files in the same run; warm them once so neither pays the disk."""
+
+
+def max_rss_self_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def env_nodelay() -> dict[str, str]:
+    env = dict(os.environ)
+    env["TCP_NODELAY"] = "1"
+    return env
