@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from dicomtools.core.phantom import generate
 from dicomtools.core.phantom_manifest import PhantomManifest
 
