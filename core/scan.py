@@ -18,6 +18,7 @@ from concurrent.futures import Executor, ProcessPoolExecutor
 from typing import Any
 
 from dicomtools.core import fastread
+from dicomtools.core.cache import FileStamp, IndexCache
 from dicomtools.core.model import (
     MEDIA_STORAGE_DIRECTORY,
     BeamInfo,
@@ -450,6 +451,33 @@ def _make_pool(workers: int) -> Executor:
 BatchHandler = Callable[[list[InstanceSummary]], None]
 
 
+def _read_pooled(
+    batches: list[list[str]],
+    n_workers: int,
+    take: Callable[[list[InstanceSummary | UnreadableFile]], None],
+    cancel: CancelToken | None,
+) -> list[list[str]]:
+    """Read batches in worker processes; return the batches left for the caller to read.
+
+    A pool that cannot start or dies (no /dev/shm, killed worker) only slows
+    the scan down: whatever it did not deliver is handed back.
+    """
+    delivered = 0
+    try:
+        with _make_pool(n_workers) as pool:
+            futures = [pool.submit(read_batch, b) for b in batches]
+            for fut in futures:
+                if cancel is not None and cancel.cancelled:
+                    for f in futures:
+                        f.cancel()
+                    return []
+                take(fut.result())
+                delivered += 1
+    except Exception as exc:
+        log.warning("scan worker pool failed (%s); reading the rest in this process", exc)
+    return batches[delivered:]
+
+
 def scan(
     root: str,
     pattern: str | None = None,
@@ -458,12 +486,13 @@ def scan(
     cancel: CancelToken | None = None,
     workers: int | None = None,
     on_batch: BatchHandler | None = None,
-    reader: Callable[[list[str]], list[InstanceSummary | UnreadableFile]] | None = None,
+    cache: IndexCache | None = None,
 ) -> ScanResult:
     """Scan ``root`` recursively; never raises for a bad file, reports each one.
 
     ``on_batch`` receives readable summaries as they arrive (the TUI's live
-    tree). ``reader`` replaces :func:`read_batch` (the index cache plugs in here).
+    tree). With ``cache``, files whose size and mtime are unchanged are not
+    read again, and what is read is stored for next time.
     """
     rep = Reporter("scan", sink)
     started = time.monotonic()
@@ -476,11 +505,11 @@ def scan(
     total = len(paths)
     result.files_seen = total
     rep.started(total, root)
-    read = reader or read_batch
     n_workers = workers if workers is not None else (os.cpu_count() or 1)
     done = 0
+    stamps: dict[str, FileStamp] = {}
 
-    def take(batch_result: list[InstanceSummary | UnreadableFile]) -> None:
+    def take(batch_result: list[InstanceSummary | UnreadableFile], fresh: bool = True) -> None:
         nonlocal done
         good: list[InstanceSummary] = []
         for item in batch_result:
@@ -490,34 +519,31 @@ def scan(
                 result.unreadable.append(item)
         result.instances.extend(good)
         done += len(batch_result)
+        if cache is not None and fresh:
+            cache.store(batch_result, stamps)
         if on_batch and good:
             on_batch(good)
         rep.advanced(done, total)
 
-    batches = _batched(iter(paths), BATCH_SIZE)
-    if n_workers <= 1 or total < PARALLEL_THRESHOLD or reader is not None:
-        for batch in batches:
-            if cancel is not None and cancel.cancelled:
-                break
-            take(read(batch))
-    else:
-        with _make_pool(n_workers) as pool:
-            pending = []
-            batches_sent = {}
-            for batch in batches:
-                fut = pool.submit(read_batch, batch)
-                batches_sent[fut] = batch
-                pending.append(fut)
-            for fut in pending:
-                if cancel is not None and cancel.cancelled:
-                    for f in pending:
-                        f.cancel()
-                    break
-                try:
-                    take(fut.result())
-                except Exception as exc:  # a dead worker must not lose the batch
-                    log.warning("scan worker failed (%s); reading its batch here", exc)
-                    take(read_batch(batches_sent[fut]))
+    to_read = paths
+    if cache is not None:
+        found, stamps = cache.lookup(paths)
+        if found:
+            cached = [found[p] for p in paths if p in found]
+            for i in range(0, len(cached), 4096):
+                take(cached[i : i + 4096], fresh=False)
+        to_read = [p for p in paths if p not in found]
+        if pattern is None:
+            cache.forget_missing(root, paths)
+    batches = list(_batched(iter(to_read), BATCH_SIZE))
+    remaining = batches
+    if n_workers > 1 and len(to_read) >= PARALLEL_THRESHOLD:
+        remaining = _read_pooled(batches, n_workers, take, cancel)
+    for batch in remaining:
+        if cancel is not None and cancel.cancelled:
+            break
+        take(read_batch(batch))
+    result.unreadable.sort(key=lambda u: u.path)
     result.elapsed = time.monotonic() - started
     rep.finished(done, total, f"{len(result.instances)} DICOM, {len(result.unreadable)} unreadable")
     return result

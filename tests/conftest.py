@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 
 import pytest
 from dicomtools.core.phantom import generate
 from dicomtools.core.phantom_manifest import PhantomManifest
+
+
+# Never touch the user's real cache or config: every test process (and the CLI
+# subprocesses it starts) gets private XDG folders.
+_XDG = tempfile.mkdtemp(prefix="dicomtools-tests-xdg-")
+os.environ["XDG_CACHE_HOME"] = os.path.join(_XDG, "cache")
+os.environ["XDG_CONFIG_HOME"] = os.path.join(_XDG, "config")
 
 
 @pytest.fixture(scope="session")

@@ -72,3 +72,22 @@ class ArgumentParser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         sys.stderr.write(f"{self.prog}: error: {message}\n")
         raise SystemExit(2)
+
+
+def add_cache_options(parser: argparse.ArgumentParser) -> None:
+    add_option(parser, "--cache", metavar="DIR", default=None,
+               help="index cache folder [default: $XDG_CACHE_HOME/dicomtools]")
+    add_option(parser, "--noCache", action="store_true", help="read every file; neither use nor fill the index cache")
+
+
+def open_cache(args: argparse.Namespace) -> Any:
+    """The index cache the options ask for, or None; a cache that can't open is a warning, not an error."""
+    if getattr(args, "noCache", False):
+        return None
+    from dicomtools.core.cache import IndexCache
+
+    try:
+        return IndexCache(args.cache)
+    except (OSError, Exception) as exc:  # noqa: B014 - sqlite3 errors included
+        sys.stderr.write(f"warning: index cache unavailable ({exc}); reading all files\n")
+        return None

@@ -7,7 +7,14 @@ import os
 import sys
 from typing import Any
 
-from dicomtools.core.cli.common import RunError, add_option, add_path_options, parse_pairs
+from dicomtools.core.cli.common import (
+    RunError,
+    add_cache_options,
+    add_option,
+    add_path_options,
+    open_cache,
+    parse_pairs,
+)
 from dicomtools.core.progress import LineProgress
 from dicomtools.core.render import render_flat, render_json, render_tree
 from dicomtools.core.scan import scan
@@ -33,6 +40,7 @@ def register(sub: Any) -> None:
         help="fill an empty Treatment Machine Name from the beam's machine model, e.g. RDS=HALCYON",
     )
     add_option(p, "--workers", type=int, default=None, help="reader processes [default: all cores]")
+    add_cache_options(p)
     p.set_defaults(func=run)
 
 
@@ -46,7 +54,7 @@ def check_folder(path: str) -> None:
 def run(args: argparse.Namespace) -> int:
     check_folder(args.path)
     defaults = parse_pairs(args.defaultMachines, "--defaultMachines")
-    result = scan(args.path, args.searchPattern, sink=LineProgress(), workers=args.workers)
+    result = scan(args.path, args.searchPattern, sink=LineProgress(), workers=args.workers, cache=open_cache(args))
     patients = build_forest(result.instances, defaults)
     if args.format == "json":
         text = render_json(

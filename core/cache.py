@@ -1,0 +1,269 @@
+"""On-disk index of what scans and searches read, so a second look at a folder is instant.
+
+SQLite (stdlib) in the user's cache folder, keyed by absolute path and
+validated by size and modification time on every use, so a changed file is
+never answered from the cache. WAL mode and a busy timeout let two processes
+share one cache; a corrupt cache file is moved aside and rebuilt with a
+warning, never trusted and never fatal.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import pickle
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from dicomtools.core.model import InstanceSummary, UnreadableFile
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 2
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
+CREATE TABLE IF NOT EXISTS files (
+    path TEXT PRIMARY KEY,
+    size INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL,
+    unreadable TEXT,
+    summary BLOB
+);
+CREATE TABLE IF NOT EXISTS elements (
+    path TEXT NOT NULL,
+    key TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    PRIMARY KEY (path, key)
+);
+"""
+
+
+def default_cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "dicomtools"
+
+
+@dataclass(frozen=True, slots=True)
+class FileStamp:
+    """What identifies one version of a file."""
+
+    size: int
+    mtime_ns: int
+
+    @classmethod
+    def of(cls, path: str) -> FileStamp | None:
+        try:
+            st = os.stat(path)
+        except OSError:
+            return None
+        return cls(st.st_size, st.st_mtime_ns)
+
+
+class IndexCache:
+    """The index; one instance per process (and per thread: connections are not shared)."""
+
+    def __init__(self, folder: str | os.PathLike[str] | None = None) -> None:
+        self.folder = Path(folder) if folder is not None else default_cache_dir()
+        self.path = self.folder / "index.sqlite"
+        self._local = threading.local()
+        self.hits = 0
+        self.misses = 0
+        self._open()
+
+    # -- connection handling ------------------------------------------------
+    def _connect(self) -> sqlite3.Connection:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        conn.execute("PRAGMA busy_timeout = 30000")
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = NORMAL")
+        conn.executescript(_SCHEMA)
+        row = conn.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
+        if row is None:
+            conn.execute("INSERT OR REPLACE INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
+        elif row[0] != str(SCHEMA_VERSION):
+            raise sqlite3.DatabaseError(f"cache schema {row[0]}, expected {SCHEMA_VERSION}")
+        conn.execute("SELECT count(*) FROM files LIMIT 1").fetchone()
+        return conn
+
+    def _open(self) -> None:
+        try:
+            self._local.conn = self._connect()
+        except sqlite3.DatabaseError as exc:
+            self._rebuild(exc)
+
+    def _rebuild(self, exc: Exception) -> None:
+        """Move a broken cache aside and start empty; the scan itself is unaffected."""
+        log.warning("index cache %s is unusable (%s); rebuilding it", self.path, exc)
+        stamp = time.strftime("%Y%m%d%H%M%S")
+        for suffix in ("", "-wal", "-shm"):
+            old = Path(str(self.path) + suffix)
+            if old.exists():
+                try:
+                    old.replace(Path(f"{self.path}.corrupt-{stamp}{suffix}"))
+                except OSError:
+                    old.unlink(missing_ok=True)
+        self._local.conn = self._connect()
+
+    @property
+    def conn(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            self._open()
+            conn = self._local.conn
+        return conn
+
+    def _run(self, fn: Any) -> Any:
+        """Run a DB action; on corruption rebuild once and retry."""
+        try:
+            return fn(self.conn)
+        except sqlite3.DatabaseError as exc:
+            if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
+                raise
+            self._rebuild(exc)
+            return fn(self.conn)
+
+    def close(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+
+    # -- summaries ----------------------------------------------------------
+    def lookup(
+        self, paths: Sequence[str]
+    ) -> tuple[dict[str, InstanceSummary | UnreadableFile], dict[str, FileStamp]]:
+        """Fresh cached results for ``paths`` (as given), and the stamps of the rest.
+
+        A path whose size or mtime differs from the cached row is a miss.
+        """
+        stamps: dict[str, FileStamp] = {}
+        keys: dict[str, str] = {}
+        for p in paths:
+            stamp = FileStamp.of(p)
+            if stamp is not None:
+                stamps[p] = stamp
+                keys[os.path.abspath(p)] = p
+        rows: dict[str, tuple[int, int, str | None, bytes | None]] = {}
+
+        def fetch(conn: sqlite3.Connection) -> None:
+            keylist = list(keys)
+            for i in range(0, len(keylist), 900):
+                chunk = keylist[i : i + 900]
+                marks = ",".join("?" * len(chunk))
+                for row in conn.execute(
+                    f"SELECT path, size, mtime_ns, unreadable, summary FROM files WHERE path IN ({marks})",
+                    chunk,
+                ):
+                    rows[row[0]] = row[1:]
+
+        self._run(fetch)
+        found: dict[str, InstanceSummary | UnreadableFile] = {}
+        for abs_path, given in keys.items():
+            row = rows.get(abs_path)
+            stamp = stamps[given]
+            if row is None or row[0] != stamp.size or row[1] != stamp.mtime_ns:
+                continue
+            try:
+                if row[2] is not None:
+                    found[given] = UnreadableFile(given, row[2])
+                else:
+                    summary = pickle.loads(row[3])  # noqa: S301 - our own cache file
+                    if not isinstance(summary, InstanceSummary):
+                        continue
+                    summary.path = given
+                    found[given] = summary
+            except Exception:  # a damaged row is a miss, not an error
+                continue
+        self.hits += len(found)
+        self.misses += len(stamps) - len(found)
+        return found, {p: s for p, s in stamps.items() if p not in found}
+
+    def store(self, results: Iterable[InstanceSummary | UnreadableFile], stamps: dict[str, FileStamp]) -> None:
+        rows = []
+        for item in results:
+            stamp = stamps.get(item.path)
+            if stamp is None:
+                continue
+            if isinstance(item, InstanceSummary):
+                if (item.size, item.mtime_ns) != (stamp.size, stamp.mtime_ns):
+                    continue  # changed while we read it: do not cache
+                rows.append((os.path.abspath(item.path), stamp.size, stamp.mtime_ns, None, pickle.dumps(item)))
+            elif item.reason.startswith(("cannot read", "cannot stat", "symlink", "broken symlink")):
+                continue  # transient or not about the content
+            else:
+                rows.append((os.path.abspath(item.path), stamp.size, stamp.mtime_ns, item.reason, None))
+        if not rows:
+            return
+
+        def write(conn: sqlite3.Connection) -> None:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.executemany("DELETE FROM elements WHERE path = ?", [(r[0],) for r in rows])
+                conn.executemany("INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?)", rows)
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+
+        self._run(write)
+
+    # -- element values for searches ------------------------------------------
+    def lookup_elements(self, paths: Sequence[str], key: str) -> dict[str, Any]:
+        """Cached element payloads for one expression key; the caller validated the files."""
+        keys = {os.path.abspath(p): p for p in paths}
+        out: dict[str, Any] = {}
+
+        def fetch(conn: sqlite3.Connection) -> None:
+            keylist = list(keys)
+            for i in range(0, len(keylist), 900):
+                chunk = keylist[i : i + 900]
+                marks = ",".join("?" * len(chunk))
+                for path, payload in conn.execute(
+                    f"SELECT path, payload FROM elements WHERE key = ? AND path IN ({marks})", [key, *chunk]
+                ):
+                    out[keys[path]] = json.loads(payload)
+
+        self._run(fetch)
+        return out
+
+    def store_elements(self, key: str, values: dict[str, Any]) -> None:
+        rows = [(os.path.abspath(p), key, json.dumps(v)) for p, v in values.items()]
+        if not rows:
+            return
+
+        def write(conn: sqlite3.Connection) -> None:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.executemany("INSERT OR REPLACE INTO elements VALUES (?, ?, ?)", rows)
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+
+        self._run(write)
+
+    def forget_missing(self, root: str, present: Iterable[str]) -> int:
+        """Drop rows of files under ``root`` that no longer exist; returns how many."""
+        base = os.path.abspath(root).rstrip(os.sep) + os.sep
+        keep = {os.path.abspath(p) for p in present}
+
+        def prune(conn: sqlite3.Connection) -> int:
+            rows = conn.execute(
+                "SELECT path FROM files WHERE path >= ? AND path < ?", (base, base[:-1] + chr(ord(os.sep) + 1))
+            ).fetchall()
+            gone = [(r[0],) for r in rows if r[0] not in keep]
+            if gone:
+                conn.execute("BEGIN IMMEDIATE")
+                conn.executemany("DELETE FROM files WHERE path = ?", gone)
+                conn.executemany("DELETE FROM elements WHERE path = ?", gone)
+                conn.execute("COMMIT")
+            return len(gone)
+
+        return int(self._run(prune))
