@@ -191,7 +191,8 @@ class _Builder:
         members = self.ix.series[series_uid]
         first = members[0]
         desc = f", {first.series_description}" if first.series_description else ""
-        label = f"{len(members)} images{desc} (SeriesUID: {series_uid})"
+        noun = "image" if len(members) == 1 else "images"
+        label = f"{len(members)} {noun}{desc} (SeriesUID: {series_uid})"
         return Node(
             kind,
             label,
