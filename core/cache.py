@@ -174,7 +174,7 @@ class IndexCache:
                 if row[2] is not None:
                     found[given] = UnreadableFile(given, row[2])
                 else:
-                    summary = pickle.loads(row[3])  # noqa: S301 - our own cache file
+                    summary = pickle.loads(row[3] or b"")  # noqa: S301 - our own cache file
                     if not isinstance(summary, InstanceSummary):
                         continue
                     summary.path = given
@@ -186,7 +186,7 @@ class IndexCache:
         return found, {p: s for p, s in stamps.items() if p not in found}
 
     def store(self, results: Iterable[InstanceSummary | UnreadableFile], stamps: dict[str, FileStamp]) -> None:
-        rows = []
+        rows: list[tuple[str, int, int, str | None, bytes | None]] = []
         for item in results:
             stamp = stamps.get(item.path)
             if stamp is None:

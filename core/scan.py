@@ -447,11 +447,10 @@ def _make_pool(workers: int) -> Executor:
     methods = multiprocessing.get_all_start_methods()
     # forkserver: safe when the caller has threads (the TUI, pynetdicom), cheap per worker.
     if "forkserver" in methods:
-        ctx = multiprocessing.get_context("forkserver")
-        ctx.set_forkserver_preload(["dicomtools.core.scan"])
-    else:  # pragma: no cover - not Linux
-        ctx = multiprocessing.get_context("spawn")
-    return ProcessPoolExecutor(max_workers=workers, mp_context=ctx)
+        fs_ctx = multiprocessing.get_context("forkserver")
+        fs_ctx.set_forkserver_preload(["dicomtools.core.scan"])
+        return ProcessPoolExecutor(max_workers=workers, mp_context=fs_ctx)
+    return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
 
 
 @contextmanager
