@@ -25,7 +25,7 @@ from dicomtools.core.model import InstanceSummary, UnreadableFile
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
 CREATE TABLE IF NOT EXISTS files (
@@ -38,6 +38,8 @@ CREATE TABLE IF NOT EXISTS files (
 CREATE TABLE IF NOT EXISTS elements (
     path TEXT NOT NULL,
     key TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL,
     payload TEXT NOT NULL,
     PRIMARY KEY (path, key)
 );
@@ -205,7 +207,6 @@ class IndexCache:
         def write(conn: sqlite3.Connection) -> None:
             conn.execute("BEGIN IMMEDIATE")
             try:
-                conn.executemany("DELETE FROM elements WHERE path = ?", [(r[0],) for r in rows])
                 conn.executemany("INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?)", rows)
                 conn.execute("COMMIT")
             except BaseException:
@@ -215,9 +216,18 @@ class IndexCache:
         self._run(write)
 
     # -- element values for searches ------------------------------------------
-    def lookup_elements(self, paths: Sequence[str], key: str) -> dict[str, Any]:
-        """Cached element payloads for one expression key; the caller validated the files."""
-        keys = {os.path.abspath(p): p for p in paths}
+    @staticmethod
+    def stamps(paths: Sequence[str]) -> dict[str, FileStamp]:
+        out: dict[str, FileStamp] = {}
+        for p in paths:
+            stamp = FileStamp.of(p)
+            if stamp is not None:
+                out[p] = stamp
+        return out
+
+    def lookup_elements(self, stamps: dict[str, FileStamp], key: str) -> dict[str, Any]:
+        """Cached payloads for one expression key, only for files unchanged since they were stored."""
+        keys = {os.path.abspath(p): p for p in stamps}
         out: dict[str, Any] = {}
 
         def fetch(conn: sqlite3.Connection) -> None:
@@ -225,23 +235,31 @@ class IndexCache:
             for i in range(0, len(keylist), 900):
                 chunk = keylist[i : i + 900]
                 marks = ",".join("?" * len(chunk))
-                for path, payload in conn.execute(
-                    f"SELECT path, payload FROM elements WHERE key = ? AND path IN ({marks})", [key, *chunk]
+                for path, size, mtime_ns, payload in conn.execute(
+                    f"SELECT path, size, mtime_ns, payload FROM elements WHERE key = ? AND path IN ({marks})",
+                    [key, *chunk],
                 ):
-                    out[keys[path]] = json.loads(payload)
+                    given = keys[path]
+                    stamp = stamps[given]
+                    if (size, mtime_ns) == (stamp.size, stamp.mtime_ns):
+                        out[given] = json.loads(payload)
 
         self._run(fetch)
         return out
 
-    def store_elements(self, key: str, values: dict[str, Any]) -> None:
-        rows = [(os.path.abspath(p), key, json.dumps(v)) for p, v in values.items()]
+    def store_elements(self, key: str, values: dict[str, Any], stamps: dict[str, FileStamp]) -> None:
+        rows = [
+            (os.path.abspath(p), key, stamps[p].size, stamps[p].mtime_ns, json.dumps(v))
+            for p, v in values.items()
+            if p in stamps and FileStamp.of(p) == stamps[p]
+        ]
         if not rows:
             return
 
         def write(conn: sqlite3.Connection) -> None:
             conn.execute("BEGIN IMMEDIATE")
             try:
-                conn.executemany("INSERT OR REPLACE INTO elements VALUES (?, ?, ?)", rows)
+                conn.executemany("INSERT OR REPLACE INTO elements VALUES (?, ?, ?, ?, ?)", rows)
                 conn.execute("COMMIT")
             except BaseException:
                 conn.execute("ROLLBACK")

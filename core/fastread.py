@@ -55,6 +55,7 @@ class NeedsFallback(Exception):
 class FastHeader:
     meta: dict[int, str] = field(default_factory=dict)
     values: dict[int, str] = field(default_factory=dict)
+    raw: dict[int, tuple[bytes, bytes]] = field(default_factory=dict)  # wanted tag -> (VR or b"", value bytes)
     sequences: set[int] = field(default_factory=set)  # wanted sequences that are present and non-empty
     pixel_offset: int | None = None  # where the Pixel Data element starts
     pixel_length: int | None = None  # its declared length (UNDEFINED for encapsulated)
@@ -194,7 +195,8 @@ def parse(buf: bytes, file_size: int, wanted: frozenset[int], wanted_sequences: 
                 if tag == 0x00080005:
                     if start + length > nbuf:
                         raise _Incomplete
-                    charset = _decode(buf[start : start + length], "ascii")
+                    hdr.raw[tag] = (vr, buf[start : start + length])
+                    charset = _decode(hdr.raw[tag][1], "ascii")
                     if charset not in SIMPLE_CHARSETS:
                         raise NeedsFallback(f"character set {charset}")
                     codec = SIMPLE_CHARSETS[charset]
@@ -213,7 +215,9 @@ def parse(buf: bytes, file_size: int, wanted: frozenset[int], wanted_sequences: 
                         raise NeedsFallback("undefined length value")
                     if start + length > nbuf:
                         raise _Incomplete
-                    hdr.values[tag] = _decode(buf[start : start + length], codec)
+                    value = buf[start : start + length]
+                    hdr.raw[tag] = (vr, value)
+                    hdr.values[tag] = _decode(value, codec)
             if length == UNDEFINED:
                 pos = _skip_undefined(buf, start, implicit and vr != b"UN")
             else:

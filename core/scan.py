@@ -10,12 +10,10 @@ from __future__ import annotations
 
 import gc
 import logging
-import multiprocessing
 import os
 import struct
 import time
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Executor, ProcessPoolExecutor
 from contextlib import contextmanager
 from typing import Any
 
@@ -28,6 +26,7 @@ from dicomtools.core.model import (
     ScanResult,
     UnreadableFile,
 )
+from dicomtools.core.pool import run_batches
 from dicomtools.core.progress import CancelToken, ProgressSink, Reporter
 from dicomtools.core.walk import iter_files
 
@@ -443,16 +442,6 @@ def _batched(items: Iterator[str], size: int) -> Iterator[list[str]]:
         yield batch
 
 
-def _make_pool(workers: int) -> Executor:
-    methods = multiprocessing.get_all_start_methods()
-    # forkserver: safe when the caller has threads (the TUI, pynetdicom), cheap per worker.
-    if "forkserver" in methods:
-        fs_ctx = multiprocessing.get_context("forkserver")
-        fs_ctx.set_forkserver_preload(["dicomtools.core.scan"])
-        return ProcessPoolExecutor(max_workers=workers, mp_context=fs_ctx)
-    return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
-
-
 @contextmanager
 def _gc_paused() -> Iterator[None]:
     """Creating tens of thousands of small objects triggers needless full GC passes."""
@@ -466,33 +455,6 @@ def _gc_paused() -> Iterator[None]:
 
 
 BatchHandler = Callable[[list[InstanceSummary]], None]
-
-
-def _read_pooled(
-    batches: list[list[str]],
-    n_workers: int,
-    take: Callable[[list[InstanceSummary | UnreadableFile]], None],
-    cancel: CancelToken | None,
-) -> list[list[str]]:
-    """Read batches in worker processes; return the batches left for the caller to read.
-
-    A pool that cannot start or dies (no /dev/shm, killed worker) only slows
-    the scan down: whatever it did not deliver is handed back.
-    """
-    delivered = 0
-    try:
-        with _make_pool(n_workers) as pool:
-            futures = [pool.submit(read_batch, b) for b in batches]
-            for fut in futures:
-                if cancel is not None and cancel.cancelled:
-                    for f in futures:
-                        f.cancel()
-                    return []
-                take(fut.result())
-                delivered += 1
-    except Exception as exc:
-        log.warning("scan worker pool failed (%s); reading the rest in this process", exc)
-    return batches[delivered:]
 
 
 def scan(
@@ -556,7 +518,8 @@ def scan(
     remaining = batches
     with _gc_paused():
         if n_workers > 1 and len(to_read) >= PARALLEL_THRESHOLD:
-            remaining = _read_pooled(batches, n_workers, take, cancel)
+            run_batches(batches, read_batch, (), n_workers, take, cancel)
+            remaining = []
         for batch in remaining:
             if cancel is not None and cancel.cancelled:
                 break
