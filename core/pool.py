@@ -20,14 +20,13 @@ from dicomtools.core.progress import CancelToken
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-PRELOAD = ["dicomtools.core.scan", "dicomtools.core.search"]
 
 
-def make_pool(workers: int) -> ProcessPoolExecutor:
+def make_pool(workers: int, preload: str) -> ProcessPoolExecutor:
     """forkserver: safe when the caller has threads (the TUI, pynetdicom), cheap per worker."""
     if "forkserver" in multiprocessing.get_all_start_methods():
         ctx = multiprocessing.get_context("forkserver")
-        ctx.set_forkserver_preload(PRELOAD)
+        ctx.set_forkserver_preload([preload])
         return ProcessPoolExecutor(max_workers=workers, mp_context=ctx)
     return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
 
@@ -49,7 +48,7 @@ def run_batches(
     futures: list[Future[list[T]] | None] = [None] * n
     pool: ProcessPoolExecutor | None = None
     try:
-        pool = make_pool(workers)
+        pool = make_pool(workers, fn.__module__)
         for i, batch in enumerate(batches):
             futures[i] = pool.submit(fn, batch, *extra)
     except Exception as exc:
