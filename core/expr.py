@@ -113,9 +113,22 @@ class Expression:
                 values.extend(held)
         return Match(_distinct(values)) if found else None
 
+    def evaluate_strings(self, vr: str, strings: list[str] | None) -> Match | None:
+        """Evaluate a single-step expression on an element given as its value strings.
+
+        ``strings`` is None when the element is absent; the fast search path uses
+        this to skip building a pydicom dataset.
+        """
+        if strings is None:
+            return None
+        held = self._test_strings(vr, strings)
+        return None if held is None else Match(_distinct(held))
+
     def _test(self, elem: DataElement) -> list[str] | None:
-        vr = str(elem.VR)
-        vals = [_normalize(v, vr) for v in element_strings(elem)]
+        return self._test_strings(str(elem.VR), element_strings(elem))
+
+    def _test_strings(self, vr: str, strings: list[str]) -> list[str] | None:
+        vals = [_normalize(v, vr) for v in strings]
         empty = not vals or all(v == "" for v in vals)
         op = self.op
         if op in ("present", "show"):
@@ -272,6 +285,17 @@ def iter_elements(ds: Dataset, path: Sequence[TagStep]) -> Iterator[DataElement]
     for item in elem.value:
         if isinstance(item, Dataset):
             yield from iter_elements(item, path[1:])
+
+
+# Text VRs whose value is never split on backslashes.
+SINGLE_VALUED_TEXT = frozenset({"LT", "ST", "UT", "UR"})
+
+
+def text_strings(vr: str, text: str) -> list[str]:
+    """The value strings pydicom would give for a text element whose decoded value is ``text``."""
+    parts = [text] if vr in SINGLE_VALUED_TEXT else text.split("\\")
+    out = [p.rstrip(" \x00") if vr in SINGLE_VALUED_TEXT else p.strip(" \x00") for p in parts]
+    return [] if out == [""] else out
 
 
 def element_strings(elem: DataElement) -> list[str]:

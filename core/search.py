@@ -136,16 +136,8 @@ def _fast_plan(tags: tuple[int, ...]) -> frozenset[int] | None:
 _NO_SEQUENCES: frozenset[int] = frozenset()
 
 
-def _read_fast(path: str, wanted: frozenset[int]) -> Dataset | UnreadableFile | None:
-    """Flat public text elements straight from the bytes; None when pydicom must read the file.
-
-    The values go into the dataset as raw elements, so pydicom decodes them
-    exactly as it would from the file (character set included).
-    """
-    from pydicom.datadict import dictionary_VR
-    from pydicom.dataelem import RawDataElement
-    from pydicom.tag import Tag
-
+def _read_fast_header(path: str, wanted: frozenset[int]) -> fastread.FastHeader | UnreadableFile | None:
+    """Flat public text elements straight from the bytes; None when pydicom must read the file."""
     try:
         with open(path, "rb") as fh:
             size = os.fstat(fh.fileno()).st_size
@@ -166,6 +158,18 @@ def _read_fast(path: str, wanted: frozenset[int]) -> Dataset | UnreadableFile | 
         return None
     if hdr.meta.get(0x00020002) == MEDIA_STORAGE_DIRECTORY:
         return UnreadableFile(path, "DICOMDIR (media directory index), not an instance")
+    return hdr
+
+
+def _read_fast(path: str, wanted: frozenset[int]) -> Dataset | UnreadableFile | None:
+    """The fast header as a dataset of raw elements, decoded by pydicom exactly as from the file."""
+    from pydicom.datadict import dictionary_VR
+    from pydicom.dataelem import RawDataElement
+    from pydicom.tag import Tag
+
+    hdr = _read_fast_header(path, wanted)
+    if not isinstance(hdr, fastread.FastHeader):
+        return hdr
     ds = Dataset()
     for tag, (vr_bytes, value) in sorted(hdr.raw.items()):
         vr = vr_bytes.decode("ascii") if vr_bytes else dictionary_VR(tag)
@@ -217,8 +221,42 @@ def read_values(path: str, tags: Sequence[int]) -> Dataset | UnreadableFile:
         return UnreadableFile(path, f"corrupt DICOM: {type(exc).__name__}: {_one_line(exc)}")
 
 
+def _search_flat(path: str, exprs: Sequence[Expression], flat: frozenset[int]) -> FileOutcome | None:
+    """Evaluate single-step expressions on flat text elements without building a dataset."""
+    from pydicom.datadict import dictionary_VR
+
+    hdr = _read_fast_header(path, flat)
+    if hdr is None:
+        return None
+    if isinstance(hdr, UnreadableFile):
+        return FileOutcome(path, False, reason=hdr.reason)
+    codec = fastread.SIMPLE_CHARSETS.get(hdr.values.get(SPECIFIC_CHARACTER_SET, ""), "ascii")
+    per_expr: list[list[str] | None] = []
+    for e in exprs:
+        tag = e.top_level_tag
+        raw = hdr.raw.get(tag)
+        if raw is None:
+            per_expr.append(None)
+            continue
+        vr = raw[0].decode("ascii") if raw[0] else dictionary_VR(tag)
+        text = raw[1].decode(codec if vr in _CHARSET_VRS else "latin_1", errors="replace")
+        m = e.evaluate_strings(vr, expr_mod.text_strings(vr, text))
+        per_expr.append(None if m is None else list(m.values))
+    return FileOutcome(path, True, combine(exprs, per_expr), per_expr=tuple(per_expr))
+
+
+# VRs pydicom decodes with the Specific Character Set (the rest are default repertoire).
+_CHARSET_VRS = frozenset({"SH", "LO", "ST", "LT", "UC", "UT", "PN"})
+
+
 def search_file(path: str, exprs: Sequence[Expression], tags: Sequence[int]) -> FileOutcome:
     """Read one file and evaluate every expression on it; never raises."""
+    if all(len(e.path) == 1 for e in exprs):
+        flat = _fast_plan(tuple(sorted(set(tags))))
+        if flat is not None:
+            outcome = _search_flat(path, exprs, flat)
+            if outcome is not None:
+                return outcome
     got = read_values(path, tags)
     if isinstance(got, UnreadableFile):
         return FileOutcome(path, False, reason=got.reason)
