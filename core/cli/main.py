@@ -55,6 +55,11 @@ def build_parser(tui_launcher: TuiLauncher | None = None, only: str | None = Non
 
 def main(argv: Sequence[str] | None = None, tui_launcher: TuiLauncher | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
+    for stream in (sys.stdout, sys.stderr):
+        # File names that are not valid UTF-8 arrive as surrogate escapes: print, don't crash.
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            reconfigure(errors="backslashreplace")
     parser = build_parser(tui_launcher, _chosen_command(args_list))
     args = parser.parse_args(args_list)
     logging.basicConfig(
