@@ -1,0 +1,1 @@
+"""Anonymization profiles shipped with dicomtools: data files (``*.toml``) only, no code."""
