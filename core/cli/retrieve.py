@@ -1,0 +1,130 @@
+"""``dicomtools retrieve``: one patient's plans and what they reference, via Q/R."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from dicomtools.core.cli.common import RunError, UsageError, add_option, parse_pairs
+from dicomtools.core.cli.config import add_node_options, node_from_args, node_title
+from dicomtools.core.net.assoc import NetError
+from dicomtools.core.net.retrieve import RetrieveOptions, retrieve
+from dicomtools.core.progress import LineProgress, ProgressEvent
+from dicomtools.core.render import render_tree
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser(
+        "retrieve",
+        help="retrieve patient data using Q/R (C-FIND, then C-MOVE or C-GET)",
+        description="Find the patient's studies, retrieve them (only what the chosen plans need when the "
+        "node allows) into a temporary folder, build the reference tree and save the wanted data into --path.",
+    )
+    add_option(p, "--patientId", required=True, help="Patient ID (0010,0020), exact")
+    add_option(p, "--planId", nargs="+", action="extend", metavar="PLAN",
+               help="RT Plan Label (300A,0002) or plan SOP Instance UID; only these plans and their subtrees")
+    add_option(p, "--onlyApprovedPlans", action="store_true", help="only plans with Approval Status APPROVED")
+    add_option(p, "--newPatientId", default=None, help="Patient ID written into the saved files")
+    add_option(p, "--newPatientName", default=None, help="Patient Name written into the saved files")
+    add_option(p, "--anonymize", action="store_true", help="anonymize the saved data (needs --newPatientId/Name)")
+    add_option(p, "--path", required=True, help="folder to save into")
+    add_option(p, "--showTree", action="store_true", help="print the tree of what was saved")
+    add_option(p, "--force", action="store_true", help="write into an existing non-empty --path without asking")
+    add_option(p, "--useGet", action="store_true", help="C-GET instead of C-MOVE (no inbound port needed)")
+    add_option(p, "--scpPort", type=int, default=None, metavar="PORT",
+               help="port of our Storage SCP for C-MOVE [default: [local] scp_port]")
+    add_option(p, "--wholePatient", action="store_true",
+               help="always retrieve the whole patient, then select (no selective retrieval)")
+    add_option(p, "--defaultMachines", nargs="+", action="extend", metavar="MODEL=MACHINE",
+               help="machine names shown in the tree for plans with empty names")
+    add_node_options(p)
+    p.set_defaults(func=run)
+
+
+def _confirm_path(path: Path, force: bool) -> None:
+    if not path.exists() or force:
+        return
+    if not path.is_dir():
+        raise RunError(f"--path {str(path)!r} exists and is not a folder")
+    if not any(path.iterdir()):
+        return
+    if not sys.stdin.isatty():
+        raise RunError(f"--path {str(path)!r} exists and is not empty (use --force to write into it)")
+    sys.stderr.write(f"{path} exists and is not empty; write into it? [y/N] ")
+    sys.stderr.flush()
+    answer = sys.stdin.readline().strip().lower()
+    if answer not in ("y", "yes"):
+        raise RunError("cancelled: --path not confirmed", code=1)
+
+
+def _anonymize_settings(args: argparse.Namespace, profile: str, options: list[str]) -> Any:
+    """The anonymizer's settings, or a one-line error when this build has no anonymizer."""
+    try:
+        from dicomtools.core.anonymize import AnonymizeSettings
+    except ImportError:
+        raise RunError("--anonymize is not available yet in this version") from None
+    return AnonymizeSettings(new_patient_id=args.newPatientId, new_patient_name=args.newPatientName,
+                             profile=profile, options=options)
+
+
+class _Sink:
+    def __init__(self) -> None:
+        self.line = LineProgress()
+
+    def __call__(self, event: ProgressEvent) -> None:
+        self.line(event)
+        if event.kind == "message" and not self.line.enabled and event.level in ("warning", "error"):
+            sys.stderr.write(event.text + "\n")
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.anonymize and not (args.newPatientId and args.newPatientName):
+        raise UsageError("--anonymize needs --newPatientId and --newPatientName")
+    cfg, node = node_from_args(args)
+    anonymize = _anonymize_settings(args, cfg.anonymize.profile, cfg.anonymize.options) if args.anonymize else None
+    out = Path(args.path)
+    _confirm_path(out, args.force)
+    method = "get" if args.useGet else node.retrieve_method
+    opts = RetrieveOptions(
+        patient_id=args.patientId,
+        out_dir=out,
+        plan_ids=list(args.planId or []),
+        only_approved=args.onlyApprovedPlans,
+        new_patient_id=None if anonymize else args.newPatientId,
+        new_patient_name=None if anonymize else args.newPatientName,
+        method=method,
+        scp_port=args.scpPort if args.scpPort is not None else cfg.local.scp_port,
+        scp_bind=cfg.local.scp_bind,
+        use_tls=args.useTls,
+        selective=not args.wholePatient,
+        default_machines=dict(cfg.machines.defaults) | parse_pairs(args.defaultMachines, "--defaultMachines"),
+        anonymize=anonymize,
+    )
+    try:
+        res = retrieve(node, opts, sink=_Sink())
+    except NetError as exc:
+        raise RunError(str(exc)) from None
+    except Exception as exc:
+        if type(exc).__name__ == "AnonymizeError":
+            raise RunError(f"anonymization: {exc}") from None
+        raise
+    if anonymize is not None:
+        sys.stderr.write(f"note: {out / 'anonymization_map.csv'} links the new and the original identity; "
+                         "it is sensitive: do not pass it on with the data\n")
+    if args.showTree and res.forest:
+        sys.stdout.write(render_tree(res.forest))
+    for note in res.notes:
+        sys.stderr.write(f"note: {note}\n")
+    for prob in res.problems:
+        sys.stderr.write(f"problem: {prob}\n")
+    how = "C-GET" if method == "get" else "C-MOVE"
+    sys.stdout.write(f"retrieve {args.patientId} from {node_title(node)} ({how}) into {out}: {res.summary()}\n")
+    if res.cancelled:
+        return 130
+    if not res.saved and not res.problems:
+        sys.stderr.write("problem: nothing saved\n")
+        return 1
+    return 0 if res.ok else 1
+

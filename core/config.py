@@ -1,0 +1,384 @@
+"""The preset file: local AE, DICOM nodes, machine mappings, anonymization, logging.
+
+One TOML file (default ``$XDG_CONFIG_HOME/dicomtools/config.toml``), read with
+``tomllib`` and written with ``tomli-w`` so the CLI (``dicomtools config``)
+and the TUI settings screen share one code path. Unknown keys and wrong types
+are rejected with one line naming the file and the dotted key, because a typo
+in a hand-edited preset must not silently fall back to a default.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import logging
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import tomli_w
+
+from dicomtools.core.atomic import atomic_write_bytes
+
+log = logging.getLogger(__name__)
+
+DEFAULT_AE_TITLE = "DICOMTOOLS"
+DEFAULT_SCP_PORT = 104  # the seed tool's default; 11112 is the non-root recommendation
+RETRIEVE_METHODS = ("move", "get")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+class ConfigError(Exception):
+    """A missing or invalid preset; the message is one line naming file and key."""
+
+
+@dataclass
+class TlsConfig:
+    """TLS for one node: CA bundle to verify the peer, optional client certificate."""
+
+    enabled: bool = False
+    ca: str = ""
+    cert: str = ""
+    key: str = ""
+    check_hostname: bool = True
+
+
+@dataclass
+class NodeConfig:
+    """One remote DICOM node (PACS, ARIA DICOM service, Orthanc...)."""
+
+    host: str = "127.0.0.1"
+    port: int = 104
+    called_ae: str = "ANY-SCP"
+    calling_ae: str = ""  # overrides [local] ae_title for this node when set
+    retrieve_method: str = "move"  # "move" (needs our SCP port reachable) or "get"
+    connect_timeout: float = 10.0
+    acse_timeout: float = 30.0
+    dimse_timeout: float = 120.0
+    network_timeout: float = 120.0
+    max_pdu: int = 0  # 0 = no limit on what we receive
+    machines: list[str] = field(default_factory=list)  # known treatment machines, empty = any
+    tls: TlsConfig = field(default_factory=TlsConfig)
+
+
+@dataclass
+class LocalConfig:
+    """Our own side: calling AE title and the Storage SCP used by C-MOVE."""
+
+    ae_title: str = DEFAULT_AE_TITLE
+    scp_port: int = DEFAULT_SCP_PORT
+    # Interface our Storage SCP binds to. Empty = the local address we use to
+    # reach the node (never 0.0.0.0 unless written here explicitly).
+    scp_bind: str = ""
+
+
+@dataclass
+class MachinesConfig:
+    """Treatment machine fixes applied to plans sent by ``store``."""
+
+    mapping: dict[str, str] = field(default_factory=dict)  # Treatment Machine Name A -> B
+    defaults: dict[str, str] = field(default_factory=dict)  # model (0008,1090) -> machine
+
+
+@dataclass
+class AnonymizeConfig:
+    profile: str = "aria"
+    options: list[str] = field(default_factory=lambda: ["CleanDesc", "RetainDeviceIdent"])
+
+
+@dataclass
+class LoggingConfig:
+    level: str = "WARNING"
+
+
+@dataclass
+class Config:
+    """The whole preset; ``path`` is where it was read from (not stored in the file)."""
+
+    local: LocalConfig = field(default_factory=LocalConfig)
+    nodes: dict[str, NodeConfig] = field(default_factory=dict)
+    machines: MachinesConfig = field(default_factory=MachinesConfig)
+    anonymize: AnonymizeConfig = field(default_factory=AnonymizeConfig)
+    logging: LoggingConfig = field(default_factory=LoggingConfig)
+    path: Path | None = field(default=None, compare=False)
+
+    def node(self, name: str) -> NodeConfig:
+        try:
+            return self.nodes[name]
+        except KeyError:
+            where = self.path or default_config_path()
+            known = ", ".join(sorted(self.nodes)) or "none defined"
+            raise ConfigError(f"{where}: no node [nodes.{name}] (known: {known})") from None
+
+
+def default_config_path() -> Path:
+    base = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
+    return Path(base) / "dicomtools" / "config.toml"
+
+
+# ---------------------------------------------------------------- reading
+
+
+def _check_value(src: Path, key: str, value: Any, default: Any, annotation: str) -> Any:
+    """Validate one scalar/list/dict value against the dataclass field's type."""
+
+    def bad(expected: str) -> ConfigError:
+        return ConfigError(f"{src}: key '{key}': expected {expected}, got {value!r}")
+
+    if annotation == "bool":
+        if not isinstance(value, bool):
+            raise bad("true or false")
+        return value
+    if annotation == "int":
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise bad("an integer")
+        return value
+    if annotation == "float":
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise bad("a number")
+        return float(value)
+    if annotation == "str":
+        if not isinstance(value, str):
+            raise bad("a string")
+        return value
+    if annotation == "list[str]":
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise bad("a list of strings")
+        return list(value)
+    if annotation == "dict[str, str]":
+        if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+            raise bad("a table of strings")
+        return dict(value)
+    raise ConfigError(f"{src}: key '{key}': unsupported type {annotation}")  # pragma: no cover
+
+
+_NESTED = {"TlsConfig": TlsConfig}
+
+
+def _build(cls: type[Any], data: Any, src: Path, prefix: str) -> Any:
+    if not isinstance(data, dict):
+        raise ConfigError(f"{src}: key '{prefix}': expected a table, got {data!r}")
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.name != "path"}
+    obj = cls()
+    for key, value in data.items():
+        dotted = f"{prefix}.{key}" if prefix else key
+        f = fields.get(key)
+        if f is None:
+            raise ConfigError(f"{src}: unknown key '{dotted}'")
+        ann = str(f.type)
+        if ann in _NESTED:
+            setattr(obj, key, _build(_NESTED[ann], value, src, dotted))
+        else:
+            setattr(obj, key, _check_value(src, dotted, value, getattr(obj, key), ann))
+    return obj
+
+
+def _validate(cfg: Config, src: Path) -> None:
+    if cfg.logging.level.upper() not in LOG_LEVELS:
+        raise ConfigError(f"{src}: key 'logging.level': expected one of {', '.join(LOG_LEVELS)}")
+    cfg.logging.level = cfg.logging.level.upper()
+    _check_ae(src, "local.ae_title", cfg.local.ae_title)
+    _check_port(src, "local.scp_port", cfg.local.scp_port)
+    for name, node in cfg.nodes.items():
+        p = f"nodes.{name}"
+        _check_port(src, f"{p}.port", node.port)
+        _check_ae(src, f"{p}.called_ae", node.called_ae)
+        if node.calling_ae:
+            _check_ae(src, f"{p}.calling_ae", node.calling_ae)
+        if node.retrieve_method not in RETRIEVE_METHODS:
+            raise ConfigError(f"{src}: key '{p}.retrieve_method': expected 'move' or 'get'")
+        if not node.host:
+            raise ConfigError(f"{src}: key '{p}.host': must not be empty")
+
+
+def _check_port(src: Path | str, key: str, port: int) -> None:
+    if not 0 < port < 65536:
+        raise ConfigError(f"{src}: key '{key}': port {port} out of range 1-65535")
+
+
+def _check_ae(src: Path | str, key: str, ae: str) -> None:
+    if not ae.strip() or len(ae) > 16 or "\\" in ae or not ae.isascii():
+        raise ConfigError(f"{src}: key '{key}': AE title {ae!r} must be 1-16 ASCII characters")
+
+
+def config_from_dict(data: dict[str, Any], src: Path | str = "<config>") -> Config:
+    """Build a typed :class:`Config` from parsed TOML, rejecting unknown keys."""
+    src = Path(src)
+    cfg = Config()
+    top = {"local", "nodes", "machines", "anonymize", "logging"}
+    for key, value in data.items():
+        if key not in top:
+            raise ConfigError(f"{src}: unknown key '{key}'")
+        if key == "nodes":
+            if not isinstance(value, dict):
+                raise ConfigError(f"{src}: key 'nodes': expected a table of [nodes.NAME]")
+            cfg.nodes = {
+                str(name): _build(NodeConfig, node, src, f"nodes.{name}")
+                for name, node in value.items()
+            }
+        else:
+            cls = {
+                "local": LocalConfig,
+                "machines": MachinesConfig,
+                "anonymize": AnonymizeConfig,
+                "logging": LoggingConfig,
+            }[key]
+            setattr(cfg, key, _build(cls, value, src, key))
+    _validate(cfg, src)
+    cfg.path = src
+    return cfg
+
+
+def load_config(path: str | os.PathLike[str] | None = None) -> Config:
+    """Read the preset; the default path may be missing (defaults), an explicit one may not."""
+    explicit = path is not None
+    p = Path(path) if path is not None else default_config_path()
+    try:
+        raw = p.read_bytes()
+    except FileNotFoundError:
+        if explicit:
+            raise ConfigError(f"{p}: config file not found") from None
+        cfg = Config()
+        cfg.path = p
+        return cfg
+    except OSError as exc:
+        raise ConfigError(f"{p}: cannot read: {exc.strerror or exc}") from None
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise ConfigError(f"{p}: not UTF-8 text") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{p}: invalid TOML: {exc}") from None
+    return config_from_dict(data, p)
+
+
+# ---------------------------------------------------------------- writing
+
+
+def config_to_dict(cfg: Config) -> dict[str, Any]:
+    """Plain dict for TOML; empty optional tables (TLS off, no mapping) are omitted."""
+    out: dict[str, Any] = {
+        "local": dataclasses.asdict(cfg.local),
+        "logging": dataclasses.asdict(cfg.logging),
+        "anonymize": dataclasses.asdict(cfg.anonymize),
+        "machines": dataclasses.asdict(cfg.machines),
+    }
+    nodes: dict[str, Any] = {}
+    for name, node in cfg.nodes.items():
+        d = dataclasses.asdict(node)
+        if node.tls == TlsConfig():
+            d.pop("tls")
+        nodes[name] = d
+    out["nodes"] = nodes
+    return out
+
+
+def dumps(cfg: Config) -> str:
+    return tomli_w.dumps(config_to_dict(cfg))
+
+
+def save_config(cfg: Config, path: str | os.PathLike[str] | None = None) -> Path:
+    """Write atomically; the previous file is kept as ``<name>.bak``.
+
+    The round trip is checked before writing so a preset that could not be
+    read back never replaces a good one.
+    """
+    p = Path(path) if path is not None else (cfg.path or default_config_path())
+    text = dumps(cfg)
+    config_from_dict(tomllib.loads(text), p)  # refuse to write what we could not read
+    if p.exists():
+        atomic_write_bytes(p.with_name(p.name + ".bak"), p.read_bytes())
+    atomic_write_bytes(p, text.encode("utf-8"))
+    cfg.path = p
+    return p
+
+
+# ---------------------------------------------------------------- resolving
+
+
+def resolve_node(
+    cfg: Config,
+    name: str | None = None,
+    *,
+    host: str | None = None,
+    port: int | None = None,
+    calling_ae: str | None = None,
+    called_ae: str | None = None,
+) -> NodeConfig:
+    """The node to talk to: the named preset (or defaults) with explicit values on top.
+
+    The returned copy always has ``calling_ae`` filled (node override, else
+    ``[local] ae_title``), so network code never looks at two places.
+    """
+    node = copy.deepcopy(cfg.node(name)) if name else NodeConfig()
+    if host is not None:
+        node.host = host
+    if port is not None:
+        node.port = port
+    if called_ae is not None:
+        node.called_ae = called_ae
+    if calling_ae is not None:
+        node.calling_ae = calling_ae
+    if not node.calling_ae:
+        node.calling_ae = cfg.local.ae_title
+    where = "command line" if name is None else f"{cfg.path}: [nodes.{name}]"
+    _check_port(where, "port", node.port)
+    _check_ae(where, "called AE title", node.called_ae)
+    _check_ae(where, "calling AE title", node.calling_ae)
+    return node
+
+
+EXAMPLE = """\
+# dicomtools preset. Written by `dicomtools config init`; edit freely or use
+# `dicomtools config add-node`. Unknown keys are rejected.
+
+[local]
+ae_title = "DICOMTOOLS"      # our calling AE title, also the AE title of our Storage SCP
+scp_port = 11112             # our Storage SCP port for C-MOVE (104 needs root)
+scp_bind = ""                # interface to listen on; "" = the address used to reach the node
+
+[logging]
+level = "WARNING"            # DEBUG, INFO, WARNING, ERROR
+
+[machines]
+# Treatment Machine Name rewrites applied to the copy of each plan sent by `store`
+mapping = { }                # e.g. { TrueBeam1 = "TB1" }
+# fill an empty Treatment Machine Name from the beam's Manufacturer's Model Name
+defaults = { }               # e.g. { RDS = "HALCYON" }
+
+[anonymize]
+profile = "aria"
+options = ["CleanDesc", "RetainDeviceIdent"]
+
+# [nodes.aria]
+# host = "aria-dicom.example.org"
+# port = 57347
+# called_ae = "VMSDBD"
+# calling_ae = ""            # overrides [local] ae_title for this node
+# retrieve_method = "move"   # "get" when the firewall blocks our SCP port
+# connect_timeout = 10.0
+# acse_timeout = 30.0
+# dimse_timeout = 120.0
+# network_timeout = 120.0
+# max_pdu = 0                # 0 = unlimited
+# machines = ["TB1", "HALCYON"]   # known machine names; empty = accept any
+# [nodes.aria.tls]
+# enabled = true
+# ca = "/etc/dicomtools/ca.pem"
+# cert = ""
+# key = ""
+"""
+
+
+def write_example(path: str | os.PathLike[str] | None = None, force: bool = False) -> Path:
+    """Write the commented example preset (``config init``); refuses to overwrite unless forced."""
+    p = Path(path) if path is not None else default_config_path()
+    if p.exists() and not force:
+        raise ConfigError(f"{p}: already exists (use --force to overwrite; a .bak is kept)")
+    config_from_dict(tomllib.loads(EXAMPLE), p)
+    if p.exists():
+        atomic_write_bytes(p.with_name(p.name + ".bak"), p.read_bytes())
+    atomic_write_bytes(p, EXAMPLE.encode("utf-8"))
+    return p

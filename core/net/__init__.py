@@ -1,0 +1,1 @@
+"""DICOM networking over pynetdicom: echo, find, move/get into our SCP, store."""

@@ -1,0 +1,191 @@
+"""Association setup shared by echo, find, move/get and store.
+
+Two things every caller needs and pynetdicom does not do by itself:
+
+* ``TCP_NODELAY`` on every socket. Without it Nagle's algorithm plus delayed
+  ACKs cost ~40-90 ms per DIMSE message; a 2,000-file store takes minutes
+  instead of seconds (measured with pynetdicom 3.0.4 and dcmtk 3.6.7).
+* One clear line when an association fails: refused connection, unknown
+  host, timeout, or rejection with the peer's reason.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import socket
+import ssl
+from collections.abc import Sequence
+from typing import Any
+
+from pynetdicom import AE, evt
+from pynetdicom.association import Association
+from pynetdicom.presentation import PresentationContext
+
+from dicomtools.core.config import NodeConfig
+
+log = logging.getLogger(__name__)
+
+# Big PDUs mean fewer fragments per C-STORE; pynetdicom's default is 16 KiB.
+DEFAULT_MAX_PDU = 4 * 1024 * 1024
+
+
+class NetError(Exception):
+    """A network operation that failed in a way the user can act on; one line."""
+
+
+def set_nodelay(sock: Any) -> None:
+    """Disable Nagle's algorithm on a (possibly TLS-wrapped) TCP socket."""
+    try:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    except (OSError, AttributeError) as exc:  # closed already, or not TCP
+        log.debug("TCP_NODELAY not set: %s", exc)
+
+
+def _assoc_socket(assoc: Association) -> Any:
+    dul_sock = getattr(assoc.dul, "socket", None)
+    return getattr(dul_sock, "socket", None)
+
+
+def on_conn_open_nodelay(event: evt.Event) -> None:
+    """EVT_CONN_OPEN handler: both for associations we request and ones our SCP accepts."""
+    sock = _assoc_socket(event.assoc)
+    if sock is not None:
+        set_nodelay(sock)
+
+
+def make_ae(ae_title: str, node: NodeConfig | None = None) -> AE:
+    """An AE with the node's timeouts and a large receive PDU."""
+    ae = AE(ae_title=ae_title)
+    if node is not None:
+        ae.connection_timeout = node.connect_timeout
+        ae.acse_timeout = node.acse_timeout
+        ae.dimse_timeout = node.dimse_timeout
+        ae.network_timeout = node.network_timeout
+        ae.maximum_pdu_size = node.max_pdu if node.max_pdu > 0 else 0
+    else:
+        ae.maximum_pdu_size = 0
+    return ae
+
+
+def tls_args(node: NodeConfig) -> tuple[ssl.SSLContext, str] | None:
+    """``(context, server_hostname)`` for pynetdicom when the node uses TLS."""
+    if not node.tls.enabled:
+        return None
+    try:
+        ctx = ssl.create_default_context(
+            ssl.Purpose.SERVER_AUTH, cafile=node.tls.ca or None
+        )
+        ctx.check_hostname = node.tls.check_hostname
+        if node.tls.cert:
+            ctx.load_cert_chain(node.tls.cert, node.tls.key or None)
+    except (OSError, ssl.SSLError) as exc:
+        raise NetError(f"TLS setup for {node.host}: {exc}") from None
+    return ctx, node.host
+
+
+def _connection_problem(node: NodeConfig) -> str:
+    """Why a TCP connection could not be made; probed only after a failure."""
+    where = f"{node.host}:{node.port}"
+    try:
+        with socket.create_connection((node.host, node.port), timeout=node.connect_timeout):
+            pass
+    except socket.gaierror:
+        return f"unknown host {node.host!r}"
+    except ConnectionRefusedError:
+        return f"connection refused by {where} (is the DICOM service running on that port?)"
+    except TimeoutError:
+        return f"no answer from {where} within {node.connect_timeout:g} s (firewall or wrong host?)"
+    except OSError as exc:
+        return f"cannot connect to {where}: {exc.strerror or exc}"
+    if node.tls.enabled:
+        return f"TLS handshake with {where} failed (check CA, certificate and that the port speaks TLS)"
+    return f"connection to {where} closed before the association started"
+
+
+def associate(
+    ae: AE,
+    node: NodeConfig,
+    contexts: Sequence[PresentationContext] | None = None,
+    *,
+    ext_neg: list[Any] | None = None,
+    evt_handlers: list[Any] | None = None,
+    max_pdu: int = DEFAULT_MAX_PDU,
+    use_tls: bool | None = None,
+) -> Association:
+    """Request an association; return it established or raise :class:`NetError`.
+
+    ``contexts`` defaults to the AE's requested contexts. ``use_tls`` forces
+    TLS on/off regardless of the node's setting (``--useTls``).
+    """
+    state: dict[str, Any] = {"opened": False, "reject": None, "answered": False}
+
+    def opened(event: evt.Event) -> None:
+        state["opened"] = True
+        on_conn_open_nodelay(event)
+
+    def acse_recv(event: evt.Event) -> None:
+        prim = getattr(event, "primitive", None)
+        state["answered"] = True
+        if getattr(prim, "result", None) in (0x01, 0x02):
+            state["reject"] = prim
+
+    handlers = [(evt.EVT_CONN_OPEN, opened), (evt.EVT_ACSE_RECV, acse_recv)]
+    handlers += list(evt_handlers or [])
+    tls_node = node
+    if use_tls is not None and use_tls != node.tls.enabled:
+        tls_node = copy.deepcopy(node)
+        tls_node.tls.enabled = use_tls
+    kwargs: dict[str, Any] = {
+        "ae_title": node.called_ae,
+        "max_pdu": max_pdu,
+        "ext_neg": ext_neg,
+        "evt_handlers": handlers,
+        "tls_args": tls_args(tls_node),
+    }
+    if contexts is not None:
+        kwargs["contexts"] = list(contexts)
+    try:
+        assoc = ae.associate(node.host, node.port, **kwargs)
+    except socket.gaierror:
+        raise NetError(f"unknown host {node.host!r}") from None
+    except (OSError, ValueError) as exc:
+        raise NetError(f"cannot associate with {node.host}:{node.port}: {exc}") from None
+    if assoc.is_established:
+        sock = _assoc_socket(assoc)
+        if sock is not None:
+            set_nodelay(sock)
+        return assoc
+    who = f"{node.called_ae}@{node.host}:{node.port}"
+    if assoc.is_rejected:
+        prim = state["reject"]
+        reason = prim.reason_str if prim is not None else "no reason given"
+        hint = ""
+        if prim is not None and prim.result_source == 1 and prim.diagnostic == 7:
+            hint = f" (check the called AE title {node.called_ae!r})"
+        elif prim is not None and prim.result_source == 1 and prim.diagnostic == 3:
+            hint = f" (the peer does not know our AE title {node.calling_ae!r}; ask to have it added)"
+        raise NetError(f"association rejected by {who}: {reason}{hint}")
+    if not state["opened"]:
+        raise NetError(_connection_problem(tls_node))
+    if not state["answered"]:
+        raise NetError(f"no answer to the association request from {who} within {node.acse_timeout:g} s "
+                       "(is it a DICOM port? TLS expected?)")
+    if assoc.is_aborted:
+        raise NetError(
+            f"association aborted by {who} (no acceptable presentation context, or the peer refused us)"
+        )
+    raise NetError(f"no answer to the association request from {who} within {node.acse_timeout:g} s")
+
+
+def release(assoc: Association | None) -> None:
+    """Release politely; abort when the peer is already gone. Never raises."""
+    if assoc is None:
+        return
+    try:
+        if assoc.is_established:
+            assoc.release()
+        if assoc.is_established:
+            assoc.abort()
+    except Exception:  # noqa: BLE001 - best effort on teardown
+        log.debug("release failed", exc_info=True)

@@ -1,0 +1,197 @@
+"""C-FIND: what a node holds for one patient, study by study, series by series.
+
+Patient Root is used when the peer accepts it, else Study Root. Optional
+keys a peer does not return (dcmqrscp knows no RT Plan Label, many PACS
+return no Modality at series level) show up as empty strings; callers
+decide what they can rely on (see ``PatientQuery.series_modality_known``).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from pydicom.dataset import Dataset
+from pydicom.multival import MultiValue
+from pynetdicom.association import Association
+from pynetdicom.sop_class import (  # type: ignore[attr-defined]
+    PatientRootQueryRetrieveInformationModelFind,
+    StudyRootQueryRetrieveInformationModelFind,
+)
+
+from dicomtools.core.net.assoc import NetError
+from dicomtools.core.net.status import FAILURE, describe_status, status_category
+
+log = logging.getLogger(__name__)
+
+FIND_MODELS = {
+    "P": PatientRootQueryRetrieveInformationModelFind,
+    "S": StudyRootQueryRetrieveInformationModelFind,
+}
+
+
+@dataclass
+class SeriesInfo:
+    study_uid: str
+    series_uid: str
+    modality: str = ""
+    description: str = ""
+    number: str = ""
+    count: int | None = None  # Number of Series Related Instances, when returned
+
+
+@dataclass
+class StudyInfo:
+    study_uid: str
+    date: str = ""
+    description: str = ""
+    modalities: str = ""
+    series: list[SeriesInfo] = field(default_factory=list)
+
+
+@dataclass
+class InstanceInfo:
+    sop_instance_uid: str
+    sop_class_uid: str = ""
+    series_uid: str = ""
+    plan_label: str = ""
+    approval_status: str = ""
+
+
+@dataclass
+class PatientQuery:
+    patient_id: str
+    patient_name: str = ""
+    model: str = "P"
+    studies: list[StudyInfo] = field(default_factory=list)
+
+    @property
+    def series(self) -> list[SeriesInfo]:
+        return [s for st in self.studies for s in st.series]
+
+    @property
+    def series_modality_known(self) -> bool:
+        """True when every series came back with a Modality: selective retrieval is safe."""
+        return bool(self.series) and all(s.modality for s in self.series)
+
+    @property
+    def instance_count(self) -> int | None:
+        counts = [s.count for s in self.series]
+        if not counts or any(c is None for c in counts):
+            return None
+        return sum(c for c in counts if c is not None)
+
+
+def choose_model(assoc: Association) -> str:
+    """'P' (Patient Root) when accepted, else 'S' (Study Root)."""
+    accepted = {str(cx.abstract_syntax) for cx in assoc.accepted_contexts}
+    for key, uid in FIND_MODELS.items():
+        if str(uid) in accepted:
+            return key
+    raise NetError("the node accepted neither Patient Root nor Study Root C-FIND")
+
+
+def _s(ds: Dataset, keyword: str) -> str:
+    value = ds.get(keyword, "")
+    if value is None:
+        return ""
+    if isinstance(value, MultiValue | list | tuple):
+        return "\\".join(str(v).strip() for v in value)
+    return str(value).strip()
+
+
+def c_find(assoc: Association, model: str, identifier: Dataset) -> list[Dataset]:
+    """All pending identifiers of one C-FIND; raises :class:`NetError` on a failure status."""
+    out: list[Dataset] = []
+    for status, ident in assoc.send_c_find(identifier, FIND_MODELS[model]):
+        if "Status" not in status:
+            raise NetError("C-FIND: no response from the node (timeout or association aborted)")
+        code = int(status.Status)
+        cat = status_category(code)
+        if cat == "pending":
+            if ident is not None:
+                out.append(ident)
+        elif cat == FAILURE:
+            comment = _s(status, "ErrorComment")
+            raise NetError(f"C-FIND failed: {describe_status(code)}" + (f" ({comment})" if comment else ""))
+    return out
+
+
+def find_studies(assoc: Association, model: str, patient_id: str) -> tuple[str, list[StudyInfo]]:
+    ds = Dataset()
+    ds.QueryRetrieveLevel = "STUDY"
+    ds.PatientID = patient_id
+    ds.PatientName = ""
+    ds.StudyInstanceUID = ""
+    ds.StudyDate = ""
+    ds.StudyDescription = ""
+    ds.ModalitiesInStudy = ""
+    name = ""
+    studies: dict[str, StudyInfo] = {}
+    for ident in c_find(assoc, model, ds):
+        uid = _s(ident, "StudyInstanceUID")
+        if not uid or _s(ident, "PatientID") not in ("", patient_id):
+            continue
+        name = name or _s(ident, "PatientName")
+        studies[uid] = StudyInfo(uid, _s(ident, "StudyDate"), _s(ident, "StudyDescription"),
+                                 _s(ident, "ModalitiesInStudy"))
+    return name, sorted(studies.values(), key=lambda s: (s.date, s.study_uid))
+
+
+def find_series(assoc: Association, model: str, patient_id: str, study_uid: str) -> list[SeriesInfo]:
+    ds = Dataset()
+    ds.QueryRetrieveLevel = "SERIES"
+    ds.PatientID = patient_id
+    ds.StudyInstanceUID = study_uid
+    ds.SeriesInstanceUID = ""
+    ds.Modality = ""
+    ds.SeriesDescription = ""
+    ds.SeriesNumber = ""
+    ds.NumberOfSeriesRelatedInstances = ""
+    out: dict[str, SeriesInfo] = {}
+    for ident in c_find(assoc, model, ds):
+        uid = _s(ident, "SeriesInstanceUID")
+        if not uid:
+            continue
+        raw_count = _s(ident, "NumberOfSeriesRelatedInstances")
+        try:
+            count: int | None = int(raw_count) if raw_count else None
+        except ValueError:
+            count = None
+        out[uid] = SeriesInfo(study_uid, uid, _s(ident, "Modality").upper(), _s(ident, "SeriesDescription"),
+                              _s(ident, "SeriesNumber"), count)
+    return list(out.values())
+
+
+def find_instances(
+    assoc: Association, model: str, patient_id: str, study_uid: str, series_uid: str,
+    extra_keys: Iterable[str] = (),
+) -> list[InstanceInfo]:
+    ds = Dataset()
+    ds.QueryRetrieveLevel = "IMAGE"
+    ds.PatientID = patient_id
+    ds.StudyInstanceUID = study_uid
+    ds.SeriesInstanceUID = series_uid
+    ds.SOPInstanceUID = ""
+    ds.SOPClassUID = ""
+    for key in extra_keys:
+        setattr(ds, key, "")
+    out = []
+    for ident in c_find(assoc, model, ds):
+        uid = _s(ident, "SOPInstanceUID")
+        if uid:
+            out.append(InstanceInfo(uid, _s(ident, "SOPClassUID"), series_uid,
+                                    _s(ident, "RTPlanLabel"), _s(ident, "ApprovalStatus")))
+    return out
+
+
+def query_patient(assoc: Association, patient_id: str, model: str | None = None) -> PatientQuery:
+    """Studies and their series for one Patient ID (exact match, no wildcards)."""
+    if any(c in patient_id for c in "*?\\"):
+        raise NetError(f"patient ID {patient_id!r} contains a wildcard; give the exact ID")
+    model = model or choose_model(assoc)
+    name, studies = find_studies(assoc, model, patient_id)
+    for st in studies:
+        st.series = find_series(assoc, model, patient_id, st.study_uid)
+    return PatientQuery(patient_id, name, model, studies)

@@ -1,0 +1,361 @@
+"""Our Storage SCP: the C-MOVE destination of ``retrieve``.
+
+Accepts associations only from the expected peer (AE title and host), writes
+each received data set straight to disk as it arrives (no decode), under a
+name derived from the sanitized SOP Instance UID, atomically (temp name, then
+rename), and keeps count so the caller can compare with what C-MOVE reported.
+Runs its accept loop and one thread per association in the background.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import re
+import socket
+import ssl
+import struct
+import threading
+from collections.abc import Callable, Collection
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pynetdicom.pdu import A_ASSOCIATE_AC, A_ASSOCIATE_RJ, A_ASSOCIATE_RQ
+from pynetdicom.pdu_primitives import A_ASSOCIATE
+from pynetdicom.presentation import PresentationContext
+
+from dicomtools.core.atomic import atomic_writer
+from dicomtools.core.net.assoc import NetError, set_nodelay
+from dicomtools.core.net.ul import (
+    APPLICATION_CONTEXT,
+    C_ECHO_RQ,
+    C_STORE_RQ,
+    IMPLEMENTATION_UID,
+    IMPLEMENTATION_VERSION,
+    OUR_MAX_PDU,
+    PDU_ASSOC_RQ,
+    Connection,
+    PeerAborted,
+    PeerReleased,
+    _peer_max_pdu,
+    _user_info,
+    cmd_str,
+    cmd_us,
+    echo_rsp,
+    store_rsp,
+)
+
+log = logging.getLogger(__name__)
+
+_UID_RE = re.compile(r"[0-9]+(\.[0-9]+)*")
+
+
+def safe_uid_name(uid: str) -> str:
+    """A file name from a SOP Instance UID that can never be a path.
+
+    A valid UID (digits and dots, at most 64) is used as is; anything else a
+    peer might send (``../x``, ``/etc``, control characters) becomes a hash.
+    """
+    if 0 < len(uid) <= 64 and _UID_RE.fullmatch(uid):
+        return f"{uid}.dcm"
+    return "x" + hashlib.sha256(uid.encode("utf-8", "replace")).hexdigest()[:40] + ".dcm"
+
+
+def _meta_el(group_elem: int, vr: bytes, value: bytes) -> bytes:
+    tag = struct.pack("<HH", 0x0002, group_elem)
+    if vr in (b"OB", b"OW", b"UN", b"SQ", b"UT"):
+        return tag + vr + b"\0\0" + struct.pack("<I", len(value)) + value
+    return tag + vr + struct.pack("<H", len(value)) + value
+
+
+def _pad(value: str, pad: bytes = b"\0") -> bytes:
+    raw = value.encode("ascii", "replace")
+    return raw + pad if len(raw) % 2 else raw
+
+
+def file_meta(sop_class: str, sop_uid: str, transfer_syntax: str, source_ae: str) -> bytes:
+    """Preamble, ``DICM`` and the File Meta Information group for a received data set."""
+    body = b"".join([
+        _meta_el(0x0001, b"OB", b"\x00\x01"),
+        _meta_el(0x0002, b"UI", _pad(sop_class)),
+        _meta_el(0x0003, b"UI", _pad(sop_uid)),
+        _meta_el(0x0010, b"UI", _pad(transfer_syntax)),
+        _meta_el(0x0012, b"UI", _pad(IMPLEMENTATION_UID)),
+        _meta_el(0x0013, b"SH", _pad(IMPLEMENTATION_VERSION, b" ")),
+        _meta_el(0x0016, b"AE", _pad(source_ae.strip() or "UNKNOWN", b" ")),
+    ])
+    return b"\0" * 128 + b"DICM" + _meta_el(0x0000, b"UL", struct.pack("<I", len(body))) + body
+
+
+@dataclass(frozen=True, slots=True)
+class Received:
+    sop_instance_uid: str
+    sop_class_uid: str
+    path: str
+    nbytes: int
+    calling_ae: str
+    move_originator_id: int | None = None
+
+
+@dataclass
+class ScpStats:
+    received: dict[str, Received] = field(default_factory=dict)  # by SOP Instance UID
+    duplicates: int = 0
+    failed: list[str] = field(default_factory=list)  # one line per instance we could not write
+    refused: list[str] = field(default_factory=list)  # associations we turned away, with reason
+
+
+class StorageSCP:
+    """A background Storage SCP writing into ``out_dir``.
+
+    ``allowed_aes`` / ``allowed_hosts``: when given, only those calling AE
+    titles / peer IP addresses may associate; everyone else is rejected
+    (calling AE not recognised) and listed in ``stats.refused``.
+    """
+
+    def __init__(
+        self,
+        ae_title: str,
+        out_dir: str | os.PathLike[str],
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        allowed_aes: Collection[str] | None = None,
+        allowed_hosts: Collection[str] | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+        on_received: Callable[[Received], None] | None = None,
+        network_timeout: float = 120.0,
+    ) -> None:
+        self.ae_title = ae_title
+        self.out_dir = Path(out_dir)
+        self.host = host
+        self.requested_port = port
+        self.allowed_aes = {a.strip() for a in allowed_aes} if allowed_aes is not None else None
+        self.allowed_hosts = set(allowed_hosts) if allowed_hosts is not None else None
+        self.ssl_context = ssl_context
+        self.on_received = on_received
+        self.network_timeout = network_timeout
+        self.stats = ScpStats()
+        self._lock = threading.Lock()
+        self._sock: socket.socket | None = None
+        self._thread: threading.Thread | None = None
+        self._workers: list[threading.Thread] = []
+        self._conns: set[Connection] = set()
+        self._stopping = threading.Event()
+        self.port = 0
+
+    # -- lifecycle
+    def start(self) -> StorageSCP:
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((self.host, self.requested_port))
+        except PermissionError:
+            sock.close()
+            raise NetError(
+                f"cannot listen on {self.host}:{self.requested_port}: permission denied "
+                "(ports below 1024 need root; set [local] scp_port = 11112 or use --scpPort)"
+            ) from None
+        except OSError as exc:
+            sock.close()
+            raise NetError(f"cannot listen on {self.host}:{self.requested_port}: {exc.strerror or exc}") from None
+        sock.listen(16)
+        sock.settimeout(0.2)
+        self._sock = sock
+        self.port = int(sock.getsockname()[1])
+        self._thread = threading.Thread(target=self._accept_loop, name="dicomtools-scp", daemon=True)
+        self._thread.start()
+        log.info("Storage SCP %s listening on %s:%d", self.ae_title, self.host, self.port)
+        return self
+
+    def stop(self) -> None:
+        self._stopping.set()
+        if self._thread is not None:
+            self._thread.join(5)
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+        with self._lock:
+            conns = list(self._conns)
+        for c in conns:
+            c.abort()
+        for w in list(self._workers):
+            w.join(5)
+
+    def __enter__(self) -> StorageSCP:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def flush(self) -> None:
+        """Wait until every instance received so far is on disk (writes are synchronous today)."""
+
+    @property
+    def count(self) -> int:
+        with self._lock:
+            return len(self.stats.received)
+
+    def received_uids(self) -> set[str]:
+        with self._lock:
+            return set(self.stats.received)
+
+    # -- serving
+    def _accept_loop(self) -> None:
+        assert self._sock is not None
+        while not self._stopping.is_set():
+            try:
+                client, addr = self._sock.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                break
+            t = threading.Thread(target=self._serve, args=(client, addr), name="dicomtools-scp-assoc", daemon=True)
+            self._workers = [w for w in self._workers if w.is_alive()] + [t]
+            t.start()
+
+    def _serve(self, client: socket.socket, addr: tuple[str, int]) -> None:
+        set_nodelay(client)
+        client.settimeout(self.network_timeout)
+        if self.ssl_context is not None:
+            try:
+                client = self.ssl_context.wrap_socket(client, server_side=True)
+            except (ssl.SSLError, OSError) as exc:
+                self._refuse(f"{addr[0]}: TLS handshake failed: {exc}")
+                client.close()
+                return
+        conn = Connection(client)
+        with self._lock:
+            self._conns.add(conn)
+        try:
+            accepted = self._negotiate(conn, addr[0])
+            if accepted is not None:
+                calling, contexts = accepted
+                self._dimse_loop(conn, calling, contexts)
+        except PeerReleased:
+            pass
+        except (PeerAborted, TimeoutError, OSError) as exc:
+            if not self._stopping.is_set():
+                log.info("association from %s ended: %s", addr[0], exc)
+        except NetError as exc:
+            log.warning("association from %s: %s", addr[0], exc)
+            conn.abort()
+        except Exception:  # noqa: BLE001 - never let a bad peer kill the SCP thread silently
+            log.exception("Storage SCP: unexpected error serving %s", addr[0])
+            conn.abort()
+        finally:
+            conn.close()
+            with self._lock:
+                self._conns.discard(conn)
+
+    def _refuse(self, why: str) -> None:
+        with self._lock:
+            self.stats.refused.append(why)
+        log.warning("Storage SCP refused association: %s", why)
+
+    def _negotiate(self, conn: Connection, peer_host: str) -> tuple[str, dict[int, tuple[str, str]]] | None:
+        pdu_type, body = conn.read_pdu()
+        if pdu_type != PDU_ASSOC_RQ:
+            raise NetError(f"expected A-ASSOCIATE-RQ, got PDU type 0x{pdu_type:02X}")
+        rq = A_ASSOCIATE_RQ()
+        rq.decode(struct.pack(">BBI", pdu_type, 0, len(body)) + body)
+        prim = rq.to_primitive()
+        calling = str(prim.calling_ae_title).strip()
+        called = str(prim.called_ae_title).strip()
+        reject: tuple[int, str] | None = None
+        if self.allowed_hosts is not None and peer_host not in self.allowed_hosts:
+            reject = (1, f"host {peer_host} is not the expected peer ({', '.join(sorted(self.allowed_hosts))})")
+        elif called != self.ae_title.strip():
+            reject = (7, f"called AE title {called!r} is not ours ({self.ae_title!r})")
+        elif self.allowed_aes is not None and calling not in self.allowed_aes:
+            reject = (3, f"calling AE title {calling!r} from {peer_host} is not the expected peer")
+        if reject is not None:
+            rj_prim = A_ASSOCIATE()
+            rj_prim.result = 0x01
+            rj_prim.result_source = 0x01
+            rj_prim.diagnostic = reject[0]
+            rj = A_ASSOCIATE_RJ()
+            rj.from_primitive(rj_prim)
+            self._refuse(reject[1])  # before answering, so the record is there when the peer sees it
+            conn.send(rj.encode())
+            conn.close()
+            return None
+        conn.peer_max_pdu = _peer_max_pdu(prim)
+        results: list[PresentationContext] = []
+        contexts: dict[int, tuple[str, str]] = {}
+        for rq_cx in prim.presentation_context_definition_list:
+            cx = PresentationContext()
+            cx.context_id = rq_cx.context_id
+            cx.abstract_syntax = rq_cx.abstract_syntax
+            if rq_cx.transfer_syntax:
+                # We never decode, so any transfer syntax can be written as received.
+                ts = str(rq_cx.transfer_syntax[0])
+                cx.add_transfer_syntax(ts)
+                cx.result = 0x00
+                contexts[int(rq_cx.context_id or 0)] = (str(rq_cx.abstract_syntax), ts)
+            else:
+                cx.add_transfer_syntax("1.2.840.10008.1.2")
+                cx.result = 0x04
+            results.append(cx)
+        ac_prim = A_ASSOCIATE()
+        ac_prim.application_context_name = APPLICATION_CONTEXT
+        ac_prim.calling_ae_title = prim.calling_ae_title
+        ac_prim.called_ae_title = prim.called_ae_title
+        ac_prim.result = 0x00
+        ac_prim.result_source = 0x01
+        ac_prim.presentation_context_definition_results_list = results
+        ac_prim.user_information = _user_info(OUR_MAX_PDU)
+        ac = A_ASSOCIATE_AC()
+        ac.from_primitive(ac_prim)
+        conn.send(ac.encode())
+        return calling, contexts
+
+    def _dimse_loop(self, conn: Connection, calling: str, contexts: dict[int, tuple[str, str]]) -> None:
+        while not self._stopping.is_set():
+            cx_id, cmd = conn.read_command()
+            field_ = cmd_us(cmd, 0x00000100)
+            msg_id = cmd_us(cmd, 0x00000110, 0)
+            if field_ == C_ECHO_RQ:
+                conn.send_message(cx_id, echo_rsp(msg_id))
+                continue
+            if field_ != C_STORE_RQ:
+                raise NetError(f"unsupported DIMSE command 0x{field_:04X} from {calling}")
+            sop_class = cmd_str(cmd, 0x00000002)
+            sop_uid = cmd_str(cmd, 0x00001000)
+            move_id = cmd_us(cmd, 0x00001031, -1)
+            ts = contexts.get(cx_id, ("", "1.2.840.10008.1.2"))[1]
+            status, comment, rec = self._write(conn, calling, sop_class, sop_uid, ts, move_id)
+            conn.send_message(cx_id, store_rsp(msg_id, sop_class, sop_uid, status, comment))
+            if rec is not None and self.on_received is not None:
+                # after the response: the peer prepares the next instance meanwhile
+                try:
+                    self.on_received(rec)
+                except Exception:  # noqa: BLE001 - a progress sink must not fail a transfer
+                    log.debug("on_received failed", exc_info=True)
+
+    def _write(self, conn: Connection, calling: str, sop_class: str, sop_uid: str, ts: str,
+               move_id: int) -> tuple[int, str, Received | None]:
+        target = self.out_dir / safe_uid_name(sop_uid)
+        nbytes = 0
+        frags = iter(conn.iter_dataset())
+        try:
+            with atomic_writer(target) as fh:
+                fh.write(file_meta(sop_class, sop_uid, ts, calling))
+                for frag in frags:
+                    fh.write(frag)
+                    nbytes += len(frag)
+        except OSError as exc:
+            with self._lock:
+                self.stats.failed.append(f"{sop_uid}: cannot write: {exc.strerror or exc}")
+            for _ in frags:  # read the rest of this data set so the association stays in step
+                pass
+            return 0xA700, "out of resources: cannot write file", None
+        rec = Received(sop_uid, sop_class, str(target), nbytes, calling, move_id if move_id >= 0 else None)
+        with self._lock:
+            if sop_uid in self.stats.received:
+                self.stats.duplicates += 1
+            self.stats.received[sop_uid] = rec
+        return 0x0000, "", rec

@@ -1,0 +1,556 @@
+"""A lean, blocking DICOM Upper Layer for the bulk paths: C-STORE out, C-STORE in.
+
+Why not pynetdicom's association here: its reactor threads poll with sleeps
+and hand every PDU through queues, which caps a C-STORE loop at ~300
+instances/s on this class of machine (dcmtk does 1,500+). For bulk transfer
+we only need a handful of PDUs, so this module speaks them directly on one
+socket: association negotiation reuses pynetdicom's own PDU classes
+(A-ASSOCIATE-RQ/AC/RJ encode/decode, so the wire format is the well-tested
+one), P-DATA framing and the C-STORE/C-ECHO command sets are written here.
+Datasets travel as the encoded bytes from the file: no decode, no re-encode.
+Everything pynetdicom is good at and that is not bulk (C-FIND, C-MOVE,
+C-GET) still goes through pynetdicom (see :mod:`assoc`).
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import ssl
+import struct
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from pynetdicom import PYNETDICOM_IMPLEMENTATION_UID
+from pynetdicom.pdu import A_ASSOCIATE_AC, A_ASSOCIATE_RJ, A_ASSOCIATE_RQ
+from pynetdicom.pdu_primitives import (
+    A_ASSOCIATE,
+    ImplementationClassUIDNotification,
+    ImplementationVersionNameNotification,
+    MaximumLengthNotification,
+)
+from pynetdicom.presentation import PresentationContext
+
+from dicomtools.core import __version__
+from dicomtools.core.net.assoc import NetError, set_nodelay
+
+log = logging.getLogger(__name__)
+
+APPLICATION_CONTEXT = "1.2.840.10008.3.1.1.1"
+IMPLEMENTATION_UID = PYNETDICOM_IMPLEMENTATION_UID
+IMPLEMENTATION_VERSION = f"DICOMTOOLS_{__version__}"[:16]
+OUR_MAX_PDU = 4 * 1024 * 1024  # what we accept from peers
+SEND_CHUNK = 4 * 1024 * 1024  # our fragment size when the peer sets no limit
+
+PDU_ASSOC_RQ, PDU_ASSOC_AC, PDU_ASSOC_RJ = 0x01, 0x02, 0x03
+PDU_DATA, PDU_RELEASE_RQ, PDU_RELEASE_RP, PDU_ABORT = 0x04, 0x05, 0x06, 0x07
+
+C_STORE_RQ, C_STORE_RSP = 0x0001, 0x8001
+C_ECHO_RQ, C_ECHO_RSP = 0x0030, 0x8030
+C_MOVE_RQ, C_MOVE_RSP = 0x0021, 0x8021
+C_CANCEL_RQ = 0x0FFF
+NO_DATASET = 0x0101
+
+REJECT_REASONS = {
+    (1, 1): "no reason given",
+    (1, 2): "application context name not supported",
+    (1, 3): "calling AE title not recognised",
+    (1, 7): "called AE title not recognised",
+    (2, 1): "no reason given (service provider, ACSE)",
+    (2, 2): "protocol version not supported",
+    (3, 1): "temporary congestion",
+    (3, 2): "local limit exceeded",
+}
+
+
+class PeerAborted(NetError):
+    """The peer sent A-ABORT or closed the connection mid-association."""
+
+
+class PeerReleased(NetError):
+    """The peer asked to release the association (answered already); a normal end."""
+
+
+# ------------------------------------------------------------------ commands
+
+
+def _el(tag: int, value: bytes) -> bytes:
+    return struct.pack("<HHI", tag >> 16, tag & 0xFFFF, len(value)) + value
+
+
+def _uid(value: str) -> bytes:
+    raw = value.encode("ascii")
+    return raw + b"\0" if len(raw) % 2 else raw
+
+
+def _ae(value: str) -> bytes:
+    raw = value.encode("ascii")
+    return raw + b" " if len(raw) % 2 else raw
+
+
+def encode_command(elements: Sequence[tuple[int, bytes]]) -> bytes:
+    """Implicit VR little endian command set with its group length first."""
+    body = b"".join(_el(tag, value) for tag, value in sorted(elements))
+    return _el(0x00000000, struct.pack("<I", len(body))) + body
+
+
+def decode_command(data: bytes) -> dict[int, bytes]:
+    out: dict[int, bytes] = {}
+    off = 0
+    n = len(data)
+    while off + 8 <= n:
+        group, elem, length = struct.unpack_from("<HHI", data, off)
+        off += 8
+        out[(group << 16) | elem] = data[off : off + length]
+        off += length
+    return out
+
+
+def cmd_us(cmd: dict[int, bytes], tag: int, default: int = -1) -> int:
+    raw = cmd.get(tag)
+    return struct.unpack("<H", raw[:2])[0] if raw and len(raw) >= 2 else default
+
+
+def cmd_str(cmd: dict[int, bytes], tag: int) -> str:
+    return cmd.get(tag, b"").rstrip(b"\0 ").decode("ascii", "replace")
+
+
+def store_rq(msg_id: int, sop_class: str, sop_uid: str, priority: int = 0,
+             move_ae: str = "", move_id: int | None = None) -> bytes:
+    els = [
+        (0x00000002, _uid(sop_class)),
+        (0x00000100, struct.pack("<H", C_STORE_RQ)),
+        (0x00000110, struct.pack("<H", msg_id & 0xFFFF)),
+        (0x00000700, struct.pack("<H", priority)),
+        (0x00000800, struct.pack("<H", 0x0000)),
+        (0x00001000, _uid(sop_uid)),
+    ]
+    if move_ae:
+        els.append((0x00001030, _ae(move_ae)))
+    if move_id is not None:
+        els.append((0x00001031, struct.pack("<H", move_id & 0xFFFF)))
+    return encode_command(els)
+
+
+def store_rsp(msg_id: int, sop_class: str, sop_uid: str, status: int, comment: str = "") -> bytes:
+    els = [
+        (0x00000002, _uid(sop_class)),
+        (0x00000100, struct.pack("<H", C_STORE_RSP)),
+        (0x00000120, struct.pack("<H", msg_id & 0xFFFF)),
+        (0x00000800, struct.pack("<H", NO_DATASET)),
+        (0x00000900, struct.pack("<H", status)),
+        (0x00001000, _uid(sop_uid)),
+    ]
+    if comment:
+        els.append((0x00000902, _ae(comment[:64])))
+    return encode_command(els)
+
+
+def move_rq(msg_id: int, model: str, destination: str, priority: int = 0) -> bytes:
+    return encode_command([
+        (0x00000002, _uid(model)),
+        (0x00000100, struct.pack("<H", C_MOVE_RQ)),
+        (0x00000110, struct.pack("<H", msg_id & 0xFFFF)),
+        (0x00000600, _ae(destination)),
+        (0x00000700, struct.pack("<H", priority)),
+        (0x00000800, struct.pack("<H", 0x0000)),
+    ])
+
+
+def cancel_rq(msg_id: int) -> bytes:
+    return encode_command([
+        (0x00000100, struct.pack("<H", C_CANCEL_RQ)),
+        (0x00000120, struct.pack("<H", msg_id & 0xFFFF)),
+        (0x00000800, struct.pack("<H", NO_DATASET)),
+    ])
+
+
+@dataclass
+class MoveStatus:
+    """The final C-MOVE response: status and sub-operation counts."""
+
+    status: int = 0xFFFF
+    completed: int = 0
+    failed: int = 0
+    warning: int = 0
+    comment: str = ""
+
+
+def echo_rq(msg_id: int) -> bytes:
+    return encode_command([
+        (0x00000002, _uid("1.2.840.10008.1.1")),
+        (0x00000100, struct.pack("<H", C_ECHO_RQ)),
+        (0x00000110, struct.pack("<H", msg_id & 0xFFFF)),
+        (0x00000800, struct.pack("<H", NO_DATASET)),
+    ])
+
+
+def echo_rsp(msg_id: int, status: int = 0) -> bytes:
+    return encode_command([
+        (0x00000002, _uid("1.2.840.10008.1.1")),
+        (0x00000100, struct.pack("<H", C_ECHO_RSP)),
+        (0x00000120, struct.pack("<H", msg_id & 0xFFFF)),
+        (0x00000800, struct.pack("<H", NO_DATASET)),
+        (0x00000900, struct.pack("<H", status)),
+    ])
+
+
+# ------------------------------------------------------------------ transport
+
+
+class Connection:
+    """PDUs and P-DATA messages over one connected socket; blocking, one thread."""
+
+    def __init__(self, sock: socket.socket, peer_max_pdu: int = 0) -> None:
+        self.sock = sock
+        set_nodelay(sock)
+        self.rfile = sock.makefile("rb", buffering=256 * 1024)
+        self.peer_max_pdu = peer_max_pdu
+        self.closed = False
+
+    # -- raw PDUs
+    def _read_exact(self, n: int) -> bytes:
+        try:
+            data = self.rfile.read(n)
+        except TimeoutError:
+            raise PeerAborted("timed out waiting for the peer") from None
+        except OSError as exc:
+            raise PeerAborted(f"connection lost: {exc.strerror or exc}") from None
+        if data is None or len(data) < n:
+            raise PeerAborted("connection closed by the peer")
+        return data
+
+    def read_pdu(self) -> tuple[int, bytes]:
+        head = self._read_exact(6)
+        pdu_type, _, length = struct.unpack(">BBI", head)
+        return pdu_type, self._read_exact(length) if length else b""
+
+    def read_pdu_header(self) -> tuple[int, int]:
+        head = self._read_exact(6)
+        pdu_type, _, length = struct.unpack(">BBI", head)
+        return pdu_type, length
+
+    def send(self, data: bytes | bytearray | memoryview) -> None:
+        try:
+            self.sock.sendall(data)
+        except OSError as exc:
+            raise PeerAborted(f"connection lost while sending: {exc.strerror or exc}") from None
+
+    # -- P-DATA messages
+    def _fragment_size(self) -> int:
+        limit = self.peer_max_pdu or SEND_CHUNK
+        return max(min(limit, SEND_CHUNK) - 6, 256)  # PDV item header is 6 bytes
+
+    def send_message(self, context_id: int, command: bytes, dataset: bytes | memoryview | None = None) -> None:
+        """Command fragment(s) then dataset fragments; small messages in one write."""
+        frag = self._fragment_size()
+        parts: list[bytes | memoryview] = []
+        self._frames(parts, context_id, memoryview(command), frag, 0x01)
+        if dataset is not None:
+            self._frames(parts, context_id, memoryview(dataset), frag, 0x00)
+        total = sum(len(p) for p in parts)
+        if total <= 1024 * 1024:
+            self.send(b"".join(parts))
+        else:
+            for p in parts:
+                self.send(p)
+
+    @staticmethod
+    def _frames(parts: list[bytes | memoryview], cx: int, data: memoryview, frag: int, kind: int) -> None:
+        n = len(data)
+        off = 0
+        while True:
+            chunk = data[off : off + frag]
+            off += len(chunk)
+            last = off >= n
+            header = kind | (0x02 if last else 0x00)
+            parts.append(struct.pack(">BBIIBB", PDU_DATA, 0, len(chunk) + 6, len(chunk) + 2, cx, header))
+            parts.append(chunk)
+            if last:
+                return
+
+    def read_command(self) -> tuple[int, dict[int, bytes]]:
+        """Read P-DATA until a whole command set arrived; other PDUs raise."""
+        buf = bytearray()
+        while True:
+            pdu_type, length = self.read_pdu_header()
+            if pdu_type != PDU_DATA:
+                self._unexpected(pdu_type, length)
+            end = length
+            while end > 0:
+                item_len, cx, header = struct.unpack(">IBB", self._read_exact(6))
+                body = self._read_exact(item_len - 2)
+                end -= item_len + 4
+                if not header & 0x01:
+                    raise NetError("protocol error: data set fragment where a command was expected")
+                buf += body
+                if header & 0x02:
+                    if end > 0:  # dataset PDVs in the same PDU: keep them for read_dataset
+                        self._pending = (end, cx)
+                    return cx, decode_command(bytes(buf))
+
+    _pending: tuple[int, int] | None = None
+
+    def iter_dataset(self) -> Iterable[bytes]:
+        """Yield the data set fragments that follow a command, as they arrive."""
+        remaining = 0
+        if self._pending is not None:
+            remaining, _ = self._pending
+            self._pending = None
+        while True:
+            if remaining <= 0:
+                pdu_type, remaining = self.read_pdu_header()
+                if pdu_type != PDU_DATA:
+                    self._unexpected(pdu_type, remaining)
+            item_len, _, header = struct.unpack(">IBB", self._read_exact(6))
+            remaining -= item_len + 4
+            body = self._read_exact(item_len - 2)
+            if header & 0x01:
+                raise NetError("protocol error: command fragment inside a data set")
+            yield body
+            if header & 0x02:
+                if remaining > 0:
+                    self._read_exact(remaining)  # stray PDVs after the last fragment: drop
+                return
+
+    def _unexpected(self, pdu_type: int, length: int) -> None:
+        body = self._read_exact(length) if length else b""
+        if pdu_type == PDU_ABORT:
+            src, reason = (body[2], body[3]) if len(body) >= 4 else (0, 0)
+            raise PeerAborted(f"peer aborted the association (source {src}, reason {reason})")
+        if pdu_type == PDU_RELEASE_RQ:
+            self.send(struct.pack(">BBI", PDU_RELEASE_RP, 0, 4) + b"\0" * 4)
+            raise PeerReleased("peer released the association")
+        raise NetError(f"protocol error: unexpected PDU type 0x{pdu_type:02X}")
+
+    # -- teardown
+    def release(self, timeout: float = 10.0) -> None:
+        if self.closed:
+            return
+        try:
+            self.sock.settimeout(timeout)
+            self.send(struct.pack(">BBI", PDU_RELEASE_RQ, 0, 4) + b"\0" * 4)
+            while True:
+                pdu_type, _ = self.read_pdu()
+                if pdu_type in (PDU_RELEASE_RP, PDU_ABORT):
+                    break
+        except (OSError, NetError):
+            pass
+        finally:
+            self.close()
+
+    def abort(self) -> None:
+        if self.closed:
+            return
+        try:
+            self.sock.sendall(struct.pack(">BBI", PDU_ABORT, 0, 4) + b"\0\0\0\0")
+        except OSError:
+            pass
+        self.close()
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        try:
+            self.rfile.close()
+        except OSError:
+            pass
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self.sock.close()
+
+
+# ------------------------------------------------------------------ client
+
+
+@dataclass
+class ClientAssociation:
+    """An established association we requested, with the accepted contexts."""
+
+    conn: Connection
+    called_ae: str
+    # (abstract syntax, transfer syntax) -> presentation context ID
+    accepted: dict[tuple[str, str], int] = field(default_factory=dict)
+    rejected: list[tuple[str, str]] = field(default_factory=list)
+    _msg_id: int = 0
+
+    def next_id(self) -> int:
+        self._msg_id = self._msg_id % 0xFFFF + 1
+        return self._msg_id
+
+    def context_for(self, sop_class: str, transfer_syntax: str) -> int | None:
+        return self.accepted.get((sop_class, transfer_syntax))
+
+    def c_store(self, context_id: int, sop_class: str, sop_uid: str, dataset: bytes | memoryview) -> tuple[int, str]:
+        """Send one instance's encoded data set; return (status, error comment)."""
+        msg_id = self.next_id()
+        self.conn.send_message(context_id, store_rq(msg_id, sop_class, sop_uid), dataset)
+        _, cmd = self.conn.read_command()
+        if cmd_us(cmd, 0x00000100) != C_STORE_RSP or cmd_us(cmd, 0x00000120) != msg_id:
+            raise NetError("protocol error: unexpected response to C-STORE")
+        if cmd_us(cmd, 0x00000800, NO_DATASET) != NO_DATASET:
+            for _ in self.conn.iter_dataset():
+                pass
+        return cmd_us(cmd, 0x00000900, 0xFFFF), cmd_str(cmd, 0x00000902)
+
+    def c_move(self, context_id: int, model: str, identifier: bytes, destination: str,
+               cancelled: Callable[[], bool] | None = None) -> MoveStatus:
+        """C-MOVE ``identifier`` to ``destination``; returns the final status and counts.
+
+        When ``cancelled()`` turns true a C-CANCEL is sent once and the final
+        response is still awaited, so the association stays usable.
+        """
+        msg_id = self.next_id()
+        self.conn.send_message(context_id, move_rq(msg_id, model, destination), identifier)
+        sent_cancel = False
+        while True:
+            _, cmd = self.conn.read_command()
+            if cmd_us(cmd, 0x00000100) != C_MOVE_RSP:
+                raise NetError("protocol error: unexpected response to C-MOVE")
+            if cmd_us(cmd, 0x00000800, NO_DATASET) != NO_DATASET:
+                for _ in self.conn.iter_dataset():  # failed SOP instance list: counted below
+                    pass
+            status = cmd_us(cmd, 0x00000900, 0xFFFF)
+            if status in (0xFF00, 0xFF01):
+                if cancelled is not None and not sent_cancel and cancelled():
+                    self.conn.send_message(context_id, cancel_rq(msg_id))
+                    sent_cancel = True
+                continue
+            return MoveStatus(status, max(cmd_us(cmd, 0x00001021, 0), 0), max(cmd_us(cmd, 0x00001022, 0), 0),
+                              max(cmd_us(cmd, 0x00001023, 0), 0), cmd_str(cmd, 0x00000902))
+
+    def c_echo(self, context_id: int) -> int:
+        msg_id = self.next_id()
+        self.conn.send_message(context_id, echo_rq(msg_id))
+        _, cmd = self.conn.read_command()
+        return cmd_us(cmd, 0x00000900, 0xFFFF)
+
+    def release(self) -> None:
+        self.conn.release()
+
+    def abort(self) -> None:
+        self.conn.abort()
+
+
+def _user_info(max_pdu: int) -> list[Any]:
+    ml = MaximumLengthNotification()
+    ml.maximum_length_received = max_pdu
+    ic = ImplementationClassUIDNotification()
+    ic.implementation_class_uid = IMPLEMENTATION_UID
+    iv = ImplementationVersionNameNotification()
+    iv.implementation_version_name = IMPLEMENTATION_VERSION
+    return [ml, ic, iv]
+
+
+def _peer_max_pdu(primitive: A_ASSOCIATE) -> int:
+    for item in primitive.user_information or []:
+        if isinstance(item, MaximumLengthNotification):
+            return int(item.maximum_length_received or 0)
+    return 0
+
+
+def request_association(
+    host: str,
+    port: int,
+    calling_ae: str,
+    called_ae: str,
+    contexts: Sequence[tuple[str, str]],
+    *,
+    connect_timeout: float = 10.0,
+    acse_timeout: float = 30.0,
+    dimse_timeout: float = 120.0,
+    tls: tuple[ssl.SSLContext, str] | None = None,
+) -> ClientAssociation:
+    """Connect and negotiate one presentation context per (SOP class, transfer syntax).
+
+    At most 128 contexts fit in one association (odd IDs 1..255); callers split.
+    """
+    if len(contexts) > 128:
+        raise ValueError("at most 128 presentation contexts per association")
+    if not contexts:
+        raise ValueError("no presentation contexts to propose")
+    who = f"{called_ae}@{host}:{port}"
+    try:
+        raw = socket.create_connection((host, port), timeout=connect_timeout)
+    except socket.gaierror:
+        raise NetError(f"unknown host {host!r}") from None
+    except ConnectionRefusedError:
+        raise NetError(f"connection refused by {host}:{port} (is the DICOM service running on that port?)") from None
+    except TimeoutError:
+        raise NetError(f"no answer from {host}:{port} within {connect_timeout:g} s (firewall or wrong host?)") from None
+    except OSError as exc:
+        raise NetError(f"cannot connect to {host}:{port}: {exc.strerror or exc}") from None
+    set_nodelay(raw)
+    sock: socket.socket = raw
+    if tls is not None:
+        ctx, server_name = tls
+        try:
+            sock = ctx.wrap_socket(raw, server_hostname=server_name)
+        except (ssl.SSLError, OSError) as exc:
+            raw.close()
+            raise NetError(f"TLS handshake with {host}:{port} failed: {exc}") from None
+    sock.settimeout(acse_timeout)
+    conn = Connection(sock)
+    prim = A_ASSOCIATE()
+    prim.application_context_name = APPLICATION_CONTEXT
+    prim.calling_ae_title = calling_ae
+    prim.called_ae_title = called_ae
+    prim.user_information = _user_info(OUR_MAX_PDU)
+    pcs: list[PresentationContext] = []
+    by_id: dict[int, tuple[str, str]] = {}
+    for index, (abstract, ts) in enumerate(contexts):
+        cx = PresentationContext()
+        cx.context_id = 2 * index + 1
+        cx.abstract_syntax = abstract
+        cx.add_transfer_syntax(ts)
+        pcs.append(cx)
+        by_id[cx.context_id] = (abstract, ts)
+    prim.presentation_context_definition_list = pcs
+    pdu = A_ASSOCIATE_RQ()
+    pdu.from_primitive(prim)
+    try:
+        conn.send(pdu.encode())
+        pdu_type, body = conn.read_pdu()
+    except TimeoutError:
+        conn.close()
+        raise NetError(f"no answer to the association request from {who} within {acse_timeout:g} s") from None
+    except NetError as exc:
+        conn.close()
+        raise NetError(f"association with {who} failed: {exc}") from None
+    head = struct.pack(">BBI", pdu_type, 0, len(body))
+    if pdu_type == PDU_ASSOC_RJ:
+        rj = A_ASSOCIATE_RJ()
+        rj.decode(head + body)
+        reason = REJECT_REASONS.get((int(rj.source or 0), int(rj.reason_diagnostic or 0)), "no reason given")
+        hint = ""
+        if (rj.source, rj.reason_diagnostic) == (1, 7):
+            hint = f" (check the called AE title {called_ae!r})"
+        elif (rj.source, rj.reason_diagnostic) == (1, 3):
+            hint = f" (the peer does not know our AE title {calling_ae!r}; ask to have it added)"
+        conn.close()
+        raise NetError(f"association rejected by {who}: {reason}{hint}")
+    if pdu_type != PDU_ASSOC_AC:
+        conn.close()
+        raise NetError(f"association aborted by {who} (PDU type 0x{pdu_type:02X})")
+    ac = A_ASSOCIATE_AC()
+    ac.decode(head + body)
+    rsp = ac.to_primitive()
+    assoc = ClientAssociation(conn, called_ae)
+    conn.peer_max_pdu = _peer_max_pdu(rsp)
+    for cx in rsp.presentation_context_definition_results_list:
+        key = by_id.get(int(cx.context_id or 0))
+        if key is None:
+            continue
+        if cx.result == 0 and cx.transfer_syntax and str(cx.transfer_syntax[0]) == key[1]:
+            assoc.accepted[key] = int(cx.context_id or 0)
+        else:
+            assoc.rejected.append(key)
+    if not assoc.accepted:
+        conn.abort()
+        raise NetError(f"{who} accepted none of the {len(contexts)} proposed presentation contexts")
+    sock.settimeout(dimse_timeout)
+    return assoc
