@@ -282,6 +282,12 @@ _META: dict[str, dict[str, object]] = {
 }
 _DEFAULT_OPTIONS = ["CleanDesc", "RetainDeviceIdent"]
 
+# Patient free text the seed's ARIA profile kept: ARIA import and plan matching never need it,
+# and it is where names and histories hide, so our ARIA profile cleans it like Basic does.
+ARIA_CLEANS_PATIENT_TEXT = frozenset(
+    {"0008,4000", "0010,2000", "0010,2110", "0010,2180", "0010,21B0", "0010,4000", "0038,0500"}
+)
+
 
 def _name_of(cell: str) -> str:
     return re.sub(r"\s*\[[A-Za-z0-9]+\]\s*$", "", cell).strip()
@@ -306,6 +312,8 @@ def profile_from_reference(path: str | Path, variant: str) -> Profile:
         try:
             spec = parse_tag_cell(tag_text)
             pairs = _overrides(row[col[f"{variant}_overrides"]])
+            if variant == "aria" and tag_text.upper() in ARIA_CLEANS_PATIENT_TEXT:
+                pairs = [(o, "C" if o == "CleanDesc" else a) for o, a in pairs]
         except ValueError as exc:
             raise ProfileError(f"{p}:{number}: {exc}") from None
         action = normalize_action(row[col["base_cell"]])
