@@ -110,7 +110,7 @@ FLAT_FIELDS: dict[int, str] = {
     0x300E0002: "approval_status",
 }
 
-PARALLEL_THRESHOLD = 1500  # below this, process start-up costs more than it saves
+PARALLEL_THRESHOLD = 8000  # below this (small files, 2 cores) process start-up costs more than it saves
 BATCH_SIZE = 256
 
 

@@ -33,7 +33,7 @@ from pydicom.dataset import Dataset
 
 log = logging.getLogger(__name__)
 
-PARALLEL_THRESHOLD = 2000  # below this, starting worker processes costs more than it saves
+PARALLEL_THRESHOLD = 4000  # below this, starting worker processes costs more than it saves
 BATCH_SIZE = 256
 PROGRESS_EVERY = 64  # in-process: report every this many files
 SPECIFIC_CHARACTER_SET = 0x00080005
