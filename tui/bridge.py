@@ -1,0 +1,259 @@
+"""Thin compositions of core functions the TUI needs and the CLI does not (yet) have.
+
+No Textual here; everything runs in worker threads. The patient list and the
+per-patient plan list are C-FINDs built from ``core.net`` pieces (associate,
+``c_find``, ``query_patient``); they belong in ``core/net/find.py`` once the
+CLI wants them too.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from typing import Any
+
+from dicomtools.core.config import Config, NodeConfig
+from dicomtools.core.progress import CancelToken, ProgressSink
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class PlanRow:
+    sop_instance_uid: str
+    label: str = ""
+    approval: str = ""
+    date: str = ""
+    plan_class: str = ""
+
+
+@dataclass
+class PatientRow:
+    patient_id: str
+    patient_name: str = ""
+    studies: int | None = None
+    plans: list[PlanRow] = field(default_factory=list)
+    plans_known: bool = False  # False: the peer was not asked / could not list plans
+    note: str = ""
+
+
+def _find_assoc(node: NodeConfig) -> Any:
+    from pynetdicom.sop_class import (  # type: ignore[attr-defined]
+        PatientRootQueryRetrieveInformationModelFind,
+        StudyRootQueryRetrieveInformationModelFind,
+    )
+
+    from dicomtools.core.net.assoc import associate, make_ae
+
+    ae = make_ae(node.calling_ae, node)
+    ae.add_requested_context(PatientRootQueryRetrieveInformationModelFind)
+    ae.add_requested_context(StudyRootQueryRetrieveInformationModelFind)
+    return associate(ae, node)
+
+
+def find_patients(node: NodeConfig, patient_id: str = "", patient_name: str = "") -> list[PatientRow]:
+    """Patients matching an ID and/or a name (DICOM wildcards ``*`` ``?`` allowed), with their plans.
+
+    Patient Root PATIENT level when the peer takes it, else distinct patients
+    of a Study Root STUDY-level query. Plans are listed per patient from the
+    RTPLAN series (label, approval, date where the peer returns them).
+    """
+    from pydicom.dataset import Dataset
+
+    from dicomtools.core.net.assoc import release
+    from dicomtools.core.net.find import c_find, choose_model
+
+    assoc = _find_assoc(node)
+    try:
+        model = choose_model(assoc)
+        ds = Dataset()
+        ds.QueryRetrieveLevel = "PATIENT" if model == "P" else "STUDY"
+        ds.PatientID = patient_id or "*"
+        ds.PatientName = patient_name or "*"
+        if model == "S":
+            ds.StudyInstanceUID = ""
+        rows: dict[str, PatientRow] = {}
+        for ident in c_find(assoc, model, ds):
+            pid = str(ident.get("PatientID", "") or "").strip()
+            if not pid:
+                continue
+            row = rows.setdefault(pid, PatientRow(pid, str(ident.get("PatientName", "") or "").strip()))
+            if model == "S":
+                row.studies = (row.studies or 0) + 1
+        out = sorted(rows.values(), key=lambda r: r.patient_id)
+        for row in out:
+            try:
+                row.plans, row.studies = _plans(assoc, model, row.patient_id)
+                row.plans_known = True
+            except Exception as exc:  # the patient list is still useful without plans
+                row.note = f"plans not listed: {exc}"
+                log.info("plan listing for %s failed: %s", row.patient_id, exc)
+        return out
+    finally:
+        release(assoc)
+
+
+def _plans(assoc: Any, model: str, patient_id: str) -> tuple[list[PlanRow], int]:
+    from pydicom.dataset import Dataset
+
+    from dicomtools.core.net.find import c_find, query_patient
+
+    q = query_patient(assoc, patient_id, model)
+    plans: list[PlanRow] = []
+    for s in q.series:
+        if s.modality and s.modality != "RTPLAN":
+            continue
+        ds = Dataset()
+        ds.QueryRetrieveLevel = "IMAGE"
+        ds.PatientID = patient_id
+        ds.StudyInstanceUID = s.study_uid
+        ds.SeriesInstanceUID = s.series_uid
+        ds.SOPInstanceUID = ""
+        ds.SOPClassUID = ""
+        ds.RTPlanLabel = ""
+        ds.RTPlanDate = ""
+        ds.ApprovalStatus = ""
+        for ident in c_find(assoc, model, ds):
+            uid = str(ident.get("SOPInstanceUID", "") or "")
+            cls = str(ident.get("SOPClassUID", "") or "")
+            if not uid or (s.modality == "" and cls and not cls.startswith("1.2.840.10008.5.1.4.1.1.481.")):
+                continue
+            plans.append(PlanRow(uid, str(ident.get("RTPlanLabel", "") or ""),
+                                 str(ident.get("ApprovalStatus", "") or ""),
+                                 str(ident.get("RTPlanDate", "") or ""), cls))
+    plans.sort(key=lambda p: (p.label, p.sop_instance_uid))
+    return plans, len(q.studies)
+
+
+@dataclass
+class RetrieveRequest:
+    patient_id: str
+    plan_uids: list[str]  # empty: whole patient
+    dest: str
+    new_patient_id: str | None = None
+    new_patient_name: str | None = None
+    anonymize: bool = False
+
+
+@dataclass
+class RetrieveOutcome:
+    request: RetrieveRequest
+    result: Any = None  # core RetrieveResult
+    anonymized: Any = None  # core AnonymizeReport
+    problems: list[str] = field(default_factory=list)
+    cancelled: bool = False
+
+    def summary(self) -> str:
+        if self.result is None:
+            return "nothing retrieved"
+        text = self.result.summary()
+        if self.anonymized is not None:
+            text += f"; anonymized: {len(self.anonymized.written)} written"
+        if self.problems:
+            text += f"; {len(self.problems)} problem(s)"
+        return text
+
+
+def run_retrieve(
+    node: NodeConfig,
+    config: Config,
+    req: RetrieveRequest,
+    *,
+    sink: ProgressSink | None = None,
+    cancel: CancelToken | None = None,
+    temp_dirs: list[str] | None = None,
+) -> RetrieveOutcome:
+    """Retrieve one patient (or some plans) into ``req.dest``; anonymize through a temp folder.
+
+    Raises ``NetError`` when the node refuses us. ``temp_dirs`` receives the temp
+    folder so the app can remove it if it quits mid-way.
+    """
+    from dicomtools.core.net.retrieve import RetrieveOptions, retrieve
+
+    out = RetrieveOutcome(req)
+    target = req.dest
+    tmp: str | None = None
+    if req.anonymize:
+        if not (req.new_patient_id and req.new_patient_name):
+            raise ValueError("anonymization needs a new Patient ID and a new Patient Name")
+        tmp = tempfile.mkdtemp(prefix="dicomtools-retrieve-anon-")
+        if temp_dirs is not None:
+            temp_dirs.append(tmp)
+        target = tmp
+    try:
+        opts = RetrieveOptions(
+            patient_id=req.patient_id,
+            out_dir=target,
+            plan_ids=list(req.plan_uids),
+            new_patient_id=None if req.anonymize else req.new_patient_id,
+            new_patient_name=None if req.anonymize else req.new_patient_name,
+            method=node.retrieve_method,
+            scp_port=config.local.scp_port,
+            scp_bind=config.local.scp_bind,
+            default_machines=dict(config.machines.defaults),
+        )
+        out.result = retrieve(node, opts, sink=sink, cancel=cancel)
+        out.problems.extend(out.result.problems)
+        out.cancelled = out.result.cancelled
+        if req.anonymize and out.result.saved and not out.cancelled:
+            assert req.new_patient_id and req.new_patient_name
+            out.anonymized = anonymize_files(
+                [i.path for i in out.result.saved], req.dest, profile=config.anonymize.profile,
+                options=config.anonymize.options, patient_id=req.new_patient_id,
+                patient_name=req.new_patient_name, sink=sink, cancel=cancel,
+            )
+            out.cancelled = out.cancelled or out.anonymized.cancelled
+        return out
+    finally:
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+            if temp_dirs is not None and tmp in temp_dirs:
+                temp_dirs.remove(tmp)
+
+
+@dataclass
+class AnonymizeOutcome:
+    report: Any
+
+    @property
+    def cancelled(self) -> bool:
+        return bool(self.report.cancelled)
+
+    @property
+    def written(self) -> list[Any]:
+        return list(self.report.written)
+
+    def summary(self) -> str:
+        r = self.report
+        return f"{len(r.written)} written, {len(r.skipped)} not copied to {r.out_dir}"
+
+
+def anonymize_files(
+    files: list[str],
+    dest: str,
+    *,
+    profile: str,
+    options: list[str],
+    patient_id: str | None,
+    patient_name: str | None,
+    sink: ProgressSink | None = None,
+    cancel: CancelToken | None = None,
+) -> AnonymizeOutcome:
+    """core ``anonymize_files`` with the TUI's form values (new ID and name are required)."""
+    from dicomtools.core.anonymize.run import AnonymizeError, AnonymizeSettings
+    from dicomtools.core.anonymize.run import anonymize_files as core_anonymize
+
+    if not (patient_id and patient_name):
+        raise AnonymizeError("a new Patient ID and a new Patient Name are required")
+    settings = AnonymizeSettings(
+        new_patient_id=patient_id,
+        new_patient_name=patient_name,
+        profile=profile or "aria",
+        options=list(options) or None,
+    )
+    os.makedirs(dest, exist_ok=True)
+    report = core_anonymize(files, dest, settings, sink=sink, cancel=cancel)
+    return AnonymizeOutcome(report)

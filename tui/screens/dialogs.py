@@ -1,0 +1,177 @@
+"""Modal dialogs: confirm, ask for values, show text, show keys, show an error.
+
+Every dialog closes with Esc (cancel) and answers through ``dismiss`` so a
+screen can ``push_screen(dialog, callback)`` without blocking.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, ScrollableContainer, Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Button, Input, Label, Static
+
+from dicomtools.tui.actions import Action, actions_for
+from dicomtools.tui.widgets.inputs import TextInput
+
+_CANCEL: list[BindingType] = [Binding("escape", "cancel", "Close", show=False)]
+
+
+class ConfirmDialog(ModalScreen[bool]):
+    """Yes/No; Enter or y confirms, Esc or n declines."""
+
+    BINDINGS = [*_CANCEL, Binding("y", "answer(True)", "Yes", show=False), Binding("n", "answer(False)", "No", show=False)]
+
+    def __init__(self, question: str, yes: str = "Yes", no: str = "No") -> None:
+        super().__init__()
+        self.question = question
+        self.yes = yes
+        self.no = no
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog"):
+            yield Static(self.question, classes="dialog-text", markup=False)
+            with Horizontal(classes="dialog-buttons"):
+                yield Button(f"{self.yes} (y)", id="yes", variant="error", compact=True)
+                yield Button(f"{self.no} (n)", id="no", compact=True)
+
+    def on_mount(self) -> None:
+        self.query_one("#no", Button).focus()
+
+    def action_answer(self, answer: bool) -> None:
+        self.dismiss(answer)
+
+    def action_cancel(self) -> None:
+        self.dismiss(False)
+
+    @on(Button.Pressed)
+    def _pressed(self, event: Button.Pressed) -> None:
+        self.dismiss(event.button.id == "yes")
+
+
+@dataclass(frozen=True)
+class Field:
+    key: str
+    label: str
+    value: str = ""
+    placeholder: str = ""
+
+
+class FormDialog(ModalScreen[dict[str, str] | None]):
+    """A few labelled inputs; Enter in any of them (or OK) returns the values, Tab moves."""
+
+    BINDINGS = _CANCEL
+
+    def __init__(self, title: str, fields: list[Field], ok: str = "OK", note: str = "") -> None:
+        super().__init__()
+        self.title_text = title
+        self.fields = fields
+        self.ok = ok
+        self.note = note
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog"):
+            yield Static(Text(self.title_text, style="bold"), classes="dialog-title")
+            if self.note:
+                yield Static(self.note, classes="dialog-text", markup=False)
+            for f in self.fields:
+                yield Label(f.label, classes="field-label")
+                yield TextInput(value=f.value, placeholder=f.placeholder, id=f"field-{f.key}", compact=True)
+            yield Static("", id="dialog-error", classes="dialog-error", markup=False)
+            with Horizontal(classes="dialog-buttons"):
+                yield Button(self.ok, id="ok", variant="primary", compact=True)
+                yield Button("Cancel (esc)", id="cancel", compact=True)
+
+    def values(self) -> dict[str, str]:
+        return {f.key: self.query_one(f"#field-{f.key}", Input).value.strip() for f in self.fields}
+
+    def show_error(self, text: str) -> None:
+        self.query_one("#dialog-error", Static).update(text)
+
+    @on(Input.Submitted)
+    def _submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        self.dismiss(self.values())
+
+    @on(Button.Pressed)
+    def _pressed(self, event: Button.Pressed) -> None:
+        self.dismiss(self.values() if event.button.id == "ok" else None)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+class TextDialog(ModalScreen[None]):
+    """A scrollable text (flat lists, reports); Esc or q closes."""
+
+    BINDINGS = [*_CANCEL, Binding("q", "cancel", "Close", show=False)]
+
+    def __init__(self, title: str, text: str | Text) -> None:
+        super().__init__()
+        self.title_text = title
+        self.body = text
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog dialog-wide"):
+            yield Static(Text(self.title_text + "   (esc closes)", style="bold"), classes="dialog-title")
+            with ScrollableContainer(classes="dialog-scroll"):
+                body = Text(self.body, no_wrap=True) if isinstance(self.body, str) else self.body
+                yield Static(body, classes="dialog-body")
+
+    def on_mount(self) -> None:
+        self.query_one(ScrollableContainer).focus()
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+def keys_text(scopes: list[str]) -> Text:
+    """The keys of ``scopes`` as an aligned two-column text."""
+    rows: list[Action] = actions_for(*scopes)
+    text = Text()
+    names = {"app": "Everywhere", "top": "Top-level screens"}
+    current = None
+    for a in rows:
+        if a.scope != current:
+            current = a.scope
+            if text:
+                text.append("\n")
+            text.append(names.get(a.scope, a.scope.capitalize()) + "\n", style="bold underline")
+        text.append(f"  {a.key_display:<12}", style="bold")
+        text.append(f" {a.description}")
+        if a.help and a.help != a.description:
+            text.append(f" - {a.help}", style="dim")
+        text.append("\n")
+    text.append("\n")
+    text.append("  ^p          ", style="bold")
+    text.append(" Command palette: every action by name\n")
+    text.append("  tab         ", style="bold")
+    text.append(" Next field / pane\n")
+    return text
+
+
+class KeysDialog(TextDialog):
+    """The keys of the current screen, generated from the action table."""
+
+    def __init__(self, scopes: list[str]) -> None:
+        super().__init__("Keys", keys_text(scopes))
+
+
+class ErrorDialog(TextDialog):
+    def __init__(self, message: str, title: str = "Error") -> None:
+        super().__init__(title, Text(message))
+
+
+__all__ = [
+    "ConfirmDialog",
+    "ErrorDialog",
+    "Field",
+    "FormDialog",
+    "KeysDialog",
+    "TextDialog",
+]
