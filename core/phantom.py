@@ -18,6 +18,8 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from pydicom.dataset import Dataset
+
 from dicomtools.core import model
 from dicomtools.core.atomic import atomic_writer
 from dicomtools.core.phantom_bulk import write_ct_series, write_junk
@@ -54,7 +56,6 @@ from dicomtools.core.phantom_rt import (
     treatment_summary,
 )
 from dicomtools.core.progress import CancelToken, ProgressSink, Reporter
-from pydicom.dataset import Dataset
 
 __all__ = [
     "FileEntry",

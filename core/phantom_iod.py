@@ -13,10 +13,11 @@ from array import array
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from dicomtools.core import model
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence as DicomSequence
 from pydicom.uid import UID, ExplicitVRLittleEndian, generate_uid
+
+from dicomtools.core import model
 
 log = logging.getLogger(__name__)
 

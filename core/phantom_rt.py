@@ -11,10 +11,11 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from dicomtools.core import model
-from dicomtools.core.phantom_iod import fmt, pixels_disc, ref_item
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence as DicomSequence
+
+from dicomtools.core import model
+from dicomtools.core.phantom_iod import fmt, pixels_disc, ref_item
 
 log = logging.getLogger(__name__)
 

@@ -20,6 +20,8 @@ from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
+from pydicom.dataset import Dataset
+
 from dicomtools.core import expr as expr_mod
 from dicomtools.core import fastread
 from dicomtools.core.cache import FileStamp, IndexCache
@@ -29,7 +31,6 @@ from dicomtools.core.pool import run_batches
 from dicomtools.core.progress import CancelToken, ProgressSink, Reporter
 from dicomtools.core.scan import HEAD_BYTES, sniff_dicom
 from dicomtools.core.walk import iter_files
-from pydicom.dataset import Dataset
 
 log = logging.getLogger(__name__)
 

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from dicomtools.core.phantom import generate
 from dicomtools.core.phantom_manifest import PhantomManifest
-
 
 # Never touch the user's real cache or config: every test process (and the CLI
 # subprocesses it starts) gets private XDG folders.
@@ -28,3 +29,15 @@ def phantom(tmp_path_factory: pytest.TempPathFactory) -> PhantomManifest:
 @pytest.fixture(scope="session")
 def phantom_root(phantom: PhantomManifest) -> Path:
     return Path(phantom.root)
+
+
+@pytest.fixture(autouse=True)
+def _restore_logger_levels() -> Iterator[None]:
+    """CLI runs in-process set logger levels (as a real process would); undo that per test."""
+    import logging
+
+    names = ["", "pynetdicom", "pydicom", "dicomtools"]
+    saved = {n: logging.getLogger(n).level for n in names}
+    yield
+    for n, level in saved.items():
+        logging.getLogger(n).setLevel(level)

@@ -78,11 +78,14 @@ class _Messages:
         self.line(event)
 
 
-def _report(res: StoreResult, node_text: str) -> int:
+def _report(res: StoreResult, node_text: str, status_file: str | None = None) -> int:
     for pid, why in res.stopped_patients.items():
         sys.stderr.write(f"patient {pid or '<no id>'} stopped: {why}\n")
     if res.aborted:
         sys.stderr.write(f"stopped: {res.aborted}\n")
+        if status_file:
+            sys.stderr.write(f"{res.stored + res.warned} confirmed instances are in {status_file}; "
+                             "rerun with the same --statusFileName to send the rest\n")
     sys.stdout.write(f"store to {node_text}: {res.summary()}\n")
     if res.cancelled:
         sys.stderr.write("interrupted; rerun with the same --statusFileName to continue\n")
@@ -123,4 +126,4 @@ def run(args: argparse.Namespace) -> int:
         plans = len({p.plan_uid for p in res.problems})
         raise RunError(f"nothing sent: {plans} plan{'s' if plans != 1 else ''} with treatment machine problems "
                        "(fix with --machineMapping / --defaultMachines, or the preset's [machines])")
-    return _report(res, node_title(node))
+    return _report(res, node_title(node), args.statusFileName)

@@ -84,6 +84,24 @@ def tls_args(node: NodeConfig) -> tuple[ssl.SSLContext, str] | None:
     return ctx, node.host
 
 
+def scp_tls_context(node: NodeConfig) -> ssl.SSLContext | None:
+    """Server context for our Storage SCP when the node uses TLS and gives us a certificate.
+
+    C-MOVE sub-operations then arrive over TLS too: we present the node's
+    ``cert``/``key`` and require the node's certificate, verified with ``ca``.
+    Without a certificate of our own our SCP cannot speak TLS: None.
+    """
+    if not node.tls.enabled or not node.tls.cert:
+        return None
+    try:
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=node.tls.ca or None)
+        ctx.verify_mode = ssl.CERT_REQUIRED
+        ctx.load_cert_chain(node.tls.cert, node.tls.key or None)
+    except (OSError, ssl.SSLError) as exc:
+        raise NetError(f"TLS setup for our Storage SCP ({node.tls.cert}): {exc}") from None
+    return ctx
+
+
 def _connection_problem(node: NodeConfig) -> str:
     """Why a TCP connection could not be made; probed only after a failure."""
     where = f"{node.host}:{node.port}"
@@ -99,8 +117,37 @@ def _connection_problem(node: NodeConfig) -> str:
     except OSError as exc:
         return f"cannot connect to {where}: {exc.strerror or exc}"
     if node.tls.enabled:
-        return f"TLS handshake with {where} failed (check CA, certificate and that the port speaks TLS)"
+        return f"TLS handshake with {where} failed: {_tls_problem(node)}"
     return f"connection to {where} closed before the association started"
+
+
+def _tls_problem(node: NodeConfig) -> str:
+    """The handshake error itself (untrusted certificate, wrong host name...), probed again."""
+    hint = "check [nodes.NAME.tls] ca, cert and key, and that the port speaks TLS"
+    try:
+        args = tls_args(node)
+        assert args is not None
+        ctx, server_name = args
+        with socket.create_connection((node.host, node.port), timeout=node.connect_timeout) as raw:
+            with ctx.wrap_socket(raw, server_hostname=server_name) as tls:
+                # TLS 1.3 reports a refused client certificate only at the first read
+                tls.settimeout(min(node.acse_timeout, 2.0))
+                tls.recv(1)
+    except ssl.SSLError as exc:
+        return f"{tls_error_text(exc)} ({hint})"
+    except (OSError, NetError):
+        pass
+    return hint
+
+
+def tls_error_text(exc: BaseException) -> str:
+    """``certificate verify failed: unable to get local issuer certificate``-style text."""
+    if isinstance(exc, ssl.SSLCertVerificationError) and exc.verify_message:
+        return f"certificate verify failed: {exc.verify_message}"
+    reason = getattr(exc, "reason", None)
+    if reason:
+        return str(reason).replace("_", " ").lower()
+    return str(exc) or type(exc).__name__
 
 
 def associate(

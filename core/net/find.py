@@ -106,7 +106,8 @@ def c_find(assoc: Association, model: str, identifier: Dataset) -> list[Dataset]
     out: list[Dataset] = []
     for status, ident in assoc.send_c_find(identifier, FIND_MODELS[model]):
         if "Status" not in status:
-            raise NetError("C-FIND: no response from the node (timeout or association aborted)")
+            raise NetError(f"C-FIND: no response from the node within {assoc.dimse_timeout:g} s "
+                           "(dimse_timeout), or the association was aborted")
         code = int(status.Status)
         cat = status_category(code)
         if cat == "pending":

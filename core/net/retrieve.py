@@ -26,10 +26,16 @@ import shutil
 import socket
 import tempfile
 import threading
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not POSIX: stale temp folders are found by age only
+    fcntl = None  # type: ignore[assignment]
 
 from pydicom.dataset import Dataset
 from pynetdicom import build_context, build_role, evt
@@ -47,11 +53,18 @@ from pynetdicom.sop_class import (  # type: ignore[attr-defined]
 from dicomtools.core.atomic import atomic_writer
 from dicomtools.core.config import NodeConfig
 from dicomtools.core.model import HALCYON_PLAN, InstanceSummary, UnreadableFile
-from dicomtools.core.net.assoc import NetError, associate, make_ae, release, tls_args
+from dicomtools.core.net.assoc import (
+    NetError,
+    associate,
+    make_ae,
+    release,
+    scp_tls_context,
+    tls_args,
+)
 from dicomtools.core.net.files import DEFLATED_LE, EXPLICIT_BE, EXPLICIT_LE, IMPLICIT_LE
 from dicomtools.core.net.find import PatientQuery, SeriesInfo, find_instances, query_patient
 from dicomtools.core.net.status import FAILURE, PENDING, WARNING, describe_status, status_category
-from dicomtools.core.net.storescp import StorageSCP, file_meta, safe_uid_name
+from dicomtools.core.net.storescp import StorageSCP, file_meta, plausible_uid, safe_uid_name
 from dicomtools.core.net.ul import ClientAssociation, request_association
 from dicomtools.core.progress import CancelToken, ProgressSink, Reporter
 from dicomtools.core.scan import read_summary
@@ -138,7 +151,8 @@ class FetchOutcome:
     completed: int = 0
     failed: int = 0
     warning: int = 0
-    received: int = 0
+    received: int = 0  # distinct instances that arrived for this request
+    duplicates: int = 0  # arrivals of an instance already received in this request
     expected: int | None = None
 
 
@@ -236,12 +250,12 @@ class _Fetcher:
         self.getter = getter
         self.lean: ClientAssociation | None = None
 
-    def _events(self) -> int:
+    def _arrivals(self) -> list[str]:
+        """SOP Instance UIDs written so far, in arrival order (append-only)."""
         if self.scp is not None:
-            s = self.scp.stats
-            return len(s.received) + s.duplicates
+            return self.scp.stats.arrivals
         assert self.getter is not None
-        return self.getter.events
+        return self.getter.arrivals
 
     def _move_assoc(self) -> ClientAssociation:
         if self.lean is None:
@@ -283,7 +297,8 @@ class _Fetcher:
         final: Dataset | None = None
         for status, _ in self.job.find_assoc().send_c_get(ident, GET_MODELS[self.model]):
             if "Status" not in status:
-                raise NetError(f"C-GET {what}: no response from the node (timeout or association aborted)")
+                raise NetError(f"C-GET {what}: no response from the node within {self.node.dimse_timeout:g} s "
+                               "(dimse_timeout), or the association was aborted")
             if status_category(int(status.Status)) == PENDING:
                 if self.job.cancel.cancelled:
                     self.job.find_assoc().send_c_cancel(1, None)
@@ -295,14 +310,18 @@ class _Fetcher:
                 int(final.get("NumberOfWarningSuboperations", 0) or 0), str(final.get("ErrorComment", "") or ""))
 
     def fetch(self, ident: Dataset, what: str, expected: int | None = None) -> FetchOutcome:
-        before = self._events()
+        before = len(self._arrivals())
         out = FetchOutcome(what, expected=expected)
         if self.method == "move":
             code, out.completed, out.failed, out.warning, comment = self._move(ident, what)
         else:
             code, out.completed, out.failed, out.warning, comment = self._get(ident, what)
         out.status = code
-        out.received = self._events() - before
+        # Count distinct instances: a peer that sends one instance twice must not
+        # hide one it never sent.
+        arrived = self._arrivals()[before:]
+        out.received = len(set(arrived))
+        out.duplicates = len(arrived) - out.received
         if status_category(code) == FAILURE and out.completed == 0 and out.received == 0:
             hint = ""
             if self.method == "move" and (code == 0xA801 or 0xC000 <= code <= 0xCFFF):
@@ -322,7 +341,7 @@ class _GetWriter:
     def __init__(self, out_dir: Path, source_ae: str) -> None:
         self.out_dir = out_dir
         self.source_ae = source_ae
-        self.events = 0
+        self.arrivals: list[str] = []
         self.lock = threading.Lock()
 
     def __call__(self, event: Any) -> int:
@@ -339,7 +358,7 @@ class _GetWriter:
             log.error("cannot write %s: %s", uid, exc)
             return 0xA700
         with self.lock:
-            self.events += 1
+            self.arrivals.append(uid)
         return 0x0000
 
 
@@ -384,8 +403,10 @@ def _save(selected: Sequence[InstanceSummary], out: Path, new_id: str | None, ne
                 ds.PatientID = new_id
             if new_name is not None:
                 ds.PatientName = new_name
-            with atomic_writer(target) as fh:
+            # rewrite inside the temporary folder, then move: `out` never holds a partial file
+            with atomic_writer(inst.path) as fh:
                 ds.save_as(fh, enforce_file_format=True)
+            os.replace(inst.path, target)
         copy = InstanceSummary(**{f: getattr(inst, f) for f in inst.__dataclass_fields__})
         copy.path = str(target)
         if new_id is not None:
@@ -438,6 +459,7 @@ class _Job:
         self.result = RetrieveResult(opts.patient_id)
         self.summaries: dict[str, InstanceSummary] = {}
         self.unreadable: dict[str, str] = {}
+        self.rejected: dict[str, str] = {}  # received files never saved: path -> why
         self.lock = threading.Lock()
         self.fetched_series: set[str] = set()
         self._assoc: Association | None = None
@@ -447,12 +469,17 @@ class _Job:
             tls_node = copy.deepcopy(node)
             tls_node.tls.enabled = opts.use_tls
         self.tls = tls_args(tls_node)
+        self.scp_tls = scp_tls_context(tls_node)
 
     def summarize(self, path: str) -> InstanceSummary | None:
         s = read_summary(path)
         with self.lock:
             if isinstance(s, UnreadableFile):
                 self.unreadable[path] = s.reason
+                return None
+            why = _uid_problem(s, path)
+            if why:
+                self.rejected[path] = why
                 return None
             self.summaries[path] = s
             return s
@@ -461,7 +488,8 @@ class _Job:
         """Summaries of received files not read yet (the SCP reads most as they arrive)."""
         new = []
         for entry in os.scandir(self.tmp):
-            if entry.name.startswith(".") or entry.path in self.summaries or entry.path in self.unreadable:
+            if entry.name.startswith(".") or entry.path in self.summaries or entry.path in self.unreadable \
+                    or entry.path in self.rejected:
                 continue
             s = self.summarize(entry.path)
             if s is not None:
@@ -473,12 +501,18 @@ class _Job:
         r.fetches.append(out)
         if out.failed:
             r.problems.append(f"{out.what}: {out.failed} sub-operations failed ({describe_status(out.status)})")
-        if out.received < out.completed + out.warning:
-            r.problems.append(f"{out.what}: the node reported {out.completed + out.warning} sent, "
-                              f"{out.received} arrived")
-        if out.expected is not None and out.completed + out.warning < out.expected and not out.failed:
-            r.problems.append(f"{out.what}: C-FIND listed {out.expected} instances, "
-                              f"{out.completed + out.warning} were sent")
+        reported = out.completed + out.warning
+        arrivals = out.received + out.duplicates
+        twice = f" ({out.duplicates} sent twice)" if out.duplicates else ""
+        if arrivals < reported:
+            r.problems.append(f"{out.what}: the node reported {reported} sent, {arrivals} arrived")
+        elif out.expected is not None and out.received < out.expected and not out.failed:
+            # distinct instances: one sent twice must not hide one never sent
+            r.problems.append(f"{out.what}: C-FIND listed {out.expected} instances, {out.received} arrived{twice}")
+        elif out.duplicates:
+            r.notes.append(f"{out.what}: {out.duplicates} instances arrived twice (kept once)")
+        if arrivals > reported:
+            r.notes.append(f"{out.what}: {arrivals} instances arrived, the node reported {reported}")
         if status_category(out.status) == WARNING and not out.failed:
             r.notes.append(f"{out.what}: {describe_status(out.status)}")
 
@@ -601,7 +635,7 @@ class _Job:
 
                 scp = StorageSCP(node.calling_ae, self.tmp, host=opts.scp_bind or local, port=opts.scp_port,
                                  allowed_aes={node.called_ae}, allowed_hosts=allowed, on_received=received,
-                                 network_timeout=node.network_timeout)
+                                 network_timeout=node.network_timeout, ssl_context=self.scp_tls)
                 scp.start()
             f = _Fetcher(self, q.model, scp, self.getter)
             filtered = bool(opts.plan_ids or opts.only_approved)
@@ -634,11 +668,73 @@ class _Job:
         return r
 
 
+def _uid_problem(inst: InstanceSummary, path: str) -> str:
+    """Why a received instance must not be saved: a UID that is no UID, or not the one announced.
+
+    The received file is named after the SOP Instance UID of the C-STORE
+    request; the data set must carry the same one, else a peer could slip
+    another instance (or a path-like name) past the checks.
+    """
+    uid = inst.sop_instance_uid
+    if not plausible_uid(uid):
+        return f"refused an instance with an invalid SOP Instance UID {uid[:80]!r}"
+    announced = os.path.basename(path)
+    if safe_uid_name(uid) != announced:
+        return f"refused instance {uid}: the C-STORE request announced {announced.removesuffix('.dcm')[:80]!r}"
+    return ""
+
+
 def _addresses(host: str) -> set[str]:
     try:
         return {str(info[4][0]) for info in socket.getaddrinfo(host, None)}
     except OSError:
         return set()
+
+
+TEMP_PREFIX = ".dicomtools-retrieve-"
+_LOCK_NAME = ".lock"
+_UNLOCKED_GRACE = 600.0  # a temp folder without a lock file is stale after this many seconds
+
+
+def _lock_temp_folder(tmp: Path) -> BinaryIO | None:
+    """Hold an exclusive lock inside our temp folder for the whole run.
+
+    The kernel drops it when the process dies, even by ``kill -9``, so the
+    next run can tell a stale folder from one a concurrent run is filling.
+    """
+    if fcntl is None:  # pragma: no cover - not POSIX
+        return None
+    fh = open(tmp / _LOCK_NAME, "wb")  # noqa: SIM115 - held until the run ends
+    fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    return fh
+
+
+def remove_stale_temp_folders(out: Path) -> list[str]:
+    """Remove temp folders of earlier runs that died (their lock is free); return their names."""
+    removed: list[str] = []
+    try:
+        entries = [e for e in os.scandir(out) if e.name.startswith(TEMP_PREFIX) and e.is_dir(follow_symlinks=False)]
+    except OSError:
+        return removed
+    for entry in entries:
+        lock_path = os.path.join(entry.path, _LOCK_NAME)
+        try:
+            if fcntl is not None and os.path.exists(lock_path):
+                with open(lock_path, "rb") as fh:
+                    try:
+                        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    except OSError:
+                        continue  # a running retrieve owns it
+                    shutil.rmtree(entry.path, ignore_errors=True)
+            elif time.time() - entry.stat(follow_symlinks=False).st_mtime > _UNLOCKED_GRACE:
+                shutil.rmtree(entry.path, ignore_errors=True)
+            else:
+                continue
+        except OSError as exc:
+            log.info("cannot remove stale %s: %s", entry.path, exc)
+            continue
+        removed.append(entry.name)
+    return removed
 
 
 def retrieve(
@@ -659,12 +755,17 @@ def retrieve(
     out = Path(opts.out_dir)
     created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".dicomtools-retrieve-", dir=out))
+    for stale in remove_stale_temp_folders(out):
+        rep.message(f"removed {stale}: left by an interrupted retrieve")
+    tmp = Path(tempfile.mkdtemp(prefix=TEMP_PREFIX, dir=out))
+    lock: BinaryIO | None = None
     try:
+        lock = _lock_temp_folder(tmp)
         job = _Job(node, opts, tmp, rep, cancel)
         result = job.run()
         job.read_new()
         result.problems.extend(f"received an unreadable file: {why}" for why in job.unreadable.values())
+        result.problems.extend(job.rejected.values())
         forest = build_forest(job.summaries.values(), opts.default_machines)
         others = [t.patient_id for t in forest if t.patient_id != opts.patient_id]
         if others:
@@ -686,6 +787,8 @@ def retrieve(
         return result
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+        if lock is not None:
+            lock.close()
         if created:
             try:
                 out.rmdir()  # only when nothing was saved

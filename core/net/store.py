@@ -42,7 +42,7 @@ from dicomtools.core.net.machines import (
     plan_problems,
 )
 from dicomtools.core.net.status import FAILURE, SUCCESS, WARNING, describe_status, status_category
-from dicomtools.core.net.ul import ClientAssociation, request_association
+from dicomtools.core.net.ul import ClientAssociation, PeerAborted, request_association
 from dicomtools.core.progress import CancelToken, ProgressSink, Reporter
 from dicomtools.core.tree import PLAN_KINDS, Node, PatientTree
 
@@ -459,7 +459,7 @@ class _Run:
         except NetError as exc:
             with self.lock:
                 if not res.aborted:
-                    res.aborted = str(exc)
+                    res.aborted = f"{exc} (sending {name})" if isinstance(exc, PeerAborted) else str(exc)
                 res.not_sent += 1
             self.cancel.cancel()
             self._count("")

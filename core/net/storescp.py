@@ -26,7 +26,7 @@ from pynetdicom.pdu_primitives import A_ASSOCIATE
 from pynetdicom.presentation import PresentationContext
 
 from dicomtools.core.atomic import atomic_writer
-from dicomtools.core.net.assoc import NetError, set_nodelay
+from dicomtools.core.net.assoc import NetError, set_nodelay, tls_error_text
 from dicomtools.core.net.ul import (
     APPLICATION_CONTEXT,
     C_ECHO_RQ,
@@ -49,6 +49,15 @@ from dicomtools.core.net.ul import (
 log = logging.getLogger(__name__)
 
 _UID_RE = re.compile(r"[0-9]+(\.[0-9]+)*")
+
+
+def plausible_uid(uid: str) -> bool:
+    """Digits and dots only, no empty component (``../x``, ``a/b`` are not UIDs).
+
+    Length is not checked: over-long UIDs exist in old archives; they are
+    saved under a hashed name by :func:`safe_uid_name`.
+    """
+    return bool(_UID_RE.fullmatch(uid))
 
 
 def safe_uid_name(uid: str) -> str:
@@ -102,6 +111,9 @@ class Received:
 class ScpStats:
     received: dict[str, Received] = field(default_factory=dict)  # by SOP Instance UID
     duplicates: int = 0
+    # every instance written, in arrival order (duplicates included): callers count
+    # the distinct instances one request brought, so a resent one never hides a missing one
+    arrivals: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)  # one line per instance we could not write
     refused: list[str] = field(default_factory=list)  # associations we turned away, with reason
 
@@ -224,7 +236,7 @@ class StorageSCP:
             try:
                 client = self.ssl_context.wrap_socket(client, server_side=True)
             except (ssl.SSLError, OSError) as exc:
-                self._refuse(f"{addr[0]}: TLS handshake failed: {exc}")
+                self._refuse(f"{addr[0]}: TLS handshake failed: {tls_error_text(exc)}")
                 client.close()
                 return
         conn = Connection(client)
@@ -358,4 +370,5 @@ class StorageSCP:
             if sop_uid in self.stats.received:
                 self.stats.duplicates += 1
             self.stats.received[sop_uid] = rec
+            self.stats.arrivals.append(sop_uid)
         return 0x0000, "", rec

@@ -33,7 +33,7 @@ from pynetdicom.pdu_primitives import (
 from pynetdicom.presentation import PresentationContext
 
 from dicomtools.core import __version__
-from dicomtools.core.net.assoc import NetError, set_nodelay
+from dicomtools.core.net.assoc import NetError, set_nodelay, tls_error_text
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +66,10 @@ REJECT_REASONS = {
 
 class PeerAborted(NetError):
     """The peer sent A-ABORT or closed the connection mid-association."""
+
+
+class PeerTimedOut(PeerAborted):
+    """Nothing arrived within the socket timeout (ACSE, DIMSE or network timeout)."""
 
 
 class PeerReleased(NetError):
@@ -214,7 +218,9 @@ class Connection:
         try:
             data = self.rfile.read(n)
         except TimeoutError:
-            raise PeerAborted("timed out waiting for the peer") from None
+            waited = self.sock.gettimeout()
+            within = f" within {waited:g} s" if waited else ""
+            raise PeerTimedOut(f"no answer from the peer{within}") from None
         except OSError as exc:
             raise PeerAborted(f"connection lost: {exc.strerror or exc}") from None
         if data is None or len(data) < n:
@@ -492,7 +498,8 @@ def request_association(
             sock = ctx.wrap_socket(raw, server_hostname=server_name)
         except (ssl.SSLError, OSError) as exc:
             raw.close()
-            raise NetError(f"TLS handshake with {host}:{port} failed: {exc}") from None
+            raise NetError(f"TLS handshake with {host}:{port} failed: {tls_error_text(exc)} "
+                           "(check [nodes.NAME.tls] ca, cert and key)") from None
     sock.settimeout(acse_timeout)
     conn = Connection(sock)
     prim = A_ASSOCIATE()
@@ -515,9 +522,10 @@ def request_association(
     try:
         conn.send(pdu.encode())
         pdu_type, body = conn.read_pdu()
-    except TimeoutError:
+    except (TimeoutError, PeerTimedOut):
         conn.close()
-        raise NetError(f"no answer to the association request from {who} within {acse_timeout:g} s") from None
+        raise NetError(f"no answer to the association request from {who} within {acse_timeout:g} s "
+                       "(is it a DICOM port? TLS expected?)") from None
     except NetError as exc:
         conn.close()
         raise NetError(f"association with {who} failed: {exc}") from None

@@ -12,12 +12,13 @@ import sys
 from pathlib import Path
 
 import pytest
-from dicomtools.core.cli.main import main
-from dicomtools.core.model import RT_PLAN
 from pydicom.data import get_testdata_file
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+from dicomtools.core.cli.main import main
+from dicomtools.core.model import RT_PLAN
 
 MACHINE = "(300A,00B0)/(300A,00B2)"
 

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from dicomtools.core.cli.main import main
 from dicomtools.core.phantom_manifest import PhantomManifest
 

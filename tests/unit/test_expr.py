@@ -4,6 +4,12 @@ from __future__ import annotations
 
 import pydicom
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from pydicom.data import get_testdata_file
+from pydicom.dataset import Dataset
+from pydicom.sequence import Sequence
+
 from dicomtools.core.expr import (
     SPECIFIC_CHARACTER_SET,
     ExprError,
@@ -13,11 +19,6 @@ from dicomtools.core.expr import (
     parse,
     suggest,
 )
-from hypothesis import given, settings
-from hypothesis import strategies as st
-from pydicom.data import get_testdata_file
-from pydicom.dataset import Dataset
-from pydicom.sequence import Sequence
 
 PATIENT_ID = 0x00100020
 BEAM_SEQ, MACHINE = 0x300A00B0, 0x300A00B2

@@ -13,16 +13,17 @@ from pathlib import Path
 
 import pydicom
 import pytest
-from dicomtools.core.cli.main import main
-from dicomtools.core.model import InstanceSummary, UnreadableFile
-from dicomtools.core.scan import read_batch, read_summary, scan
-from dicomtools.core.tree import build_forest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydicom.data import get_testdata_file
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+from dicomtools.core.cli.main import main
+from dicomtools.core.model import InstanceSummary, UnreadableFile
+from dicomtools.core.scan import read_batch, read_summary, scan
+from dicomtools.core.tree import build_forest
 
 SOURCES = {name: open(get_testdata_file(name), "rb").read() for name in ("rtplan.dcm", "rtdose.dcm", "CT_small.dcm", "rtstruct.dcm")}
 HOSTILE = settings(max_examples=150, deadline=2000, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -7,6 +7,9 @@ from pathlib import Path
 
 import pydicom
 import pytest
+from pydicom.dataset import Dataset
+from pydicom.errors import InvalidDicomError
+
 from dicomtools.core import model
 from dicomtools.core.phantom import (
     PhantomManifest,
@@ -16,8 +19,6 @@ from dicomtools.core.phantom import (
 )
 from dicomtools.core.phantom_iod import CT_IMAGE, MR_IMAGE, PRIVATE_CREATOR, PRIVATE_GROUP
 from dicomtools.core.progress import CancelToken, RecordingSink
-from pydicom.dataset import Dataset
-from pydicom.errors import InvalidDicomError
 
 
 def _files(root: Path) -> dict[str, bytes]:

@@ -8,11 +8,12 @@ from pathlib import Path
 
 import pydicom
 import pytest
+from pydicom.data import get_testdata_file
+
 from dicomtools.core.model import InstanceSummary, UnreadableFile
 from dicomtools.core.phantom_manifest import PhantomManifest
 from dicomtools.core.progress import RecordingSink
 from dicomtools.core.scan import _read_with_pydicom, read_summary, scan
-from pydicom.data import get_testdata_file
 
 
 def test_phantom_broken_files_are_reported(phantom: PhantomManifest) -> None:

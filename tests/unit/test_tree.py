@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from dicomtools.core.model import InstanceSummary
 from dicomtools.core.phantom_manifest import PatientManifest, PhantomManifest
 from dicomtools.core.scan import scan
