@@ -56,7 +56,7 @@ async def shoot(scenario: Scenario, size: tuple[int, int], out: Path, name: str)
 async def shoot_demo(out: Path, name: str = "retrieve-demo.svg") -> None:
     """Retrieve a plan from the embedded demo node; the finished job in the progress pane."""
     from dicomtools.core.config import NodeConfig
-    from dicomtools.tui.demo_node import DemoNode
+    from dicomtools.core.net.demo_node import DemoNode
 
     node = DemoNode.start(ARCHIVE)
     try:

@@ -218,7 +218,7 @@ def _with_demo_node(cfg: Config, path: str) -> tuple[Config, str, Any]:
     from pathlib import Path
 
     from dicomtools.core.config import NodeConfig
-    from dicomtools.tui.demo_node import DemoNode
+    from dicomtools.core.net.demo_node import DemoNode
 
     node = DemoNode.start(path, destinations={cfg.local.ae_title: ("127.0.0.1", cfg.local.scp_port)})
     demo = copy.deepcopy(cfg)

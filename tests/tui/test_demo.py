@@ -11,9 +11,9 @@ import pytest
 from textual.widgets import DataTable, Input
 
 from dicomtools.core.config import Config, NodeConfig
+from dicomtools.core.net.demo_node import DemoNode
 from dicomtools.core.phantom import generate
 from dicomtools.core.scan import scan
-from dicomtools.tui.demo_node import DemoNode
 from tests.tui.helpers import make_app, screen_text, settle, wait_for
 from tests.tui.test_tmux import TMUX, Terminal, assert_intact, command
 

@@ -502,7 +502,7 @@ class BrowseScreen(Screen[None]):
 
     @work(thread=True, group="export", exit_on_error=False)
     def _export(self, job: Job, files: list[str], dest: str, root: str | None) -> None:
-        from dicomtools.tui.export import export_files
+        from dicomtools.core.export import export_files
 
         try:
             result = export_files(files, dest, root, sink=MessageSink(self, job.id), cancel=job.cancel)
@@ -548,7 +548,7 @@ class BrowseScreen(Screen[None]):
 
     @work(thread=True, group="anonymize", exit_on_error=False)
     def _anonymize(self, job: Job, files: list[str], dest: str, values: dict[str, str]) -> None:
-        from dicomtools.tui.bridge import anonymize_files
+        from dicomtools.core.net.session import anonymize_files
 
         try:
             result = anonymize_files(

@@ -22,8 +22,8 @@ from textual.suggester import SuggestFromList
 from textual.widgets import Button, DataTable, Footer, Input, Label, Static
 
 from dicomtools.core.config import ConfigError, resolve_node
+from dicomtools.core.net.session import PatientRow, RetrieveRequest
 from dicomtools.tui.actions import bindings_for
-from dicomtools.tui.bridge import PatientRow, RetrieveRequest
 from dicomtools.tui.jobs import Job, MessageSink
 from dicomtools.tui.messages import JobFinished, JobProgress
 from dicomtools.tui.screens.dialogs import ConfirmDialog
@@ -155,7 +155,7 @@ class RetrieveScreen(Screen[None]):
 
     @work(thread=True, group="find", exit_on_error=False)
     def _find(self, job: Job, node: Any, pid: str, pname: str) -> None:
-        from dicomtools.tui.bridge import find_patients
+        from dicomtools.core.net.session import find_patients
 
         try:
             rows = find_patients(node, pid, pname)
@@ -243,7 +243,7 @@ class RetrieveScreen(Screen[None]):
 
     @work(thread=True, group="retrieve", exit_on_error=False)
     def _retrieve(self, queue: list[tuple[Job, RetrieveRequest]], node: Any, config: Any) -> None:
-        from dicomtools.tui.bridge import run_retrieve
+        from dicomtools.core.net.session import run_retrieve
 
         for job, req in queue:
             if job.cancelled:

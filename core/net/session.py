@@ -1,9 +1,8 @@
-"""Thin compositions of core functions the TUI needs and the CLI does not (yet) have.
+"""Interactive Q/R sessions: find patients and their plans, then retrieve chosen ones.
 
-No Textual here; everything runs in worker threads. The patient list and the
-per-patient plan list are C-FINDs built from ``core.net`` pieces (associate,
-``c_find``, ``query_patient``); they belong in ``core/net/find.py`` once the
-CLI wants them too.
+The TUI's Retrieve screen drives these from worker threads; they are plain
+compositions of ``core.net`` pieces (associate, ``c_find``, ``query_patient``,
+``retrieve``) so the same steps are available to any front end.
 """
 
 from __future__ import annotations

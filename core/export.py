@@ -1,6 +1,6 @@
 """Copy files of marked plans into a folder, keeping their paths below the browsed root.
 
-No Textual here (it could move to ``core``): it reports through a progress sink,
+It reports through a progress sink,
 honours a cancel token, writes every file atomically and never overwrites a
 different file already there.
 """
