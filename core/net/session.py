@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -141,7 +139,6 @@ class RetrieveRequest:
 class RetrieveOutcome:
     request: RetrieveRequest
     result: Any = None  # core RetrieveResult
-    anonymized: Any = None  # core AnonymizeReport
     problems: list[str] = field(default_factory=list)
     cancelled: bool = False
 
@@ -149,8 +146,8 @@ class RetrieveOutcome:
         if self.result is None:
             return "nothing retrieved"
         text = self.result.summary()
-        if self.anonymized is not None:
-            text += f"; anonymized: {len(self.anonymized.written)} written"
+        if self.request.anonymize:
+            text += "; anonymized"
         if self.problems:
             text += f"; {len(self.problems)} problem(s)"
         return text
@@ -165,52 +162,42 @@ def run_retrieve(
     cancel: CancelToken | None = None,
     temp_dirs: list[str] | None = None,
 ) -> RetrieveOutcome:
-    """Retrieve one patient (or some plans) into ``req.dest``; anonymize through a temp folder.
+    """Retrieve one patient (or some plans) into ``req.dest``, renamed or anonymized on the way.
 
-    Raises ``NetError`` when the node refuses us. ``temp_dirs`` receives the temp
-    folder so the app can remove it if it quits mid-way.
+    Anonymization is the retrieve's own (as ``retrieve --anonymize``): original data
+    only ever sits in the retrieve's temporary folder, and ``anonymization_map.csv``
+    is appended in ``req.dest``. Raises ``NetError`` when the node refuses us.
+    ``temp_dirs`` is accepted for callers that track temporary folders; the
+    retrieve removes its own.
     """
+    from dicomtools.core.anonymize.run import AnonymizeSettings
     from dicomtools.core.net.retrieve import RetrieveOptions, retrieve
 
     out = RetrieveOutcome(req)
-    target = req.dest
-    tmp: str | None = None
+    settings = None
     if req.anonymize:
         if not (req.new_patient_id and req.new_patient_name):
             raise ValueError("anonymization needs a new Patient ID and a new Patient Name")
-        tmp = tempfile.mkdtemp(prefix="dicomtools-retrieve-anon-")
-        if temp_dirs is not None:
-            temp_dirs.append(tmp)
-        target = tmp
-    try:
-        opts = RetrieveOptions(
-            patient_id=req.patient_id,
-            out_dir=target,
-            plan_ids=list(req.plan_uids),
-            new_patient_id=None if req.anonymize else req.new_patient_id,
-            new_patient_name=None if req.anonymize else req.new_patient_name,
-            method=node.retrieve_method,
-            scp_port=config.local.scp_port,
-            scp_bind=config.local.scp_bind,
-            default_machines=dict(config.machines.defaults),
+        settings = AnonymizeSettings(
+            req.new_patient_id, req.new_patient_name,
+            profile=config.anonymize.profile, options=config.anonymize.options or None,
         )
-        out.result = retrieve(node, opts, sink=sink, cancel=cancel)
-        out.problems.extend(out.result.problems)
-        out.cancelled = out.result.cancelled
-        if req.anonymize and out.result.saved and not out.cancelled:
-            assert req.new_patient_id and req.new_patient_name
-            out.anonymized = anonymize_files(
-                [i.path for i in out.result.saved], req.dest, profile=config.anonymize.profile,
-                options=config.anonymize.options, patient_id=req.new_patient_id,
-                patient_name=req.new_patient_name, sink=sink, cancel=cancel,
-            )
-            out.cancelled = out.cancelled or out.anonymized.cancelled
-        return out
-    finally:
-        if tmp is not None:
-            shutil.rmtree(tmp, ignore_errors=True)
-            if temp_dirs is not None and tmp in temp_dirs:
-                temp_dirs.remove(tmp)
+    opts = RetrieveOptions(
+        patient_id=req.patient_id,
+        out_dir=req.dest,
+        plan_ids=list(req.plan_uids),
+        new_patient_id=None if req.anonymize else req.new_patient_id,
+        new_patient_name=None if req.anonymize else req.new_patient_name,
+        method=node.retrieve_method,
+        scp_port=config.local.scp_port,
+        scp_bind=config.local.scp_bind,
+        default_machines=dict(config.machines.defaults),
+        anonymize=settings,
+    )
+    out.result = retrieve(node, opts, sink=sink, cancel=cancel)
+    out.problems.extend(out.result.problems)
+    out.cancelled = out.result.cancelled
+    return out
 
 
 @dataclass

@@ -265,3 +265,41 @@ async def test_find_failure_is_shown_not_raised(tmp_path: Path, scp_port: int) -
         await pilot.press("ctrl+f")
         await wait_for(pilot, lambda: "! C-FIND failed:" in screen_text(app), timeout=30)
         assert "connection refused" in screen_text(app)
+
+
+async def test_retrieve_anonymized_leaves_no_original_identity(
+    archive: Path, orthanc: peers.Orthanc, scp_port: int, tmp_path: Path
+) -> None:
+    orthanc.clear()
+    wanted = sendable(archive, "PHANTOM-001")
+    orthanc.upload([Path(i.path) for i in wanted])
+    dest = tmp_path / "anon"
+    app = make_app(None, config_for(orthanc.port, orthanc.aet, scp_port, method="get"), retrieve_dir=str(dest))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("f3")
+        await settle(pilot)
+        screen = app.screen
+        screen.query_one("#r-id", Input).value = "PHANTOM-001"
+        await pilot.press("ctrl+f")
+        await wait_for(pilot, lambda: bool(screen.rows), timeout=30)
+        table = screen.query_one("#found", DataTable)
+        table.focus()
+        table.move_cursor(row=0)
+        await pilot.press("space")
+        screen.query_one("#r-new-id", Input).value = "ANON-7"
+        screen.query_one("#r-new-name", Input).value = "ANON^SEVEN"
+        screen.query_one("#r-anon").press()
+        await settle(pilot)
+        assert "Anonymize: on" in screen_text(app)
+        await pilot.press("ctrl+r")
+        await wait_for(pilot, lambda: not app.jobs.running() and not screen.queue, timeout=120)
+        assert "[done]" in screen_text(app), screen_text(app)
+    files = [p for p in dest.rglob("*.dcm")]
+    assert len(files) == len(wanted)
+    originals = {i.sop_instance_uid for i in wanted}
+    for p in files:
+        raw = p.read_bytes()
+        assert b"PHANTOM-001" not in raw and b"PHANTOM^ALPHA" not in raw
+    got = scan(str(dest), workers=1).instances
+    assert {i.patient_id for i in got} == {"ANON-7"} and not originals & {i.sop_instance_uid for i in got}
+    assert (dest / "anonymization_map.csv").exists()
