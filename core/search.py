@@ -190,6 +190,10 @@ def read_values(path: str, tags: Sequence[int]) -> Dataset | UnreadableFile:
         fast = _read_fast(path, flat)
         if fast is not None:
             return fast
+    # Same verdict as the scanner on cut-off headers and DICOMDIRs, so search and show agree.
+    verdict = _read_fast_header(path, _NO_SEQUENCES)
+    if isinstance(verdict, UnreadableFile):
+        return verdict
     from pydicom.errors import InvalidDicomError
     from pydicom.filereader import read_partial
 

@@ -75,3 +75,13 @@ def test_fast_equals_pydicom_on_bundled_files() -> None:
             assert fast.values == want, (os.path.basename(path), kw)
             checked += 1
     assert checked > 300
+
+
+@pytest.mark.parametrize("expression", ["PatientID", "(300A,00B0)/(300A,00B2)", "(3253,1000)"])
+def test_search_and_scan_agree_on_what_is_dicom(phantom: PhantomManifest, expression: str) -> None:
+    from dicomtools.core.scan import scan
+
+    scanned = scan(phantom.root, workers=1)
+    found = search_mod.search(phantom.root, [expression], workers=1)
+    assert found.dicom_files == len(scanned.instances)
+    assert sorted(u.path for u in found.unreadable) == sorted(u.path for u in scanned.unreadable)
