@@ -112,6 +112,7 @@ FLAT_FIELDS: dict[int, str] = {
 
 PARALLEL_THRESHOLD = 8000  # below this (small files, 2 cores) process start-up costs more than it saves
 BATCH_SIZE = 256
+CACHE_CHUNK = 4096
 
 
 def sniff_dicom(head: bytes) -> tuple[bool, str]:
@@ -506,12 +507,17 @@ def scan(
 
     to_read = paths
     if cache is not None:
-        found, stamps = cache.lookup(paths)
-        if found:
-            cached = [found[p] for p in paths if p in found]
-            for i in range(0, len(cached), 4096):
-                take(cached[i : i + 4096], fresh=False)
-        to_read = [p for p in paths if p not in found]
+        # In chunks, so a live view gets its first nodes before the whole index is consulted.
+        to_read = []
+        for i in range(0, len(paths), CACHE_CHUNK):
+            if cancel is not None and cancel.cancelled:
+                break
+            chunk = paths[i : i + CACHE_CHUNK]
+            found, chunk_stamps = cache.lookup(chunk)
+            stamps.update(chunk_stamps)
+            if found:
+                take([found[p] for p in chunk if p in found], fresh=False)
+            to_read.extend(p for p in chunk if p not in found)
         if pattern is None:
             cache.forget_missing(root, paths)
     batches = list(_batched(iter(to_read), BATCH_SIZE))
