@@ -20,12 +20,33 @@ import re
 import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
-from pydicom.datadict import dictionary_VR, keyword_dict, keyword_for_tag
-from pydicom.dataelem import DataElement
-from pydicom.dataset import Dataset
-from pydicom.multival import MultiValue
-from pydicom.valuerep import DSfloat, PersonName
+if TYPE_CHECKING:
+    from pydicom.dataelem import DataElement
+    from pydicom.dataset import Dataset
+
+
+def _datadict() -> Any:
+    """pydicom's dictionary, imported on first use: search workers that evaluate
+    flat text elements from raw bytes never need pydicom at all (start-up time)."""
+    from pydicom import datadict
+
+    return datadict
+
+
+def _dataset_class() -> type[Dataset]:
+    from pydicom.dataset import Dataset
+
+    return Dataset
+
+
+def keyword_for_tag(tag: int) -> str:
+    return str(_datadict().keyword_for_tag(tag) or "")
+
+
+def dictionary_VR(tag: int) -> str:  # noqa: N802 - pydicom's name
+    return str(_datadict().dictionary_VR(tag))
 
 log = logging.getLogger(__name__)
 
@@ -226,7 +247,7 @@ def _parse_tag(token: str, where: int) -> int:
         raise ExprError("tag needs 4+4 hex digits", where)
     if not _KEYWORD.fullmatch(token):
         raise ExprError(f"not a tag or keyword: {token!r}", where)
-    tag = keyword_dict.get(token)
+    tag = _datadict().keyword_dict.get(token)
     if tag is None:
         tag = _lower_keywords().get(token.lower())
     if tag is None:
@@ -283,7 +304,7 @@ def iter_elements(ds: Dataset, path: Sequence[TagStep]) -> Iterator[DataElement]
     if elem.VR != "SQ" or not elem.value:
         return
     for item in elem.value:
-        if isinstance(item, Dataset):
+        if isinstance(item, _dataset_class()):
             yield from iter_elements(item, path[1:])
 
 
@@ -305,6 +326,8 @@ def element_strings(elem: DataElement) -> list[str]:
     ``<N items>``, bytes that are printable text are decoded, other bytes are shown
     as hex (short) or ``<N bytes>``.
     """
+    from pydicom.multival import MultiValue
+
     value = elem.value
     vr = str(elem.VR)
     if vr == "SQ":
@@ -320,6 +343,8 @@ def element_strings(elem: DataElement) -> list[str]:
 
 
 def _scalar_string(v: object, vr: str) -> str:
+    from pydicom.valuerep import DSfloat, PersonName
+
     if v is None:
         return ""
     if isinstance(v, PersonName):
@@ -406,12 +431,12 @@ def _fmt_tag(tag: int) -> str:
 
 @functools.cache
 def _all_keywords() -> tuple[str, ...]:
-    return tuple(sorted(k for k in keyword_dict if k))
+    return tuple(sorted(k for k in _datadict().keyword_dict if k))
 
 
 @functools.cache
 def _lower_keywords() -> dict[str, int]:
-    return {k.lower(): t for k, t in keyword_dict.items() if k}
+    return {k.lower(): t for k, t in _datadict().keyword_dict.items() if k}
 
 
 def matches_all(exprs: Sequence[Expression], ds: Dataset) -> dict[str, list[str]] | None:
@@ -473,7 +498,7 @@ def suggest(prefix: str, limit: int = 20) -> list[str]:
         seen = set(out)
         out += [
             k
-            for k, t in sorted(keyword_dict.items(), key=lambda kv: kv[1])
+            for k, t in sorted(_datadict().keyword_dict.items(), key=lambda kv: kv[1])
             if k and f"{t:08X}".startswith(hexpart.upper()) and k not in seen
         ]
     return out[:limit]

@@ -19,8 +19,7 @@ import warnings
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-
-from pydicom.dataset import Dataset
+from typing import TYPE_CHECKING
 
 from dicomtools.core import expr as expr_mod
 from dicomtools.core import fastread
@@ -31,6 +30,9 @@ from dicomtools.core.pool import run_batches
 from dicomtools.core.progress import CancelToken, ProgressSink, Reporter
 from dicomtools.core.scan import HEAD_BYTES, sniff_dicom
 from dicomtools.core.walk import iter_files
+
+if TYPE_CHECKING:
+    from pydicom.dataset import Dataset
 
 log = logging.getLogger(__name__)
 
@@ -171,6 +173,8 @@ def _read_fast(path: str, wanted: frozenset[int]) -> Dataset | UnreadableFile | 
     hdr = _read_fast_header(path, wanted)
     if not isinstance(hdr, fastread.FastHeader):
         return hdr
+    from pydicom.dataset import Dataset
+
     ds = Dataset()
     for tag, (vr_bytes, value) in sorted(hdr.raw.items()):
         vr = vr_bytes.decode("ascii") if vr_bytes else dictionary_VR(tag)
@@ -228,8 +232,6 @@ def read_values(path: str, tags: Sequence[int]) -> Dataset | UnreadableFile:
 
 def _search_flat(path: str, exprs: Sequence[Expression], flat: frozenset[int]) -> FileOutcome | None:
     """Evaluate single-step expressions on flat text elements without building a dataset."""
-    from pydicom.datadict import dictionary_VR
-
     hdr = _read_fast_header(path, flat)
     if hdr is None:
         return None
@@ -243,7 +245,7 @@ def _search_flat(path: str, exprs: Sequence[Expression], flat: frozenset[int]) -
         if raw is None:
             per_expr.append(None)
             continue
-        vr = raw[0].decode("ascii") if raw[0] else dictionary_VR(tag)
+        vr = raw[0].decode("ascii") if raw[0] else expr_mod.dictionary_VR(tag)  # implicit VR: look it up
         text = raw[1].decode(codec if vr in _CHARSET_VRS else "latin_1", errors="replace")
         m = e.evaluate_strings(vr, expr_mod.text_strings(vr, text))
         per_expr.append(None if m is None else list(m.values))
@@ -254,14 +256,26 @@ def _search_flat(path: str, exprs: Sequence[Expression], flat: frozenset[int]) -
 _CHARSET_VRS = frozenset({"SH", "LO", "ST", "LT", "UC", "UT", "PN"})
 
 
-def search_file(path: str, exprs: Sequence[Expression], tags: Sequence[int]) -> FileOutcome:
-    """Read one file and evaluate every expression on it; never raises."""
+def flat_plan(exprs: Sequence[Expression], tags: Sequence[int]) -> frozenset[int] | None:
+    """The tags to read straight from the bytes when every expression is a flat text element."""
     if all(len(e.path) == 1 for e in exprs):
-        flat = _fast_plan(tuple(sorted(set(tags))))
-        if flat is not None:
-            outcome = _search_flat(path, exprs, flat)
-            if outcome is not None:
-                return outcome
+        return _fast_plan(tuple(sorted(set(tags))))
+    return None
+
+
+_PLAN_UNKNOWN = frozenset({-1})
+
+
+def search_file(
+    path: str, exprs: Sequence[Expression], tags: Sequence[int], flat: frozenset[int] | None = _PLAN_UNKNOWN
+) -> FileOutcome:
+    """Read one file and evaluate every expression on it; never raises."""
+    if flat is _PLAN_UNKNOWN:
+        flat = flat_plan(exprs, tags)
+    if flat is not None:
+        outcome = _search_flat(path, exprs, flat)
+        if outcome is not None:
+            return outcome
     got = read_values(path, tags)
     if isinstance(got, UnreadableFile):
         return FileOutcome(path, False, reason=got.reason)
@@ -277,19 +291,18 @@ def search_file(path: str, exprs: Sequence[Expression], tags: Sequence[int]) -> 
     return FileOutcome(path, True, combine(exprs, per_expr), per_expr=tuple(per_expr))
 
 
-@functools.lru_cache(maxsize=8)
-def _compiled(sources: tuple[str, ...]) -> tuple[list[Expression], list[int]]:
-    exprs = expr_mod.parse_all(sources)
-    return exprs, expr_mod.needed_top_level_tags(exprs)
+def search_batch(
+    paths: list[str], exprs: tuple[Expression, ...], tags: tuple[int, ...], flat: frozenset[int] | None
+) -> list[FileOutcome]:
+    """Worker entry point (module level so it pickles).
 
-
-def search_batch(paths: list[str], sources: tuple[str, ...]) -> list[FileOutcome]:
-    """Worker entry point (module level so it pickles); expressions travel as text."""
+    Expressions travel parsed, with the read plan, so a worker on the flat
+    path never imports pydicom.
+    """
     if multiprocessing.parent_process() is not None:
         # A worker has no log handlers: pydicom's warnings would hit stderr raw.
         logging.getLogger("pydicom").setLevel(logging.ERROR)
-    exprs, tags = _compiled(sources)
-    return [search_file(p, exprs, tags) for p in paths]
+    return [search_file(p, exprs, tags, flat) for p in paths]
 
 
 def _batched(items: list[str], size: int) -> Iterator[list[str]]:
@@ -369,13 +382,15 @@ def search(
         rep.advanced(done, total)
     n_workers = workers if workers is not None else (os.cpu_count() or 1)
     n_read = len(paths_to_read)
+    # Deciding the read plan imports pydicom's dictionary: only worth it when files are read.
+    flat = flat_plan(parsed, tags) if n_read else None
     use_pool = n_workers > 1 and n_read > 0 and (workers is not None or n_read > PARALLEL_THRESHOLD)
     if not use_pool:
         for i, path in enumerate(paths_to_read, 1):
             if is_cancelled():
                 result.cancelled = True
                 break
-            take([search_file(path, parsed, tags)])
+            take([search_file(path, parsed, tags, flat)])
             if i % PROGRESS_EVERY == 0:
                 rep.advanced(done, total)
     else:
@@ -384,7 +399,8 @@ def search(
             rep.advanced(done, total)
 
         batches = [paths_to_read[i : i + BATCH_SIZE] for i in range(0, n_read, BATCH_SIZE)]
-        result.cancelled = run_batches(batches, search_batch, (sources,), n_workers, take_and_report, cancel)
+        extra = (tuple(parsed), tuple(tags), flat)
+        result.cancelled = run_batches(batches, search_batch, extra, n_workers, take_and_report, cancel)
     result.elapsed = time.monotonic() - started
     note = f"{result.matched} matched of {result.dicom_files} DICOM files"
     rep.finished(done, total, note + (" (cancelled)" if result.cancelled else ""))
