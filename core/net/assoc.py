@@ -20,6 +20,7 @@ from typing import Any
 
 from pynetdicom import AE, evt
 from pynetdicom.association import Association
+from pynetdicom.pdu_primitives import A_ABORT, A_ASSOCIATE, A_P_ABORT
 from pynetdicom.presentation import PresentationContext
 
 from dicomtools.core.config import NodeConfig
@@ -117,27 +118,38 @@ def _connection_problem(node: NodeConfig) -> str:
     except OSError as exc:
         return f"cannot connect to {where}: {exc.strerror or exc}"
     if node.tls.enabled:
-        return f"TLS handshake with {where} failed: {_tls_problem(node)}"
+        return f"TLS handshake with {where} failed: {_tls_problem(node) or 'no reason given'} ({TLS_HINT})"
     return f"connection to {where} closed before the association started"
 
 
+TLS_HINT = "check [nodes.NAME.tls] ca, cert and key, and that the port speaks TLS"
+
+
 def _tls_problem(node: NodeConfig) -> str:
-    """The handshake error itself (untrusted certificate, wrong host name...), probed again."""
-    hint = "check [nodes.NAME.tls] ca, cert and key, and that the port speaks TLS"
+    """The handshake error itself (untrusted certificate, client certificate refused...), probed
+    again; empty when the handshake works."""
     try:
         args = tls_args(node)
-        assert args is not None
-        ctx, server_name = args
-        with socket.create_connection((node.host, node.port), timeout=node.connect_timeout) as raw:
+    except NetError:
+        return ""
+    if args is None:
+        return ""
+    return tls_probe(node.host, node.port, *args, timeout=node.connect_timeout)
+
+
+def tls_probe(host: str, port: int, ctx: ssl.SSLContext, server_name: str, timeout: float = 5.0) -> str:
+    """Handshake once more, only to name what went wrong; empty when nothing did."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as raw:
             with ctx.wrap_socket(raw, server_hostname=server_name) as tls:
                 # TLS 1.3 reports a refused client certificate only at the first read
-                tls.settimeout(min(node.acse_timeout, 2.0))
+                tls.settimeout(min(timeout, 2.0))
                 tls.recv(1)
     except ssl.SSLError as exc:
-        return f"{tls_error_text(exc)} ({hint})"
-    except (OSError, NetError):
+        return tls_error_text(exc)
+    except OSError:
         pass
-    return hint
+    return ""
 
 
 def tls_error_text(exc: BaseException) -> str:
@@ -165,7 +177,7 @@ def associate(
     ``contexts`` defaults to the AE's requested contexts. ``use_tls`` forces
     TLS on/off regardless of the node's setting (``--useTls``).
     """
-    state: dict[str, Any] = {"opened": False, "reject": None, "answered": False}
+    state: dict[str, Any] = {"opened": False, "reject": None, "answered": False, "closed": False}
 
     def opened(event: evt.Event) -> None:
         state["opened"] = True
@@ -173,9 +185,12 @@ def associate(
 
     def acse_recv(event: evt.Event) -> None:
         prim = getattr(event, "primitive", None)
-        state["answered"] = True
-        if getattr(prim, "result", None) in (0x01, 0x02):
-            state["reject"] = prim
+        if isinstance(prim, A_ASSOCIATE):
+            state["answered"] = True
+            if prim.result in (0x01, 0x02):
+                state["reject"] = prim
+        elif isinstance(prim, A_ABORT | A_P_ABORT) and not state["answered"]:
+            state["closed"] = True  # the peer hung up (or aborted) before answering
 
     handlers = [(evt.EVT_CONN_OPEN, opened), (evt.EVT_ACSE_RECV, acse_recv)]
     handlers += list(evt_handlers or [])
@@ -215,6 +230,12 @@ def associate(
         raise NetError(f"association rejected by {who}: {reason}{hint}")
     if not state["opened"]:
         raise NetError(_connection_problem(tls_node))
+    if not state["answered"] and state["closed"]:
+        why = _tls_problem(tls_node) if tls_node.tls.enabled else ""
+        if why:
+            raise NetError(f"TLS handshake with {node.host}:{node.port} failed: {why} ({TLS_HINT})")
+        raise NetError(f"{who} closed the connection before answering the association request "
+                       "(is it a DICOM port? TLS expected? does it accept connections from this host?)")
     if not state["answered"]:
         raise NetError(f"no answer to the association request from {who} within {node.acse_timeout:g} s "
                        "(is it a DICOM port? TLS expected?)")

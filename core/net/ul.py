@@ -33,7 +33,7 @@ from pynetdicom.pdu_primitives import (
 from pynetdicom.presentation import PresentationContext
 
 from dicomtools.core import __version__
-from dicomtools.core.net.assoc import NetError, set_nodelay, tls_error_text
+from dicomtools.core.net.assoc import NetError, set_nodelay, tls_error_text, tls_probe
 
 log = logging.getLogger(__name__)
 
@@ -221,6 +221,8 @@ class Connection:
             waited = self.sock.gettimeout()
             within = f" within {waited:g} s" if waited else ""
             raise PeerTimedOut(f"no answer from the peer{within}") from None
+        except ssl.SSLError as exc:  # e.g. our client certificate refused (TLS 1.3 says so late)
+            raise PeerAborted(f"TLS error: {tls_error_text(exc)}") from None
         except OSError as exc:
             raise PeerAborted(f"connection lost: {exc.strerror or exc}") from None
         if data is None or len(data) < n:
@@ -528,6 +530,10 @@ def request_association(
                        "(is it a DICOM port? TLS expected?)") from None
     except NetError as exc:
         conn.close()
+        why = tls_probe(host, port, *tls, timeout=connect_timeout) if tls is not None else ""
+        if why:
+            raise NetError(f"TLS handshake with {host}:{port} failed: {why} "
+                           "(check [nodes.NAME.tls] ca, cert and key)") from None
         raise NetError(f"association with {who} failed: {exc}") from None
     head = struct.pack(">BBI", pdu_type, 0, len(body))
     if pdu_type == PDU_ASSOC_RJ:
