@@ -331,56 +331,60 @@ def _summary_from_fast(hdr: fastread.FastHeader, path: str) -> InstanceSummary:
     return s
 
 
-def _read_fast(fh: Any, path: str, size: int) -> InstanceSummary | UnreadableFile | None:
-    """Try the fast parser; None means "let pydicom read it"."""
-    fh.seek(0)
-    buf = fh.read(HEAD_BYTES)
+def read_fast_header(
+    path: str, wanted: frozenset[int], wanted_sequences: frozenset[int]
+) -> tuple[fastread.FastHeader | UnreadableFile | None, os.stat_result | None]:
+    """Sniff and parse one file's header with the fast parser (shared by scan and search).
+
+    Returns the header, an unreadable verdict (not DICOM, cut-off header,
+    DICOMDIR), or None when pydicom must read the file; with the file's stat.
+    """
+    st: os.stat_result | None = None
     try:
-        try:
-            hdr = fastread.parse(buf, size, NEEDED_FLAT, NEEDED_SEQUENCES)
-        except fastread.Incomplete:
-            if size > MAX_HEADER_BYTES:
-                return None
-            buf += fh.read()
-            hdr = fastread.parse(buf, size, NEEDED_FLAT, NEEDED_SEQUENCES)
+        with open(path, "rb") as fh:
+            st = os.fstat(fh.fileno())
+            buf = fh.read(HEAD_BYTES)
+            _, reason = sniff_dicom(buf[:132])
+            if reason:
+                return UnreadableFile(path, reason), st
+            try:
+                hdr = fastread.parse(buf, st.st_size, wanted, wanted_sequences)
+            except fastread.Incomplete:
+                if st.st_size > MAX_HEADER_BYTES:
+                    return None, st
+                buf += fh.read()
+                hdr = fastread.parse(buf, st.st_size, wanted, wanted_sequences)
+    except OSError as exc:
+        return UnreadableFile(path, f"cannot read: {exc.strerror or exc}"), st
     except fastread.Truncated as exc:
-        return UnreadableFile(path, f"truncated DICOM header: {exc}")
+        return UnreadableFile(path, f"truncated DICOM header: {exc}"), st
     except (fastread.NeedsFallback, fastread.Incomplete, struct.error, UnicodeError):
-        return None
-    if hdr.sequences:
-        return None
+        return None, st
     if hdr.meta.get(0x00020002) == MEDIA_STORAGE_DIRECTORY:
-        return UnreadableFile(path, "DICOMDIR (media directory index), not an instance")
+        return UnreadableFile(path, "DICOMDIR (media directory index), not an instance"), st
+    return hdr, st
+
+
+def read_summary(path: str) -> InstanceSummary | UnreadableFile:
+    """Read one file's header into a summary, or say in one line why it can't be used."""
+    hdr, st = read_fast_header(path, NEEDED_FLAT, NEEDED_SEQUENCES)
+    if isinstance(hdr, UnreadableFile):
+        return hdr
+    if hdr is None or hdr.sequences or st is None:
+        return _read_with_pydicom(path)
     summary = _summary_from_fast(hdr, path)
+    if not summary.sop_instance_uid or not summary.sop_class_uid:
+        return UnreadableFile(path, "DICOM without SOP Class/Instance UID")
+    size = st.st_size
     if hdr.pixel_offset is not None and hdr.pixel_length is not None:
         value_start = hdr.pixel_offset + hdr.pixel_header
         if hdr.pixel_length == fastread.UNDEFINED:
             summary.truncated = value_start >= size
         else:
             summary.truncated = value_start + hdr.pixel_length > size
+    summary.size = size
+    summary.mtime_ns = st.st_mtime_ns
     return summary
-
-
-def read_summary(path: str) -> InstanceSummary | UnreadableFile:
-    """Read one file's header into a summary, or say in one line why it can't be used."""
-    try:
-        st = os.stat(path)
-        with open(path, "rb") as fh:
-            head = fh.read(132)
-            has_preamble, reason = sniff_dicom(head)
-            if reason:
-                return UnreadableFile(path, reason)
-            fast = _read_fast(fh, path, st.st_size)
-    except OSError as exc:
-        return UnreadableFile(path, f"cannot read: {exc.strerror or exc}")
-    if fast is None:
-        return _read_with_pydicom(path)
-    if isinstance(fast, InstanceSummary):
-        if not fast.sop_instance_uid or not fast.sop_class_uid:
-            return UnreadableFile(path, "DICOM without SOP Class/Instance UID")
-        fast.size = st.st_size
-        fast.mtime_ns = st.st_mtime_ns
-    return fast
 
 
 def _read_with_pydicom(path: str) -> InstanceSummary | UnreadableFile:

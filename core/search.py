@@ -25,10 +25,10 @@ from dicomtools.core import expr as expr_mod
 from dicomtools.core import fastread
 from dicomtools.core.cache import FileStamp, IndexCache
 from dicomtools.core.expr import Expression
-from dicomtools.core.model import MEDIA_STORAGE_DIRECTORY, UnreadableFile
+from dicomtools.core.model import UnreadableFile
 from dicomtools.core.pool import run_batches
 from dicomtools.core.progress import CancelToken, ProgressSink, Reporter
-from dicomtools.core.scan import HEAD_BYTES, sniff_dicom
+from dicomtools.core.scan import read_fast_header, sniff_dicom
 from dicomtools.core.walk import iter_files
 
 if TYPE_CHECKING:
@@ -141,27 +141,7 @@ _NO_SEQUENCES: frozenset[int] = frozenset()
 
 def _read_fast_header(path: str, wanted: frozenset[int]) -> fastread.FastHeader | UnreadableFile | None:
     """Flat public text elements straight from the bytes; None when pydicom must read the file."""
-    try:
-        with open(path, "rb") as fh:
-            size = os.fstat(fh.fileno()).st_size
-            buf = fh.read(HEAD_BYTES)
-            has_preamble, reason = sniff_dicom(buf[:132])
-            if reason:
-                return UnreadableFile(path, reason)
-            try:
-                hdr = fastread.parse(buf, size, wanted, _NO_SEQUENCES)
-            except fastread.Incomplete:
-                buf += fh.read()
-                hdr = fastread.parse(buf, size, wanted, _NO_SEQUENCES)
-    except OSError as exc:
-        return UnreadableFile(path, f"cannot read: {exc.strerror or exc}")
-    except fastread.Truncated as exc:
-        return UnreadableFile(path, f"truncated DICOM header: {exc}")
-    except (fastread.NeedsFallback, fastread.Incomplete, struct.error, UnicodeError):
-        return None
-    if hdr.meta.get(0x00020002) == MEDIA_STORAGE_DIRECTORY:
-        return UnreadableFile(path, "DICOMDIR (media directory index), not an instance")
-    return hdr
+    return read_fast_header(path, wanted, _NO_SEQUENCES)[0]
 
 
 def _read_fast(path: str, wanted: frozenset[int]) -> Dataset | UnreadableFile | None:
