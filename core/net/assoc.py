@@ -55,6 +55,34 @@ def on_conn_open_nodelay(event: evt.Event) -> None:
         set_nodelay(sock)
 
 
+def guard_response_race(assoc: Association) -> None:
+    """Give a DIMSE response the reactor grabbed back to the ``send_*()`` waiting for it.
+
+    pynetdicom 3.0's association reactor can take a response off the DIMSE
+    queue in the instant between a ``send_*()`` pausing it and the pause
+    taking effect; it then logs "Received unexpected C-FIND service message",
+    drops the response, and the caller waits ``dimse_timeout`` for nothing
+    (pynetdicom issues #435, #875). Seen here under load in C-FIND and
+    C-STORE. While a ``send_*()`` is in progress (reactor checkpoint cleared)
+    a response is put back at the front of the queue instead.
+    """
+    serve = getattr(assoc, "_serve_request", None)
+    checkpoint = getattr(assoc, "_reactor_checkpoint", None)
+    q = getattr(getattr(assoc, "dimse", None), "msg_queue", None)
+    if serve is None or checkpoint is None or q is None:  # pragma: no cover - other pynetdicom
+        return
+
+    def guarded(msg: Any, context_id: int) -> None:
+        if not checkpoint.is_set() and not msg.is_valid_request:
+            with q.mutex:
+                q.queue.appendleft((context_id, msg))
+                q.not_empty.notify()
+            return
+        serve(msg, context_id)
+
+    assoc._serve_request = guarded  # type: ignore[method-assign]
+
+
 def make_ae(ae_title: str, node: NodeConfig | None = None) -> AE:
     """An AE with the node's timeouts and a large receive PDU."""
     ae = AE(ae_title=ae_title)
@@ -182,6 +210,7 @@ def associate(
     def opened(event: evt.Event) -> None:
         state["opened"] = True
         on_conn_open_nodelay(event)
+        guard_response_race(event.assoc)
 
     def acse_recv(event: evt.Event) -> None:
         prim = getattr(event, "primitive", None)
