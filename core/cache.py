@@ -16,7 +16,7 @@ import pickle
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,6 +44,13 @@ CREATE TABLE IF NOT EXISTS elements (
     PRIMARY KEY (path, key)
 );
 """
+
+
+def _select_in(conn: sqlite3.Connection, sql: str, params: tuple[Any, ...], keys: list[str]) -> Iterator[Any]:
+    """Run ``sql`` (with an ``IN ({marks})`` clause) over ``keys`` in chunks below SQLite's variable limit."""
+    for i in range(0, len(keys), 900):
+        chunk = keys[i : i + 900]
+        yield from conn.execute(sql.format(marks=",".join("?" * len(chunk))), [*params, *chunk])
 
 
 def default_cache_dir() -> Path:
@@ -155,15 +162,9 @@ class IndexCache:
         rows: dict[str, tuple[int, int, str | None, bytes | None]] = {}
 
         def fetch(conn: sqlite3.Connection) -> None:
-            keylist = list(keys)
-            for i in range(0, len(keylist), 900):
-                chunk = keylist[i : i + 900]
-                marks = ",".join("?" * len(chunk))
-                for row in conn.execute(
-                    f"SELECT path, size, mtime_ns, unreadable, summary FROM files WHERE path IN ({marks})",
-                    chunk,
-                ):
-                    rows[row[0]] = row[1:]
+            sql = "SELECT path, size, mtime_ns, unreadable, summary FROM files WHERE path IN ({marks})"
+            for row in _select_in(conn, sql, (), list(keys)):
+                rows[row[0]] = row[1:]
 
         self._run(fetch)
         found: dict[str, InstanceSummary | UnreadableFile] = {}
@@ -231,18 +232,12 @@ class IndexCache:
         out: dict[str, Any] = {}
 
         def fetch(conn: sqlite3.Connection) -> None:
-            keylist = list(keys)
-            for i in range(0, len(keylist), 900):
-                chunk = keylist[i : i + 900]
-                marks = ",".join("?" * len(chunk))
-                for path, size, mtime_ns, payload in conn.execute(
-                    f"SELECT path, size, mtime_ns, payload FROM elements WHERE key = ? AND path IN ({marks})",
-                    [key, *chunk],
-                ):
-                    given = keys[path]
-                    stamp = stamps[given]
-                    if (size, mtime_ns) == (stamp.size, stamp.mtime_ns):
-                        out[given] = json.loads(payload)
+            sql = "SELECT path, size, mtime_ns, payload FROM elements WHERE key = ? AND path IN ({marks})"
+            for path, size, mtime_ns, payload in _select_in(conn, sql, (key,), list(keys)):
+                given = keys[path]
+                stamp = stamps[given]
+                if (size, mtime_ns) == (stamp.size, stamp.mtime_ns):
+                    out[given] = json.loads(payload)
 
         self._run(fetch)
         return out
