@@ -116,3 +116,49 @@ def test_two_processes_share_one_cache(archive: Path, tmp_path: Path) -> None:
     assert len(set(counts)) == 1 and counts[0] > 40
     warm = subprocess.run([*cmd, str(copies[0])], capture_output=True, env=env, timeout=120)
     assert json.loads(warm.stdout)["stats"]["instances"] == counts[0]
+
+
+@pytest.fixture()
+def search_reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    import dicomtools.core.search as search_mod
+
+    seen: list[str] = []
+    real = search_mod.search_file
+
+    def counted(path: str, *args: object, **kw: object):  # type: ignore[no-untyped-def]
+        seen.append(path)
+        return real(path, *args, **kw)
+
+    monkeypatch.setattr(search_mod, "search_file", counted)
+    return seen
+
+
+@pytest.mark.parametrize("expression", ["(0010,0020)=?", "(300A,00B0)/(300A,00B2)=?"])
+def test_search_uses_the_cache_and_notices_changes(
+    archive: Path, tmp_path: Path, search_reads: list[str], expression: str
+) -> None:
+    from dicomtools.core.search import search
+
+    cache = IndexCache(tmp_path / "cache")
+    first = search(str(archive), [expression], workers=1, cache=cache)
+    assert len(search_reads) == first.files_scanned
+    search_reads.clear()
+    second = search(str(archive), [expression], workers=1, cache=cache)
+    assert search_reads == []
+    assert [(m.path, m.values) for m in second.matches] == [(m.path, m.values) for m in first.matches]
+    assert second.dicom_files == first.dicom_files and len(second.unreadable) == len(first.unreadable)
+    # change one plan, delete another file: only the changed file is read again
+    plan_path = next(p for p in archive.rglob("RP.PLAN_A*") if p.is_file())
+    ds = pydicom.dcmread(plan_path)
+    ds.PatientID = "CHANGED-ID"
+    ds.BeamSequence[0].TreatmentMachineName = "NEWMACHINE"
+    ds.save_as(plan_path)
+    victim = next(p for p in archive.rglob("CT*") if p.is_file())
+    victim.unlink()
+    search_reads.clear()
+    third = search(str(archive), [expression], workers=1, cache=cache)
+    assert search_reads == [str(plan_path)]
+    values = {m.path: m.values for m in third.matches}
+    assert str(victim) not in values
+    shown = next(iter(values[str(plan_path)].values()))
+    assert ("CHANGED-ID" in shown) or ("NEWMACHINE" in shown)
