@@ -138,6 +138,20 @@ class IndexCache:
             self._rebuild(exc)
             return fn(self.conn)
 
+    def _write_rows(self, sql: str, rows: Sequence[tuple[Any, ...]]) -> None:
+        """One write transaction (taken at once, so a second process waits instead of failing late)."""
+
+        def write(conn: sqlite3.Connection) -> None:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.executemany(sql, rows)
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+
+        self._run(write)
+
     def close(self) -> None:
         conn = getattr(self._local, "conn", None)
         if conn is not None:
@@ -205,16 +219,7 @@ class IndexCache:
         if not rows:
             return
 
-        def write(conn: sqlite3.Connection) -> None:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                conn.executemany("INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?)", rows)
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-
-        self._run(write)
+        self._write_rows("INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?)", rows)
 
     # -- element values for searches ------------------------------------------
     @staticmethod
@@ -251,16 +256,7 @@ class IndexCache:
         if not rows:
             return
 
-        def write(conn: sqlite3.Connection) -> None:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                conn.executemany("INSERT OR REPLACE INTO elements VALUES (?, ?, ?, ?, ?)", rows)
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-
-        self._run(write)
+        self._write_rows("INSERT OR REPLACE INTO elements VALUES (?, ?, ?, ?, ?)", rows)
 
     def forget_missing(self, root: str, present: Iterable[str]) -> int:
         """Drop rows of files under ``root`` that no longer exist; returns how many."""
