@@ -200,30 +200,15 @@ def _beams(ds: Any) -> tuple[BeamInfo, ...]:
 def _summary_from_dataset(ds: Any, path: str) -> InstanceSummary:
     """Pick the fields the tree needs out of a header-only dataset."""
     meta = getattr(ds, "file_meta", None)
-    sop_class = _s(ds.get("SOPClassUID")) or _s(meta.get("MediaStorageSOPClassUID") if meta else None)
-    sop_uid = _s(ds.get("SOPInstanceUID")) or _s(
-        meta.get("MediaStorageSOPInstanceUID") if meta else None
-    )
-    s = InstanceSummary(path=path, sop_instance_uid=sop_uid, sop_class_uid=sop_class)
-    s.patient_id = _s(ds.get("PatientID"))
-    s.patient_name = _s(ds.get("PatientName"))
-    s.study_instance_uid = _s(ds.get("StudyInstanceUID"))
-    s.series_instance_uid = _s(ds.get("SeriesInstanceUID"))
-    s.modality = _s(ds.get("Modality"))
-    s.frame_of_reference_uid = _s(ds.get("FrameOfReferenceUID"))
-    s.series_description = _s(ds.get("SeriesDescription"))
-    s.series_number = _s(ds.get("SeriesNumber"))
-    s.instance_number = _s(ds.get("InstanceNumber"))
-    s.study_date = _s(ds.get("StudyDate"))
-    s.study_description = _s(ds.get("StudyDescription"))
+    s = InstanceSummary(path=path, sop_instance_uid="", sop_class_uid="")
+    # The same flat fields the fast path fills, from the same table.
+    for tag, name in FLAT_FIELDS.items():
+        elem = ds.get(tag)
+        setattr(s, name, _s(elem.value if elem is not None else None))
+    if meta:
+        s.sop_class_uid = s.sop_class_uid or _s(meta.get("MediaStorageSOPClassUID"))
+        s.sop_instance_uid = s.sop_instance_uid or _s(meta.get("MediaStorageSOPInstanceUID"))
     s.transfer_syntax_uid = _s(meta.get("TransferSyntaxUID")) if meta else ""
-    # plans
-    s.plan_label = _s(ds.get("RTPlanLabel"))
-    s.plan_name = _s(ds.get("RTPlanName"))
-    s.plan_intent = _s(ds.get("PlanIntent"))
-    s.plan_date = _s(ds.get("RTPlanDate"))
-    s.approval_status = _s(ds.get("ApprovalStatus"))
-    s.brachy_treatment_type = _s(ds.get("BrachyTreatmentType"))
     s.beams = _beams(ds)
     s.referenced_structure_sets = _uids(
         _items(ds, "ReferencedStructureSetSequence"), "ReferencedSOPInstanceUID"
@@ -244,10 +229,7 @@ def _summary_from_dataset(ds: Any, path: str) -> InstanceSummary:
             fractions.append(f)
     s.referenced_beam_numbers = tuple(beam_numbers)
     s.fraction_number = min(fractions) if fractions else None
-    s.treatment_date = _s(ds.get("TreatmentDate"))
-    s.rt_image_label = _s(ds.get("RTImageLabel"))
     # structure sets
-    s.structure_set_label = _s(ds.get("StructureSetLabel"))
     s.roi_count = len(_items(ds, "StructureSetROISequence"))
     frames = _items(ds, "ReferencedFrameOfReferenceSequence")
     s.referenced_frames = _uids(frames, "FrameOfReferenceUID")
@@ -258,7 +240,6 @@ def _summary_from_dataset(ds: Any, path: str) -> InstanceSummary:
                 if uid not in series:
                     series.append(uid)
     s.referenced_series = tuple(series)
-    s.dose_summation_type = _s(ds.get("DoseSummationType"))
     s.referenced_instances = _uids(
         _items(ds, "ReferencedInstanceSequence"), "ReferencedSOPInstanceUID"
     )
