@@ -142,7 +142,7 @@ class DicomToolsApp(App[int]):
 
         def answered(yes: bool | None) -> None:
             if yes:
-                self.jobs.cancel_all()
+                self.jobs.cancel()
                 self.jobs.cleanup_all()
                 self.exit(0)
 

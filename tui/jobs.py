@@ -58,9 +58,12 @@ class JobRegistry:
     def running(self, screen: str | None = None) -> list[Job]:
         return [j for j in self._jobs.values() if screen is None or j.screen == screen]
 
-    def cancel_all(self) -> None:
-        for job in self._jobs.values():
+    def cancel(self, screen: str | None = None) -> int:
+        """Ask the running jobs (of one screen, or all) to stop; returns how many were asked."""
+        jobs = self.running(screen)
+        for job in jobs:
             job.cancel.cancel()
+        return len(jobs)
 
     def cleanup_all(self) -> None:
         for job in list(self._jobs.values()):

@@ -296,10 +296,7 @@ class BrowseScreen(Screen[None]):
         self.app.notify(f"{title}: {summary}", severity="error" if message.error else "information")
 
     def action_cancel(self) -> None:
-        jobs = self.app.jobs.running("browse")  # type: ignore[attr-defined]
-        for job in jobs:
-            job.cancel.cancel()
-        if not jobs:
+        if not self.app.jobs.cancel("browse"):  # type: ignore[attr-defined]
             self.app.bell()
 
     # ------------------------------------------------------------------ details

@@ -259,12 +259,9 @@ class RetrieveScreen(Screen[None]):
             self.post_message(JobFinished(job.id, outcome, cancelled=outcome.cancelled))
 
     def action_cancel(self) -> None:
-        running = self.app.jobs.running("retrieve")  # type: ignore[attr-defined]
-        if not running:
+        if not self.app.jobs.cancel("retrieve"):  # type: ignore[attr-defined]
             self.app.bell()
             return
-        for job in running:
-            job.cancel.cancel()
         self.status("cancelling: stops after the instances in flight")
 
     # ------------------------------------------------------------------ messages

@@ -291,12 +291,9 @@ class StoreScreen(Screen[None]):
         self.post_message(JobFinished(job.id, result, cancelled=result.cancelled))
 
     def action_cancel(self) -> None:
-        running = self.app.jobs.running("store")  # type: ignore[attr-defined]
-        if not running:
+        if not self.app.jobs.cancel("store"):  # type: ignore[attr-defined]
             self.app.bell()
             return
-        for job in running:
-            job.cancel.cancel()
         self.status("cancelling: stops after the instances in flight")
 
     # ------------------------------------------------------------------ messages
