@@ -56,6 +56,23 @@ def config_for(port: int, aet: str, scp_port: int, method: str = "move", **node:
     return cfg
 
 
+async def mark_whole_patient(pilot, app, patient_id: str, new_id: str, new_name: str):  # type: ignore[no-untyped-def]
+    """On the Retrieve screen: find ``patient_id``, mark its first row, enter the new identity."""
+    await pilot.press("f3")
+    await settle(pilot)
+    screen = app.screen
+    screen.query_one("#r-id", Input).value = patient_id
+    await pilot.press("ctrl+f")
+    await wait_for(pilot, lambda: bool(screen.rows), timeout=30)
+    table = screen.query_one("#found", DataTable)
+    table.focus()
+    table.move_cursor(row=0)
+    await pilot.press("space")
+    screen.query_one("#r-new-id", Input).value = new_id
+    screen.query_one("#r-new-name", Input).value = new_name
+    return screen
+
+
 def sendable(root: Path, patient: str) -> list:
     return [i for i in scan(str(root), workers=1).instances if not i.truncated and i.patient_id == patient]
 
@@ -232,18 +249,7 @@ async def test_retrieve_whole_patient_by_move_with_new_id(
     dest = tmp_path / "moved"
     app = make_app(None, config_for(orthanc.port, orthanc.aet, scp_port, method="move"), retrieve_dir=str(dest))
     async with app.run_test(size=(120, 40)) as pilot:
-        await pilot.press("f3")
-        await settle(pilot)
-        screen = app.screen
-        screen.query_one("#r-id", Input).value = "PHANTOM-002"
-        await pilot.press("ctrl+f")
-        await wait_for(pilot, lambda: bool(screen.rows), timeout=30)
-        table = screen.query_one("#found", DataTable)
-        table.focus()
-        table.move_cursor(row=0)
-        await pilot.press("space")
-        screen.query_one("#r-new-id", Input).value = "TEST-42"
-        screen.query_one("#r-new-name", Input).value = "TEST^FORTYTWO"
+        screen = await mark_whole_patient(pilot, app, "PHANTOM-002", "TEST-42", "TEST^FORTYTWO")
         await pilot.press("ctrl+r")
         await wait_for(pilot, lambda: not app.jobs.running() and not screen.queue, timeout=120)
         assert "[done]" in screen_text(app), screen_text(app)
@@ -276,18 +282,7 @@ async def test_retrieve_anonymized_leaves_no_original_identity(
     dest = tmp_path / "anon"
     app = make_app(None, config_for(orthanc.port, orthanc.aet, scp_port, method="get"), retrieve_dir=str(dest))
     async with app.run_test(size=(120, 40)) as pilot:
-        await pilot.press("f3")
-        await settle(pilot)
-        screen = app.screen
-        screen.query_one("#r-id", Input).value = "PHANTOM-001"
-        await pilot.press("ctrl+f")
-        await wait_for(pilot, lambda: bool(screen.rows), timeout=30)
-        table = screen.query_one("#found", DataTable)
-        table.focus()
-        table.move_cursor(row=0)
-        await pilot.press("space")
-        screen.query_one("#r-new-id", Input).value = "ANON-7"
-        screen.query_one("#r-new-name", Input).value = "ANON^SEVEN"
+        screen = await mark_whole_patient(pilot, app, "PHANTOM-001", "ANON-7", "ANON^SEVEN")
         screen.query_one("#r-anon").press()
         await settle(pilot)
         assert "Anonymize: on" in screen_text(app)
