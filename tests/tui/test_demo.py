@@ -15,7 +15,7 @@ from dicomtools.core.net.demo_node import DemoNode
 from dicomtools.core.phantom import generate
 from dicomtools.core.scan import scan
 from tests.tui.helpers import make_app, screen_text, settle, wait_for
-from tests.tui.test_tmux import TMUX, Terminal, assert_intact, command
+from tests.tui.test_tmux import Terminal, assert_intact, command
 
 pytestmark = pytest.mark.net
 
@@ -89,7 +89,6 @@ async def test_find_retrieve_and_store_against_the_demo_node(
     assert any(i.plan_label == "PROTON_1" for i in got)
 
 
-@pytest.mark.skipif(TMUX is None, reason="tmux not installed")
 def test_dicomtools_demo_in_a_real_terminal(tmp_path: Path) -> None:
     term = Terminal(f"dicomtools-demo-{tmp_path.name[-8:]}")
     try:

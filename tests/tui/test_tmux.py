@@ -22,7 +22,6 @@ from dicomtools.core.config import Config, NodeConfig, save_config
 from dicomtools.core.phantom import generate
 
 TMUX = shutil.which("tmux")
-pytestmark = pytest.mark.skipif(TMUX is None, reason="tmux not installed (Debian package tmux)")
 
 
 class Terminal:
