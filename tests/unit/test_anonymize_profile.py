@@ -100,7 +100,8 @@ def test_shipped_files_are_what_the_generator_writes(name: str) -> None:
 
 def test_profiles_dir_holds_only_data() -> None:
     names = sorted(p.name for p in PROFILES_DIR.iterdir() if not p.name.startswith((".", "__pycache__")))
-    assert all(n == "__init__.py" or n.endswith(".toml") for n in names), names
+    assert all(n in ("__init__.py", "standard") or n.endswith(".toml") for n in names), names
+    assert sorted(p.suffix for p in (PROFILES_DIR / "standard").iterdir()) == [".tsv", ".tsv"]
 
 
 def test_option_names_short_long_and_standard() -> None:
