@@ -13,7 +13,6 @@ Hangul) match anywhere.
 from __future__ import annotations
 
 import re
-import unicodedata
 from dataclasses import dataclass, field
 
 from pydicom.dataset import Dataset
@@ -26,6 +25,7 @@ from dicomtools.core.anonymize.valuetext import (
     has_unspaced_script,
     name_groups,
     spellings,
+    transliterate,
 )
 from dicomtools.core.anonymize.wellknown import is_registered_uid
 
@@ -39,8 +39,7 @@ _DICT_PN: frozenset[int] | None = None
 
 def safe_name(text: str, fallback: str) -> str:
     """A file-system-safe ASCII form of ``text``: accents dropped (``Müller`` -> ``Muller``), the rest ``_``."""
-    ascii_ish = "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
-    s = _UNSAFE.sub("_", ascii_ish.strip()).strip("._")
+    s = _UNSAFE.sub("_", transliterate(text).strip()).strip("._")
     return s[:64] if s else fallback
 
 
@@ -97,6 +96,8 @@ class PathNames:
             for group in name_groups(name):
                 for component in group[:3]:  # family, given, middle; not prefixes or suffixes
                     self._add_component(component, sname)
+                if len(group) >= 2 and has_unspaced_script("".join(group[:2])):  # 山田太郎: one name
+                    self.needles.setdefault(fold("".join(group[:2])), (sname, False))
 
     def _add_component(self, component: str, replacement: str) -> None:
         if is_placeholder(component):

@@ -73,6 +73,14 @@ def name_groups(name: str) -> list[list[str]]:
 _TRANSLIT = str.maketrans({"ß": "ss", "æ": "ae", "Æ": "ae", "ø": "o", "Ø": "o", "œ": "oe", "Œ": "oe",
                            "ð": "d", "Ð": "d", "đ": "d", "Đ": "d", "ł": "l", "Ł": "l", "þ": "th", "Þ": "th",
                            "ı": "i"})
+_TRANSLIT_CASED = str.maketrans({"ß": "ss", "æ": "ae", "Æ": "AE", "ø": "o", "Ø": "O", "œ": "oe", "Œ": "OE",
+                                 "đ": "d", "Đ": "D", "ł": "l", "Ł": "L", "þ": "th", "Þ": "TH", "ı": "i"})
+
+
+def transliterate(text: str) -> str:
+    """Latin letters without accents, case kept: ``Größe`` -> ``Grosse``; other scripts unchanged."""
+    text = unicodedata.normalize("NFKD", unicodedata.normalize("NFKC", text).translate(_TRANSLIT_CASED))
+    return "".join(c for c in text if not unicodedata.combining(c))
 
 
 def fold(text: str) -> str:
