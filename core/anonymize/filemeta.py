@@ -6,10 +6,13 @@ station and may hold Private Information (0002,0102). So the preamble is
 zeroed and the meta is written anew: our Implementation Class UID and
 Version Name, the (remapped) SOP Class/Instance UIDs, the data set's
 transfer syntax, and the station AE titles only as far as the profile left
-them (the engine applied it to the original meta first).
+them (the engine applied it to the original meta first), cleaned of any
+original identifier when retained.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset, FileMetaDataset
@@ -31,8 +34,11 @@ def _ae_title(value: str) -> str:
     return "".join(c for c in value if c.isascii() and c.isprintable() and c != "\\").strip()[:16]
 
 
-def fresh_file_meta(ds: Dataset) -> FileMetaDataset:
-    """A new file meta for ``ds`` (already anonymized; its old meta, if any, already passed the profile)."""
+def fresh_file_meta(ds: Dataset, clean: Callable[[str], str] | None = None) -> FileMetaDataset:
+    """A new file meta for ``ds`` (already anonymized; its old meta, if any, already passed the profile).
+
+    ``clean`` rewrites a retained AE title (a station named after a person keeps no name).
+    """
     old = getattr(ds, "file_meta", None)
     meta = FileMetaDataset()
     meta.FileMetaInformationGroupLength = 0  # recomputed by pydicom on write
@@ -48,13 +54,14 @@ def fresh_file_meta(ds: Dataset) -> FileMetaDataset:
     meta.ImplementationVersionName = IMPLEMENTATION_VERSION_NAME
     if old is not None:
         for tag in _AE_TITLES:
-            title = _ae_title(element_text(old, tag))
+            title = element_text(old, tag)
+            title = _ae_title(clean(title) if clean is not None and title else title)
             if title:
                 meta[tag] = DataElement(tag, "AE", title)
     return meta
 
 
-def prepare_for_writing(ds: Dataset) -> None:
+def prepare_for_writing(ds: Dataset, clean: Callable[[str], str] | None = None) -> None:
     """Zero the preamble and replace the file meta (in place, just before the write)."""
-    ds.file_meta = fresh_file_meta(ds)
+    ds.file_meta = fresh_file_meta(ds, clean)
     ds.preamble = PREAMBLE

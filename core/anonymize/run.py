@@ -180,9 +180,9 @@ def _read(path: str) -> Dataset | str:
     return ds
 
 
-def _write(ds: Dataset, dest: str) -> None:
+def _write(ds: Dataset, dest: str, names: PathNames | None = None) -> None:
     """Write with a zeroed preamble and our own file meta; temp file + rename (nothing half-written)."""
-    prepare_for_writing(ds)
+    prepare_for_writing(ds, (lambda text: names.rewrite(text, None)) if names is not None else None)
     with atomic_writer(dest) as fh:
         ds.save_as(fh)
 
@@ -372,7 +372,7 @@ def _stage(run: _Run, ds: Dataset, new_pid: str, path: str, tmp: str) -> tuple[_
     try:
         uid = element_text(ds, 0x00080018)
         prefix = _prefix(element_text(ds, 0x00080060))
-        _write(ds, tmp)
+        _write(ds, tmp, run.names)
         summary = _summary(ds, tmp)
     except Exception as exc:  # pydicom raises many types when re-encoding a damaged element
         log.debug("write failed for %s", path, exc_info=True)

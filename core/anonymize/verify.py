@@ -236,10 +236,10 @@ class _Walk:
         assert ids is not None
         names = ids.path_names
         for part in rel_path.replace(os.sep, "/").split("/"):
-            found = bool(isinstance(names, PathNames) and names.contains(part))
-            found = found or any(u in ids.uids or is_unregistered_under_root(u) for u in _UID_RE.findall(part))
-            if found:
-                self.add("path", "file name", "path", "leak", part)
+            if any(u in ids.uids or is_unregistered_under_root(u) for u in _UID_RE.findall(part)):
+                self.add("path", "file name", "uid", "leak", part)
+            elif isinstance(names, PathNames) and names.contains(part):
+                self.add("path", "file name", "identifier", "leak", part)
 
 
 def _as_text(vr: str | None, value: object, private: bool = False) -> str:

@@ -102,7 +102,7 @@ def test_preamble_is_zeroed_and_file_meta_is_ours(tmp_path: Path, profile: str) 
     if profile == "basic":
         assert "SourceApplicationEntityTitle" not in meta
     else:
-        assert meta.SourceApplicationEntityTitle == "MUELLER_WS"
+        assert meta.SourceApplicationEntityTitle == "ANON_ONE_WS"  # retained, cleaned of the name
     # dcmtk reads the file meta as we wrote it
     dump = subprocess.run(["dcmdump", "-M", str(written)], capture_output=True, text=True, check=True).stdout
     assert IMPLEMENTATION_CLASS_UID in dump and "(0002,0102)" not in dump

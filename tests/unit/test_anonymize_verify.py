@@ -194,7 +194,7 @@ def test_verify_names_each_planted_leak(tmp_path: Path) -> None:
     monaco = clean_output()
     monaco.SOPInstanceUID = MONACO_UID
     plant("p7.dcm", monaco, "(0008,0018)", "uid")
-    plant("Mueller_Juergen/p8.dcm", clean_output(), "path", "path")
+    plant("Mueller_Juergen/p8.dcm", clean_output(), "path", "identifier")
     private = clean_output()
     private.private_block(0x0011, "HOSPX", create=True).add_new(0x01, "LO", "x")
     plant("p9.dcm", private, "(0011,0010)", "private")
