@@ -74,17 +74,20 @@ class PathNames:
     """Folded needle -> (replacement, whole word only), learned from every original of the run."""
 
     needles: dict[str, tuple[str, bool]] = field(default_factory=dict)
+    _cache: dict[str, list[tuple[int, int, str]]] = field(default_factory=dict, repr=False)
 
     def add(self, found: Originals, new_id: str, new_name: str) -> None:
+        self._cache.clear()
         sid, sname = safe_name(new_id, "ANON"), safe_name(new_name, "ANON")
         keep = {fold(new_id), fold(new_name)}
         for value in found.ids:
             f = fold(value.strip())
             if f and f not in keep and not is_placeholder(value):
-                self.needles.setdefault(f, (sid, len(f) < 4))
+                # digits only: whole numbers (an ID must not be found inside the digits of a new UID)
+                self.needles.setdefault(f, (sid, len(f) < 4 or f.isdigit()))
                 sf = fold(safe_name(value, ""))
                 if sf and sf != f:
-                    self.needles.setdefault(sf, (sid, len(sf) < 4))
+                    self.needles.setdefault(sf, (sid, len(sf) < 4 or sf.isdigit()))
         for date in found.dates:
             d = date.strip()
             if len(d) == 8 and d.isdigit() and not is_placeholder(d):
@@ -117,7 +120,16 @@ class PathNames:
 
     # -- matching -------------------------------------------------------------------------------
     def _spans(self, text: str) -> list[tuple[int, int, str]]:
-        """Non-overlapping (start, end, replacement) in ``text`` where an identifier sits, longest first."""
+        """Non-overlapping (start, end, replacement) in ``text`` where an identifier sits, longest first.
+
+        Cached per text: the files of one folder share its name.
+        """
+        cached = self._cache.get(text)
+        if cached is None:
+            cached = self._cache[text] = self._find(text)
+        return cached
+
+    def _find(self, text: str) -> list[tuple[int, int, str]]:
         folded, index = _folded(text)
         found: list[tuple[int, int, str]] = []
         for needle, (replacement, whole) in self.needles.items():
