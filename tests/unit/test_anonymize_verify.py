@@ -264,3 +264,13 @@ def test_person_name_is_text_not_a_list_of_characters() -> None:
         ds.save_as(buf, implicit_vr=False, little_endian=True)
         back = pydicom.dcmread(io.BytesIO(buf.getvalue()), force=True)
         assert element_text(back, 0x00100010) == name
+
+
+def test_without_originals_a_uid_posing_as_the_standards_is_still_found(tmp_path: Path) -> None:
+    ds = clean_output()
+    item = Dataset()
+    item.ReferencedSOPClassUID = "1.2.840.10008.5.1.4.1.1.481.5"  # in the registry: fine
+    item.ReferencedSOPInstanceUID = MONACO_UID  # under the root, not in the registry: not remapped
+    ds.ReferencedRTPlanSequence = Sequence([item])
+    report = verify_files([write(tmp_path, "a.dcm", ds)], None)
+    assert [(f.element, f.category, f.level) for f in report.findings] == [("(300C,0002)[0].(0008,1155)", "uid", "leak")]
