@@ -41,6 +41,6 @@ def failure_reason(exc: BaseException, stage: str) -> str:
         tag = _TAG.search(text)
         where = _where(f"({tag.group(1)},{tag.group(2)})") if tag else "an element"
         return printable(f"cannot {stage} it: {where} has no value representation to write "
-                         "(a damaged delimiter or an unknown element); pydicom cannot re-encode it")
+                         "(missing or invalid in an explicit-VR file); pydicom cannot re-encode it")
     first = text.splitlines()[0] if text else ""
     return printable(f"cannot {stage} it: {type(exc).__name__}: {first}".rstrip(": "))

@@ -210,7 +210,10 @@ def damaged_files(folder: Path) -> list[Path]:
     inner = _implicit(0x0008, 0x1150, CT.encode() + b"\0") + _implicit(0xFFFE, 0xE0DD, b"")
     item = struct.pack("<HHI", 0xFFFE, 0xE000, len(inner)) + inner
     b.write_bytes(b.read_bytes() + _implicit(0x0008, 0x1140, item))
-    return [a, b]
+    no_vr = instance(US_MULTIFRAME, "1.2.3.8.3", modality="US")  # an implicit element inside explicit VR
+    c = save(no_vr, folder / "us_element_without_vr.dcm")
+    c.write_bytes(c.read_bytes() + _implicit(0x0020, 0x0011, b"1 "))
+    return [a, b, c]
 
 
 def test_damaged_files_are_listed_and_the_rest_is_written(tmp_path: Path) -> None:
@@ -223,10 +226,12 @@ def test_damaged_files_are_listed_and_the_rest_is_written(tmp_path: Path) -> Non
     rc, stdout, _ = cli("--path", str(src), "--out", str(out), *NEW)
     assert rc == 1
     assert len(list(out.rglob("*.dcm"))) == 40
-    for path in bad:
+    words = ["a sequence delimiter (FFFE,E0DD) out of place has no usable value representation ('NONE')"] * 2
+    words.append("element (0020,0011) has no value representation to write")  # TypeError: encoding without...
+    for path, want in zip(bad, words, strict=True):
         line = next(li for li in stdout.splitlines() if li.startswith(f"not copied: {path}: "))
-        assert "sequence delimiter (FFFE,E0DD) out of place" in line and "Traceback" not in line
-    assert "3 not copied (2 readable DICOM instance(s))" in stdout
+        assert want in line and "Traceback" not in line, line
+    assert "4 not copied (3 readable DICOM instance(s))" in stdout
     assert not [p for p in out.rglob("*") if p.name.startswith(".")]  # no staging or temp file left
 
 
@@ -263,8 +268,8 @@ def test_retrieve_anonymize_lists_what_it_could_not_copy(tmp_path: Path) -> None
     problems: list[str] = []
     saved = _save_anonymized(summaries, tmp_path / "out", AnonymizeSettings("ANON1", "ANON^ONE"),  # type: ignore[arg-type]
                              None, CancelToken(), problems)
-    assert len(saved) == 1 and len(problems) == 2
-    assert all(p.startswith("not copied: US instance 1.2.3.8.") and "FFFE,E0DD" in p for p in problems)
+    assert len(saved) == 1 and len(problems) == 3
+    assert all(p.startswith("not copied: US instance 1.2.3.8.") and "cannot write it" in p for p in problems)
 
 
 # -- 8. verify of a correct output of files nobody here wrote ---------------------------------------
