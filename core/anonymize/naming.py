@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 from pydicom.dataset import Dataset
 
-from dicomtools.core.anonymize.needles import is_placeholder
+from dicomtools.core.anonymize.needles import is_placeholder, is_registered_uid
 from dicomtools.core.anonymize.uidmap import UidMap
 from dicomtools.core.anonymize.valuetext import (
     element_values,
@@ -27,7 +27,6 @@ from dicomtools.core.anonymize.valuetext import (
     spellings,
     transliterate,
 )
-from dicomtools.core.anonymize.wellknown import is_registered_uid
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._+-]+")
 _UID_TOKEN = re.compile(r"\d+(?:\.\d+){3,}")

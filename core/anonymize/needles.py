@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass, field
 
 from pydicom.dataset import Dataset
+from pydicom.uid import UID_dictionary
 
 from dicomtools.core.anonymize.valuetext import (
     fold,
@@ -22,7 +23,6 @@ from dicomtools.core.anonymize.valuetext import (
     spellings,
     values_of,
 )
-from dicomtools.core.anonymize.wellknown import is_registered_uid
 
 # Keyword -> category for the non-PN identifying attributes collected from originals.
 IDENTIFYING: dict[str, str] = {
@@ -51,15 +51,34 @@ PLACEHOLDERS = frozenset({
     "not available", "removed", "redacted", "deidentified", "de-identified", "noname", "no name", "test",
     "patient", "dummy", "unnamed", "empty", "default", "other", "19000101", "19000101000000", "000000", "000y",
 })
-# UI attributes naming classes, syntaxes and schemes (kept by every profile), not instances.
+# UI attributes naming classes, syntaxes, schemes, context groups or software, never an instance
+# (the engine's list, except Implementation Class UID: an original's must not survive in our meta).
 CLASS_UID_TAGS = frozenset({
-    0x00000002, 0x00020002, 0x00020010, 0x00041510, 0x00041512, 0x0004151A, 0x00080016, 0x0008001A,
-    0x00080062, 0x0008010C, 0x00080117, 0x00081150, 0x0008115A, 0x00083002, 0x00089123, 0x04000010,
-    0x04000510, 0x00020100,
+    0x00000002, 0x00000003, 0x00020002, 0x00020010, 0x00020032, 0x00020100, 0x00041510, 0x00041512,
+    0x0004151A, 0x00080016, 0x0008001A, 0x0008001B, 0x00080062, 0x0008010C, 0x0008010D, 0x00080117,
+    0x00080118, 0x0008040E, 0x00081150, 0x0008115A, 0x00083002, 0x00089123, 0x00340003, 0x04000010,
+    0x04000510, 0x3010001F, 0x30100052, 0x30100053,
 })
 SKIP_TAGS = frozenset({0x7FE00010, 0x7FE00008, 0x7FE00009})
+DICOM_ROOT = "1.2.840.10008."
 _SIGNIFICANT = re.compile(r"[^\W_]")
 _ID_CATEGORIES = frozenset({"id", "accession"})
+
+
+def is_registered_uid(uid: str) -> bool:
+    """A UID of the DICOM registry (pydicom's UID dictionary), not an instance's.
+
+    A prefix test on the DICOM root is not enough: Elekta Monaco writes SOP
+    Instance UIDs as ``1.2.840.10008.5.1.4.1.1.481.3.<unix time>``. (Tiny
+    stand-in for the engine's ``wellknown.is_well_known_uid``; same rule.)
+    """
+    return uid.strip("\0 ") in UID_dictionary
+
+
+def is_unregistered_under_root(uid: str) -> bool:
+    """A UID that poses as the standard's but is an instance's (it should have been remapped)."""
+    u = uid.strip("\0 ")
+    return u.startswith(DICOM_ROOT) and u not in UID_dictionary
 
 
 def is_placeholder(value: str) -> bool:

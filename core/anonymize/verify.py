@@ -25,7 +25,13 @@ import pydicom
 from pydicom.dataset import Dataset
 
 from dicomtools.core.anonymize.filemeta import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
-from dicomtools.core.anonymize.needles import IDENTIFYING, SKIP_TAGS, Identifiers
+from dicomtools.core.anonymize.needles import (
+    CLASS_UID_TAGS,
+    IDENTIFYING,
+    SKIP_TAGS,
+    Identifiers,
+    is_unregistered_under_root,
+)
 from dicomtools.core.anonymize.valuetext import (
     contains_word,
     fold,
@@ -35,7 +41,6 @@ from dicomtools.core.anonymize.valuetext import (
     spellings,
     values_of,
 )
-from dicomtools.core.anonymize.wellknown import is_unregistered_under_root
 from dicomtools.core.model import UnreadableFile
 
 log = logging.getLogger(__name__)
@@ -209,6 +214,8 @@ class _Walk:
                     self.walk(item, f"{where}[{i}].", in_meta)
                 continue
             if vr == "UI":
+                if tag in CLASS_UID_TAGS:  # classes, syntaxes, schemes, context groups: kept by design
+                    continue
                 for uid in values_of(value):
                     if (self.ids is not None and uid in self.ids.uids) or is_unregistered_under_root(uid):
                         self.add(where, keyword, "uid", "leak", uid)
