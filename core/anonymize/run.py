@@ -2,21 +2,27 @@
 
 Two layouts. ``tree`` (default) files each output by where it sits in the
 reference tree of the *anonymized* data: ``<NEWID>/<plan label>/<kind>/<PREFIX>.<new SOP UID>.dcm``
-(``Unconnected`` for what no plan reaches); files are first written to a
-hidden staging folder, the tree is built from their summaries, then each is
-renamed into place. ``keep`` mirrors the input layout, with any original
-patient ID, name or UID in a folder or file name replaced by its new value.
+(``Unconnected`` for what no plan reaches; a plan label holding an original
+identifier becomes ``PlanN``). ``keep`` mirrors the input layout, with every
+original identifier in a folder or file name (IDs, birth date, any person
+name in any script and spelling, UIDs) replaced. Either way files are first
+written to a hidden staging folder and renamed into place at the end, when
+every original identifier of the run is known.
 
-Input is never modified: the output folder may not be, or lie inside, an
-input folder, and no output path may land inside one. Non-DICOM and
-unreadable files are not copied; they are listed in the report.
+Each file is written with a zeroed preamble and our own file meta
+(:mod:`filemeta`). Input is never modified: the output folder may not be,
+or lie inside, an input folder, and no output path may land inside one.
+Non-DICOM, unreadable and truncated files are not copied (``skipped``); a
+readable instance that is not copied (burned-in annotation, a file pydicom
+cannot anonymize or re-encode) is listed in ``failed``, and the rest of the
+run goes on.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
-import re
 import shutil
 import tempfile
 import time
@@ -25,19 +31,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pydicom
-from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.dataset import Dataset
 from pydicom.tag import BaseTag
-from pydicom.uid import (
-    PYDICOM_IMPLEMENTATION_UID,
-    ExplicitVRBigEndian,
-    ExplicitVRLittleEndian,
-    ImplicitVRLittleEndian,
-)
 
-from dicomtools.core.anonymize.engine import Anonymizer, element_text, put_raw
+from dicomtools.core.anonymize.engine import Anonymizer
+from dicomtools.core.anonymize.failures import failure_reason
+from dicomtools.core.anonymize.filemeta import prepare_for_writing
+from dicomtools.core.anonymize.naming import PathNames, path_identifiers, safe_name
 from dicomtools.core.anonymize.profile import Profile, ProfileError, load_profile
 from dicomtools.core.anonymize.uidmap import UidMap
-from dicomtools.core.anonymize.verify import Identifiers, VerifyReport, verify_files
+from dicomtools.core.anonymize.valuetext import element_text
+from dicomtools.core.anonymize.verify import OUR_VALUES, Identifiers, VerifyReport, verify_files
 from dicomtools.core.atomic import atomic_writer
 from dicomtools.core.model import MEDIA_STORAGE_DIRECTORY, InstanceSummary, UnreadableFile
 from dicomtools.core.progress import CancelToken, ProgressSink, Reporter
@@ -49,8 +53,10 @@ PREFIX_BY_MODALITY = {
     "RTPLAN": "RP", "RTSTRUCT": "RS", "RTDOSE": "RD", "RTIMAGE": "RI", "RTRECORD": "RT", "REG": "RE",
 }
 LAYOUTS = ("tree", "keep")
-_UNSAFE = re.compile(r"[^A-Za-z0-9._+-]+")
-_UID_TOKEN = re.compile(r"\d+(?:\.\d+){3,}")
+BURNED_IN = (
+    "burned-in annotation (0028,0301) = YES: the pixels may show the patient's name or ID; "
+    "not copied (--keepBurnedIn copies it anyway)"
+)
 
 
 class AnonymizeError(Exception):
@@ -68,6 +74,7 @@ class AnonymizeSettings:
     uid_map: UidMap | None = None  # share one map across calls (several retrieves, one mapping)
     uid_map_path: str | None = None  # loaded when it exists, saved (atomically) at the end
     verify: bool = False  # run the leak checker on the written files against the originals
+    keep_burned_in: bool = False  # copy images marked Burned In Annotation YES (their pixels are not cleaned)
 
     def resolved_profile(self) -> Profile:
         return self.profile if isinstance(self.profile, Profile) else load_profile(self.profile)
@@ -87,13 +94,19 @@ class AnonymizeReport:
     profile: str = ""
     options: list[str] = field(default_factory=list)
     written: list[OutputFile] = field(default_factory=list)
-    skipped: list[UnreadableFile] = field(default_factory=list)  # not DICOM / unreadable: not copied
+    skipped: list[UnreadableFile] = field(default_factory=list)  # not DICOM / unreadable / truncated
+    failed: list[UnreadableFile] = field(default_factory=list)  # readable instances not copied: exit 1
+    burned_in_kept: list[str] = field(default_factory=list)  # copied under keep_burned_in (sources)
     files_seen: int = 0
     elapsed: float = 0.0
     cancelled: bool = False
     patients: list[str] = field(default_factory=list)  # new patient IDs
     uid_map_path: str | None = None
     verify: VerifyReport | None = None
+
+    @property
+    def not_copied(self) -> list[UnreadableFile]:
+        return self.skipped + self.failed
 
 
 def _is_inside(path: str, folder: str) -> bool:
@@ -111,60 +124,6 @@ def check_output(out_dir: str, input_dirs: Iterable[str]) -> None:
             raise AnonymizeError(
                 f"output {out_dir!r} is inside the input folder {folder!r}; choose a folder outside it"
             )
-
-
-def _safe(text: str, fallback: str) -> str:
-    s = _UNSAFE.sub("_", text.strip()).strip("._")
-    return s[:64] if s else fallback
-
-
-class _Names:
-    """Original identifiers seen in the run, for keeping them out of file and folder names.
-
-    IDs and full names are replaced wherever they occur; single name words only
-    as whole words (so a short given name does not mangle other words).
-    """
-
-    def __init__(self) -> None:
-        self.substrings: dict[str, str] = {}  # lower-cased original -> safe new value
-        self.words: dict[str, str] = {}
-
-    def add(self, original_id: str, original_name: str, new_id: str, new_name: str) -> None:
-        sid, sname = _safe(new_id, "ANON"), _safe(new_name, "ANON")
-        if original_id.strip():
-            self.substrings.setdefault(original_id.strip().lower(), sid)
-            self.substrings.setdefault(_safe(original_id, "").lower(), sid)
-        for group in original_name.split("="):
-            full = group.strip("^ ")
-            if full:
-                self.substrings.setdefault(full.lower(), sname)
-                self.substrings.setdefault(_safe(full, "").lower(), sname)
-            for part in group.split("^"):
-                for word in re.findall(r"[^\W_]+", part):
-                    if len(word) >= 2:
-                        self.words.setdefault(word.lower(), sname)
-        self.substrings.pop("", None)
-
-    def _word_re(self, word: str) -> re.Pattern[str]:
-        return re.compile(rf"(?<![^\W_]){re.escape(word)}(?![^\W_])", re.IGNORECASE)
-
-    def contains(self, text: str) -> bool:
-        low = text.lower()
-        if any(orig in low for orig in self.substrings):
-            return True
-        return any(self._word_re(w).search(text) for w in self.words)
-
-    def rewrite(self, component: str, uid_map: UidMap) -> str:
-        def uid(m: re.Match[str]) -> str:
-            return uid_map.uids.get(m.group(0), m.group(0))
-
-        out = _UID_TOKEN.sub(uid, component)
-        for orig in sorted(self.substrings, key=len, reverse=True):  # longest first: IDs before names
-            if orig in out.lower():
-                out = re.sub(re.escape(orig), self.substrings[orig], out, flags=re.IGNORECASE)
-        for word, new in self.words.items():
-            out = self._word_re(word).sub(new, out)
-        return out
 
 
 def _summary(ds: Dataset, path: str) -> InstanceSummary:
@@ -221,38 +180,9 @@ def _read(path: str) -> Dataset | str:
     return ds
 
 
-def _ensure_meta(ds: Dataset) -> None:
-    """A complete file meta (old exporters wrote none), naming the dataset's own encoding.
-
-    Done here rather than by pydicom's ``enforce_file_format``, which costs
-    more than the whole anonymization of a small file.
-    """
-    meta = getattr(ds, "file_meta", None)
-    if meta is None:
-        meta = FileMetaDataset()
-        ds.file_meta = meta
-    d = meta._dict
-    if 0x00020010 not in d:
-        implicit, little = ds.original_encoding
-        meta.TransferSyntaxUID = (
-            ImplicitVRLittleEndian if implicit else ExplicitVRLittleEndian if little else ExplicitVRBigEndian
-        )
-    if 0x00020000 not in d:
-        meta.FileMetaInformationGroupLength = 0  # recomputed by pydicom on write
-    if 0x00020001 not in d:
-        meta.FileMetaInformationVersion = b"\x00\x01"
-    if 0x00020012 not in d:
-        meta.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID
-    for meta_tag, ds_tag in ((0x00020002, 0x00080016), (0x00020003, 0x00080018)):
-        value = element_text(ds, ds_tag)
-        if element_text(meta, meta_tag) != value:
-            put_raw(meta, meta_tag, "UI", (value + ("\0" if len(value) % 2 else "")).encode("ascii"))
-    if not getattr(ds, "preamble", None):
-        ds.preamble = b"\0" * 128
-
-
-def _write(ds: Dataset, dest: str) -> None:
-    _ensure_meta(ds)
+def _write(ds: Dataset, dest: str, names: PathNames | None = None) -> None:
+    """Write with a zeroed preamble and our own file meta; temp file + rename (nothing half-written)."""
+    prepare_for_writing(ds, (lambda text: names.rewrite(text, None)) if names is not None else None)
     with atomic_writer(dest) as fh:
         ds.save_as(fh)
 
@@ -271,10 +201,10 @@ class _Run:
         else:
             self.uid_map = UidMap()
         self.engine = Anonymizer(self.compiled, self.uid_map, settings.new_patient_id, settings.new_patient_name)
-        self.names = _Names()
+        self.names = PathNames()
         self.identifiers: Identifiers | None = None
         if settings.verify:
-            self.identifiers = Identifiers(ignore={settings.new_patient_id.lower(), settings.new_patient_name.lower()})
+            self.identifiers = Identifiers(ignore={settings.new_patient_id, settings.new_patient_name, *OUR_VALUES})
         self.report = AnonymizeReport(
             out_dir=out_dir, profile=profile.name, options=sorted(self.compiled.options),
             uid_map_path=settings.uid_map_path,
@@ -305,13 +235,19 @@ class _Run:
         ds = got
         if self.identifiers is not None:
             self.identifiers.add_dataset(ds)
+        found = path_identifiers(ds)  # before the engine changes them
+        if element_text(ds, 0x00280301).strip().upper() == "YES":
+            if not self.settings.keep_burned_in:
+                self.report.failed.append(UnreadableFile(path, BURNED_IN))
+                return None
+            self.report.burned_in_kept.append(path)
         try:
             result = self.engine.anonymize(ds)
         except Exception as exc:  # one odd file must not stop the run
             log.debug("anonymize failed for %s", path, exc_info=True)
-            self.report.skipped.append(UnreadableFile(path, f"cannot anonymize: {type(exc).__name__}: {exc}"))
+            self.report.failed.append(UnreadableFile(path, failure_reason(exc, "anonymize")))
             return None
-        self.names.add(result.original_patient_id, result.original_patient_name, result.new_patient_id, result.new_patient_name)
+        self.names.add(found, result.new_patient_id, result.new_patient_name)
         if result.new_patient_id not in self.report.patients:
             self.report.patients.append(result.new_patient_id)
         return ds, result.new_patient_id
@@ -319,36 +255,36 @@ class _Run:
 
 def _prefix(ds_modality: str) -> str:
     m = ds_modality.upper()
-    return PREFIX_BY_MODALITY.get(m, _safe(m, "OT")[:8])
+    return PREFIX_BY_MODALITY.get(m, safe_name(m, "OT")[:8])
 
 
-def _tree_folders(summaries: list[InstanceSummary], names: _Names) -> dict[str, str]:
+def _tree_folders(summaries: list[InstanceSummary], names: PathNames) -> dict[str, str]:
     """New SOP Instance UID -> folder (relative) from the reference tree of the anonymized data."""
     from dicomtools.core.tree import build_forest
 
     folders: dict[str, str] = {}
     for patient in build_forest(summaries):
-        pdir = _safe(patient.patient_id, "NOID")
+        pdir = safe_name(patient.patient_id, "NOID")
         used: set[str] = set()
         plan_dirs: list[str] = []
         for k, plan in enumerate(patient.plans, 1):
             label = str(plan.fields.get("plan_label", ""))
-            name = _safe(label, "") if label and not names.contains(label) and label != "ANONYMIZED" else ""
+            name = safe_name(label, "") if label and not names.contains(label) and label != "ANONYMIZED" else ""
             name = name or f"Plan{k}"
             while name.lower() in used:
                 name = f"{name}_{k}"
             used.add(name.lower())
             plan_dirs.append(name)
             for inst in plan.instances[:1]:
-                folders.setdefault(inst.sop_instance_uid, f"{pdir}/{name}/{_safe(plan.kind, 'RT-Plan')}")
+                folders.setdefault(inst.sop_instance_uid, f"{pdir}/{name}/{safe_name(plan.kind, 'RT-Plan')}")
         for plan, name in zip(patient.plans, plan_dirs, strict=True):
             for node in plan.walk():
                 for inst in node.instances:
-                    folders.setdefault(inst.sop_instance_uid, f"{pdir}/{name}/{_safe(node.kind, 'Other')}")
+                    folders.setdefault(inst.sop_instance_uid, f"{pdir}/{name}/{safe_name(node.kind, 'Other')}")
         for top in patient.unconnected:
             for node in top.walk():
                 for inst in node.instances:
-                    folders.setdefault(inst.sop_instance_uid, f"{pdir}/Unconnected/{_safe(node.kind, 'Other')}")
+                    folders.setdefault(inst.sop_instance_uid, f"{pdir}/Unconnected/{safe_name(node.kind, 'Other')}")
     return folders
 
 
@@ -383,8 +319,8 @@ def anonymize_files(
     run.report.files_seen = total
     rep.started(total, out_dir)
     os.makedirs(out_dir, exist_ok=True)
-    staging = tempfile.mkdtemp(prefix=".anonymize-", dir=out_dir) if layout == "tree" else ""
-    staged: list[tuple[str, str, str, str, str]] = []  # source, staged path, new uid, patient, prefix
+    staging = tempfile.mkdtemp(prefix=".anonymize-", dir=out_dir)
+    staged: list[_Staged] = []
     summaries: list[InstanceSummary] = []
     try:
         for done, path in enumerate(paths, 1):
@@ -393,54 +329,71 @@ def anonymize_files(
                 break
             got = run.anonymize(path)
             if got is not None:
-                ds, new_pid = got
-                uid = str(ds.SOPInstanceUID)
-                prefix = _prefix(str(ds.get("Modality", "")))
-                if layout == "tree":
-                    tmp = os.path.join(staging, f"{len(staged)}.dcm")
-                    _write(ds, tmp)
-                    staged.append((path, tmp, uid, new_pid, prefix))
-                    summaries.append(_summary(ds, tmp))
-                else:
-                    _keep_layout(run, ds, path, root, uid, new_pid)
+                one = _stage(run, got[0], got[1], path, os.path.join(staging, f"{len(staged)}.dcm"))
+                if one is not None:
+                    staged.append(one[0])
+                    if layout == "tree":
+                        summaries.append(one[1])
             rep.advanced(done, total)
         if layout == "tree":
-            _place(run, staged, summaries)
+            _place(run, staged, _tree_folders(summaries, run.names) if summaries else {})
+        else:
+            _place(run, staged, None, root)
     finally:
-        if staging:
-            shutil.rmtree(staging, ignore_errors=True)
+        shutil.rmtree(staging, ignore_errors=True)
         if settings.uid_map_path:
             run.uid_map.save(settings.uid_map_path)
-    for bad in run.report.skipped:
+    for bad in run.report.not_copied:
         rep.message(f"not copied: {bad.path}: {bad.reason}", level="warning")
     if settings.verify and run.identifiers is not None:
         run.report.verify = verify_files(
             [o.dest for o in run.report.written],
             run.identifiers,
             allow_private=run.compiled.keeps_private,
+            root=out_dir,
         )
     run.report.elapsed = time.monotonic() - started
-    rep.finished(len(run.report.written), total, f"{len(run.report.written)} written, {len(run.report.skipped)} not copied")
+    rep.finished(len(run.report.written), total,
+                 f"{len(run.report.written)} written, {len(run.report.not_copied)} not copied")
     return run.report
 
 
-def _keep_layout(run: _Run, ds: Dataset, path: str, root: str | None, uid: str, new_pid: str) -> None:
-    rel = os.path.relpath(path, root) if root else os.path.basename(path)
-    parts = [run.names.rewrite(p, run.uid_map) for p in Path(rel).parts]
-    dest = run.unique(os.path.join(run.out_dir, *parts))
-    problem = run.guard(dest)
-    if problem:
-        run.report.skipped.append(UnreadableFile(path, problem))
-        return
-    _write(ds, dest)
-    run.report.written.append(OutputFile(path, dest, uid, new_pid))
+@dataclass(frozen=True, slots=True)
+class _Staged:
+    source: str
+    tmp: str  # complete file in the staging folder
+    uid: str  # new SOP Instance UID
+    patient_id: str  # new
+    prefix: str
 
 
-def _place(run: _Run, staged: list[tuple[str, str, str, str, str]], summaries: list[InstanceSummary]) -> None:
-    folders = _tree_folders(summaries, run.names) if summaries else {}
-    for source, tmp, uid, new_pid, prefix in staged:
-        folder = folders.get(uid) or f"{_safe(new_pid, 'NOID')}/Other"
-        dest = run.unique(os.path.join(run.out_dir, *folder.split("/"), f"{prefix}.{uid}.dcm"))
+def _stage(run: _Run, ds: Dataset, new_pid: str, path: str, tmp: str) -> tuple[_Staged, InstanceSummary] | None:
+    """Write one anonymized data set into staging; a file pydicom cannot write is listed, not fatal."""
+    try:
+        uid = element_text(ds, 0x00080018)
+        prefix = _prefix(element_text(ds, 0x00080060))
+        _write(ds, tmp, run.names)
+        summary = _summary(ds, tmp)
+    except Exception as exc:  # pydicom raises many types when re-encoding a damaged element
+        log.debug("write failed for %s", path, exc_info=True)
+        run.report.failed.append(UnreadableFile(path, failure_reason(exc, "write")))
+        with contextlib.suppress(OSError):
+            os.remove(tmp)
+        return None
+    return _Staged(path, tmp, uid, new_pid, prefix), summary
+
+
+def _place(run: _Run, staged: list[_Staged], folders: dict[str, str] | None, root: str | None = None) -> None:
+    """Rename each staged file to its final name: tree folders, or (``folders`` None) the input layout."""
+    for one in staged:
+        source, tmp, uid, new_pid = one.source, one.tmp, one.uid, one.patient_id
+        if folders is None:
+            rel = os.path.relpath(source, root) if root else os.path.basename(source)
+            dest = run.unique(os.path.join(run.out_dir, *(run.names.rewrite(p, run.uid_map) for p in Path(rel).parts)))
+        else:
+            folder = folders.get(uid) or f"{safe_name(new_pid, 'NOID')}/Other"
+            parts = [run.names.rewrite(p, None) for p in folder.split("/")]
+            dest = run.unique(os.path.join(run.out_dir, *parts, f"{one.prefix}.{uid}.dcm"))
         problem = run.guard(dest)
         if problem:
             run.report.skipped.append(UnreadableFile(source, problem))

@@ -1,60 +1,67 @@
-"""PHI leak checker: search every element of anonymized files for original identifying values.
+"""PHI leak checker: search anonymized files for the identifying values of their originals.
 
-The originals give the needles: every person name (any PN element, in its
-usual spellings), patient IDs, accession numbers, birth date, addresses,
-institution, and every instance UID. Each output element is then checked,
-sequences and file meta included: a value equal to or containing a needle is
-a *leak*; a private element left when the profile removes private tags is a
-*private* finding. A lone name component as a whole word ("SMITH" in a
-description) is reported as *possible*: real names do hide in free text, but
-so do common words, so it does not fail the check on its own.
+The originals give the needles (:mod:`needles`): person names in any PN
+element, patient IDs, accession numbers, birth date, addresses, institution,
+file meta texts and every instance UID; placeholders, trivially short values
+and our own dummies are not needles. Each output is then read whole: the
+128-byte preamble, the file meta, every element in every sequence, and its
+path below the output folder. Identifiers are matched as text in text VRs,
+as whole UIDs in UI elements and as names (every component of every group)
+in PN elements. A UID under the DICOM root that the registry does not list
+was not remapped. A private element left when the profile removes private
+tags is a *private* finding. A lone name word in free text ("SMITH" in a
+description) is only *possible*: it does not fail the check on its own.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
 
 import pydicom
 from pydicom.dataset import Dataset
-from pydicom.multival import MultiValue
 
-from dicomtools.core.anonymize.engine import is_well_known
+from dicomtools.core.anonymize.filemeta import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
+from dicomtools.core.anonymize.needles import (
+    CLASS_UID_TAGS,
+    IDENTIFYING,
+    SKIP_TAGS,
+    Identifiers,
+    is_unregistered_under_root,
+)
+from dicomtools.core.anonymize.valuetext import (
+    contains_word,
+    fold,
+    has_unspaced_script,
+    iter_elements,
+    name_groups,
+    spellings,
+    values_of,
+)
 from dicomtools.core.model import UnreadableFile
 
 log = logging.getLogger(__name__)
 
-# Keyword -> category for the non-PN identifying attributes we collect from originals.
-IDENTIFYING: dict[str, str] = {
-    "PatientID": "id",
-    "OtherPatientIDs": "id",
-    "MedicalRecordLocator": "id",
-    "AdmissionID": "id",
-    "PatientInsurancePlanCodeSequence": "id",
-    "AccessionNumber": "accession",
-    "FillerOrderNumberImagingServiceRequest": "accession",
-    "PlacerOrderNumberImagingServiceRequest": "accession",
-    "PatientBirthDate": "birth_date",
-    "PatientBirthTime": "birth_date",
-    "PatientAddress": "address",
-    "InstitutionAddress": "address",
-    "ReferringPhysicianAddress": "address",
-    "PatientTelephoneNumbers": "address",
-    "ReferringPhysicianTelephoneNumbers": "address",
-    "InstitutionName": "institution",
-    "InstitutionalDepartmentName": "institution",
-}
+__all__ = ["IDENTIFYING", "Finding", "Identifiers", "VerifyReport", "collect_identifiers", "verify_files",
+           "verify_folder"]
+
 # Options (CID 7050 codes) under which a category may legitimately stay.
-RETAINED_BY_CODE = {"113110": "uid", "113112": "institution"}
+RETAINED_BY_CODE = {"113109": "device", "113110": "uid", "113112": "institution"}
 SAFE_PRIVATE_CODE = "113111"
-_SKIP_TAGS = frozenset({0x7FE00010, 0x7FE00008, 0x7FE00009})
-_BINARY_VRS = frozenset({"OB", "OD", "OF", "OL", "OV", "OW", "UN"})
-_MAX_BINARY = 4096
+OUR_VALUES = (IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME)
+# Text VRs searched for identifiers; UN (often text of an implicit private element) when short.
+_TEXT_VRS = frozenset({"AE", "CS", "DA", "DT", "LO", "LT", "PN", "SH", "ST", "UC", "UR", "UT", "UN"})
+_MAX_UN = 4096
+_META_PRIVATE = frozenset({0x00020100, 0x00020102})
+# Attributes naming a vendor or product: a hospital named like its scanner maker is no leak there.
+_DEVICE_TEXT = frozenset({0x00080070, 0x00081090, 0x00181020, 0x00181000})
+_PLACE_CATEGORIES = frozenset({"institution", "address"})
 _UID_RE = re.compile(r"\d+(?:\.\d+){3,}")
-_WORD_RE = re.compile(r"[^\W_]+", re.UNICODE)
+_WORD_RE = re.compile(r"[^\W_]+")
+_DIGITS_RE = re.compile(r"\d+")
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,93 +93,11 @@ class VerifyReport:
         return not self.failures
 
 
-@dataclass
-class Identifiers:
-    """The needles: identifying values of the originals, lower-cased."""
-
-    substrings: dict[str, str] = field(default_factory=dict)  # needle -> category (leak if contained)
-    tokens: dict[str, str] = field(default_factory=dict)  # whole-word needle -> category (leak)
-    name_parts: set[str] = field(default_factory=set)  # whole-word, level "possible"
-    uids: set[str] = field(default_factory=set)
-    ignore: set[str] = field(default_factory=set)  # the new values (never a leak)
-
-    def add(self, category: str, text: str) -> None:
-        value = text.strip().strip("\0").strip()
-        if not value or value.lower() in self.ignore:
-            return
-        if category == "uid":
-            self.uids.add(value)
-            return
-        if category == "name":
-            self._add_name(value)
-            return
-        low = value.lower()
-        if len(low) >= 4:
-            self.substrings.setdefault(low, category)
-        else:
-            self.tokens.setdefault(low, category)
-
-    def _add_name(self, value: str) -> None:
-        for group in value.split("="):  # alphabetic / ideographic / phonetic
-            parts = [p.strip() for p in group.split("^")]
-            family, given = (parts + ["", ""])[:2]
-            forms = {group.strip("^ ")}
-            if family and given:
-                forms |= {f"{given} {family}", f"{family} {given}", f"{family}, {given}", f"{family}^{given}"}
-            for form in forms:
-                low = form.lower()
-                if len(low) >= 4 and low not in self.ignore:
-                    self.substrings.setdefault(low, "name")
-            for part in parts:
-                for word in _WORD_RE.findall(part.lower()):
-                    if len(word) >= 3 and word not in self.ignore:
-                        self.name_parts.add(word)
-
-    def add_dataset(self, ds: Dataset) -> None:
-        """Collect identifiers from one original dataset (every element, file meta included)."""
-        meta = getattr(ds, "file_meta", None)
-        for part in (meta, ds):
-            if part is not None:
-                self._walk(part)
-
-    def _walk(self, ds: Dataset) -> None:
-        for elem in ds:
-            tag = int(elem.tag)
-            if tag in _SKIP_TAGS:
-                continue
-            vr = elem.VR
-            if vr == "SQ":
-                for item in elem.value or ():
-                    self._walk(item)
-                continue
-            if elem.value is None or elem.value == "":
-                continue
-            if vr == "PN":
-                for v in _as_list(elem.value):
-                    self.add("name", str(v))
-            elif vr == "UI":
-                for v in _as_list(elem.value):
-                    if not is_well_known(tag, str(v)):
-                        self.add("uid", str(v))
-            else:
-                category = IDENTIFYING.get(elem.keyword)
-                if category:
-                    for v in _as_list(elem.value):
-                        self.add(category, str(v))
-
-
-def _as_list(value: Any) -> list[Any]:
-    """The values of a possibly multi-valued element (a PersonName is one value, not its letters)."""
-    if isinstance(value, MultiValue | list | tuple):
-        return list(value)
-    return [value]
-
-
 def collect_identifiers(
     paths: Iterable[str], ignore: Iterable[str] = (), on_error: Callable[[str, str], None] | None = None
 ) -> Identifiers:
     """Read original files and collect their identifying values."""
-    ids = Identifiers(ignore={v.lower() for v in ignore if v})
+    ids = Identifiers(ignore={*ignore, *OUR_VALUES})
     for path in paths:
         reason = _not_dicom(path)
         if reason:
@@ -193,23 +118,43 @@ def collect_identifiers(
 
 # -- checking outputs -------------------------------------------------------------------------
 
+Hit = tuple[str, str]  # category, level
 
-def _element_text(elem: Any) -> str | None:
-    vr = elem.VR
-    value = elem.value
-    if value is None:
-        return None
-    if vr in _BINARY_VRS:
-        if not isinstance(value, bytes | bytearray) or len(value) > _MAX_BINARY:
-            return None
-        return value.decode("latin-1")
-    if isinstance(value, bytes | bytearray):
-        return value.decode("latin-1")
-    if isinstance(value, str):
-        return value
-    if hasattr(value, "__iter__"):
-        return "\\".join(str(v) for v in value)
-    return str(value)
+
+def text_hits(ids: Identifiers, text: str) -> list[Hit]:
+    """Identifiers inside a free text (one hit per category): IDs, dates, UIDs, names."""
+    hits: dict[str, str] = {}
+    for uid in _UID_RE.findall(text):
+        if uid in ids.uids or is_unregistered_under_root(uid):
+            hits["uid"] = "leak"
+    f = fold(text)
+    for needle, category in ids.substrings.items():
+        if needle in f and category not in hits and contains_word(f, needle):
+            hits[category] = "leak"
+    if ids.numbers:
+        for run in _DIGITS_RE.findall(f):
+            category = ids.numbers.get(run) or (ids.numbers.get(run[:8]) if len(run) in (12, 14) else None)
+            if category:
+                hits.setdefault(category, "leak")
+    words = set(_WORD_RE.findall(f))
+    for word in words & ids.tokens.keys():
+        hits.setdefault(ids.tokens[word], "leak")
+    names = ids.names
+    if any(full in f and contains_word(f, full) for full in names.full):
+        hits["name"] = "leak"
+    elif words & names.words or any(len(c) >= 2 and has_unspaced_script(c) and c in f for c in names.components):
+        hits.setdefault("name", "possible")
+    return list(hits.items())
+
+
+def pn_hits(ids: Identifiers, value: str) -> list[Hit]:
+    """A person name compared as a name: any family/given/middle of any group that is an original's."""
+    hits = dict(text_hits(ids, value))
+    for group in name_groups(value):
+        for component in group[:3]:
+            if spellings(component) & ids.names.components:
+                hits["name"] = "leak"
+    return list(hits.items())
 
 
 class _Checker:
@@ -218,71 +163,104 @@ class _Checker:
         self.allow_private = allow_private
         self.retained = retained
 
-    def check(self, path: str, ds: Dataset) -> list[Finding]:
+    def check(self, path: str, ds: Dataset, rel_path: str | None = None) -> list[Finding]:
         out: list[Finding] = []
         codes = {str(item.get("CodeValue", "")) for item in ds.get("DeidentificationMethodCodeSequence", [])}
         retained = set(self.retained) | {RETAINED_BY_CODE[c] for c in codes if c in RETAINED_BY_CODE}
         allow_private = self.allow_private or SAFE_PRIVATE_CODE in codes
+        walk = _Walk(self.ids, path, out, retained, allow_private)
         if str(ds.get("PatientIdentityRemoved", "")).upper() != "YES":
             out.append(Finding(path, "(0012,0062)", "PatientIdentityRemoved", "marker", "warning", "not YES"))
+        preamble = bytes(getattr(ds, "preamble", None) or b"")
+        if preamble.strip(b"\0"):
+            text = preamble.decode("latin-1")
+            found = text_hits(self.ids, text) if self.ids is not None else []
+            for category, level in found or [("preamble", "warning")]:
+                walk.add("preamble", "Preamble", category if found else "preamble", level, _printable(text))
         meta = getattr(ds, "file_meta", None)
         if meta is not None:
-            self._walk(path, meta, "", out, retained, allow_private)
-        self._walk(path, ds, "", out, retained, allow_private)
+            walk.walk(meta, "", in_meta=True)
+        walk.walk(ds, "", in_meta=False)
+        if rel_path is not None and self.ids is not None:
+            walk.check_path(rel_path)
         return out
 
-    def _walk(self, path: str, ds: Dataset, prefix: str, out: list[Finding], retained: set[str], allow_private: bool) -> None:
-        for elem in ds:
+
+@dataclass
+class _Walk:
+    ids: Identifiers | None
+    path: str
+    out: list[Finding]
+    retained: set[str]
+    allow_private: bool
+
+    def add(self, where: str, keyword: str, category: str, level: str, value: str) -> None:
+        if category not in self.retained:
+            self.out.append(Finding(self.path, where, keyword, category, level, _short(value)))
+
+    def walk(self, ds: Dataset, prefix: str, in_meta: bool) -> None:
+        for elem in iter_elements(ds):
             tag = int(elem.tag)
             where = f"{prefix}({tag >> 16:04X},{tag & 0xFFFF:04X})"
             keyword = elem.keyword or "private"
-            if elem.tag.is_private and not allow_private:
-                out.append(Finding(path, where, keyword, "private", "private", _short(_element_text(elem) or "")))
-            if tag in _SKIP_TAGS:
+            vr = elem.VR
+            value = elem.value
+            if (elem.tag.is_private or tag in _META_PRIVATE) and not self.allow_private:
+                self.add(where, keyword, "private", "private", _as_text(vr, value, private=True))
+            if tag in SKIP_TAGS:
                 continue
-            if elem.VR == "SQ":
-                for i, item in enumerate(elem.value or ()):
-                    self._walk(path, item, f"{where}[{i}].", out, retained, allow_private)
+            if vr == "SQ":
+                for i, item in enumerate(value or ()):
+                    self.walk(item, f"{where}[{i}].", in_meta)
                 continue
-            if self.ids is None:
+            if vr == "UI":
+                if tag in CLASS_UID_TAGS:  # classes, syntaxes, schemes, context groups: kept by design
+                    continue
+                for uid in values_of(value):
+                    if (self.ids is not None and uid in self.ids.uids) or is_unregistered_under_root(uid):
+                        self.add(where, keyword, "uid", "leak", uid)
                 continue
-            text = _element_text(elem)
+            if self.ids is None or (vr not in _TEXT_VRS and tag not in _META_PRIVATE):
+                continue
+            text = _as_text(vr, value)
             if not text:
                 continue
-            for category, level in self._match(tag, elem.VR, text):
-                if category in retained:
-                    continue
-                out.append(Finding(path, where, keyword, category, level, _short(text)))
+            hits = pn_hits(self.ids, text) if vr == "PN" else text_hits(self.ids, text)
+            if tag in _DEVICE_TEXT:
+                hits = [h for h in hits if h[0] not in _PLACE_CATEGORIES]
+            if vr == "CS":  # coded values (TEXT, NAME...) are vocabulary, not free text
+                hits = [h for h in hits if h[1] != "possible"]
+            if in_meta:
+                hits += [(c, "leak") for needle, c in self.ids.meta.items() if needle == fold(text.strip())]
+            for category, level in hits:
+                self.add(where, keyword, category, level, text)
 
-    def _match(self, tag: int, vr: str, text: str) -> list[tuple[str, str]]:
+    def check_path(self, rel_path: str) -> None:
+        """File and folder names below the output folder: names in any script, IDs, dates, UIDs."""
+        from dicomtools.core.anonymize.naming import PathNames
+
         ids = self.ids
         assert ids is not None
-        hits: list[tuple[str, str]] = []
-        if vr == "UI":
-            if any(p.strip() in ids.uids for p in text.split("\\")):
-                hits.append(("uid", "leak"))
-            return hits
-        for found in _UID_RE.findall(text):
-            if found in ids.uids:
-                hits.append(("uid", "leak"))
-                break
-        low = text.lower()
-        for needle, category in ids.substrings.items():
-            if needle in low:
-                hits.append((category, "leak"))
-                break
-        if ids.tokens or ids.name_parts:
-            words = set(_WORD_RE.findall(low)) | {w for w in re.split(r"[\\^\s]+", low) if w}
-            for word in words:
-                if word in ids.tokens:
-                    hits.append((ids.tokens[word], "leak"))
-                    break
-            else:
-                for word in words:
-                    if word in ids.name_parts:
-                        hits.append(("name", "possible"))
-                        break
-        return hits
+        names = ids.path_names
+        for part in rel_path.replace(os.sep, "/").split("/"):
+            if any(u in ids.uids or is_unregistered_under_root(u) for u in _UID_RE.findall(part)):
+                self.add("path", "file name", "uid", "leak", part)
+            elif isinstance(names, PathNames) and names.contains(part):
+                self.add("path", "file name", "identifier", "leak", part)
+
+
+def _as_text(vr: str | None, value: object, private: bool = False) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bytes | bytearray):
+        if vr not in ("UN", "OB") or len(value) > _MAX_UN:
+            return "" if not private else f"<{len(value)} bytes>"
+        return bytes(value).decode("latin-1").strip("\0 ")
+    return "\\".join(values_of(value))
+
+
+def _printable(text: str) -> str:
+    return "".join(c if c.isprintable() else "." for c in text).strip(".")
 
 
 def _not_dicom(path: str) -> str:
@@ -307,8 +285,12 @@ def verify_files(
     *,
     allow_private: bool = False,
     retained: Iterable[str] = (),
+    root: str | None = None,
 ) -> VerifyReport:
-    """Check anonymized files; ``identifiers`` None runs only the structural checks."""
+    """Check anonymized files; ``identifiers`` None runs only the structural checks.
+
+    With ``root`` (the output folder) each file's path below it is checked too.
+    """
     report = VerifyReport(with_originals=identifiers is not None)
     checker = _Checker(identifiers, allow_private, set(retained))
     for path in paths:
@@ -322,7 +304,8 @@ def verify_files(
             report.unreadable.append(UnreadableFile(path, f"{type(exc).__name__}: {exc}"))
             continue
         report.files_checked += 1
-        report.findings.extend(checker.check(path, ds))
+        rel = os.path.relpath(path, root) if root else None
+        report.findings.extend(checker.check(path, ds, rel))
     return report
 
 
@@ -333,4 +316,4 @@ def verify_folder(out_dir: str, original_dir: str | None = None, pattern: str | 
     ids = None
     if original_dir is not None:
         ids = collect_identifiers(iter_files(original_dir, pattern))
-    return verify_files(sorted(iter_files(out_dir)), ids)
+    return verify_files(sorted(iter_files(out_dir)), ids, root=out_dir)

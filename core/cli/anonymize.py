@@ -40,6 +40,9 @@ def register(sub: Any) -> None:
                help="CSV UID map: continued when it exists, saved at the end (sensitive: links back to patients)")
     add_option(p, "--keepLayout", action="store_true",
                help="mirror the input folders instead of <NEWID>/<plan>/<kind>/ (identifiers in names replaced)")
+    add_option(p, "--keepBurnedIn", action="store_true",
+               help="also copy images marked Burned In Annotation YES (0028,0301); their pixels are NOT "
+               "cleaned and may show the patient's name. Default: not copied, listed, exit 1")
     add_option(p, "--verify", nargs="?", const="", default=None, metavar="DIR",
                help="after anonymizing, check the output for leaks; with DIR and no --out: only check DIR")
     add_option(p, "--original", default=None, metavar="DIR", help="originals to take identifiers from for --verify DIR")
@@ -90,19 +93,22 @@ def _print_verify(report: Any) -> int:
     failures = report.failures
     possible = [f for f in report.findings if f.level == "possible"]
     warnings = [f for f in report.findings if f.level == "warning"]
+    from dicomtools.core.anonymize.failures import printable
+
     for f in failures[:MAX_SHOWN]:
-        sys.stdout.write(f.line() + "\n")
+        sys.stdout.write(printable(f.line(), 600) + "\n")
     if len(failures) > MAX_SHOWN:
         sys.stdout.write(f"... and {len(failures) - MAX_SHOWN} more\n")
     for f in warnings[:MAX_SHOWN]:
-        sys.stdout.write(f.line() + "\n")
+        sys.stdout.write(printable(f.line(), 600) + "\n")
     grouped: dict[tuple[str, str], int] = {}
     for f in possible:  # the same word in the same attribute of many files: one line
         grouped[(f.keyword, f.value)] = grouped.get((f.keyword, f.value), 0) + 1
     for (keyword, value), count in sorted(grouped.items())[:MAX_SHOWN]:
-        sys.stdout.write(f"POSSIBLE: a word of an original name in {keyword} {value!r} ({count} file(s))\n")
+        sys.stdout.write(printable(f"POSSIBLE: a word of an original name in {keyword} {value!r} ({count} file(s))", 600)
+                         + "\n")
     for bad in report.unreadable[:MAX_SHOWN]:
-        sys.stdout.write(f"not checked: {bad.path}: {bad.reason}\n")
+        sys.stdout.write(f"not checked: {printable(bad.path, 400)}: {printable(bad.reason, 400)}\n")
     verdict = "OK: no leaks" if not failures else f"LEAKS: {len(failures)} finding(s)"
     sys.stdout.write(
         f"verify: {report.files_checked} files checked, {verdict}"
@@ -153,6 +159,7 @@ def run(args: argparse.Namespace) -> int:
             options=frozenset(options),
             uid_map_path=args.uidMap,
             verify=args.verify is not None,
+            keep_burned_in=args.keepBurnedIn,
         )
         report = anonymize_folder(
             args.path, args.out, settings, pattern=args.searchPattern, keep_layout=args.keepLayout,
@@ -164,18 +171,32 @@ def run(args: argparse.Namespace) -> int:
         raise RunError(str(exc)) from None
     except AnonymizeError as exc:
         raise UsageError(str(exc)) from None
+    return _print_report(report, args.out)
+
+
+def _print_report(report: Any, out_dir: str) -> int:
+    """The run's outcome; exit 1 when a readable instance was not copied (or verify found a leak)."""
+    from dicomtools.core.anonymize.failures import printable
+
     out = sys.stdout
-    for bad in report.skipped[:MAX_SHOWN]:
-        out.write(f"not copied: {bad.path}: {bad.reason}\n")
-    if len(report.skipped) > MAX_SHOWN:
-        out.write(f"... and {len(report.skipped) - MAX_SHOWN} more not copied\n")
+    # readable instances first: those are what the person must act on
+    not_copied = report.failed + report.skipped
+    for bad in not_copied[:MAX_SHOWN]:
+        out.write(f"not copied: {printable(bad.path, 400)}: {printable(bad.reason, 400)}\n")
+    if len(not_copied) > MAX_SHOWN:
+        out.write(f"... and {len(not_copied) - MAX_SHOWN} more not copied\n")
+    if report.burned_in_kept:
+        out.write(f"copied anyway (--keepBurnedIn): {len(report.burned_in_kept)} image(s) with burned-in "
+                  "annotation; their pixels are not cleaned, check them before passing them on\n")
     out.write(
-        f"anonymized {len(report.written)} of {report.files_seen} files into {args.out} "
+        f"anonymized {len(report.written)} of {report.files_seen} files into {printable(out_dir, 400)} "
         f"(profile {report.profile}, options: {' '.join(report.options) or 'none'}); "
-        f"{len(report.skipped)} not copied; patients: {', '.join(report.patients) or '-'}\n"
+        f"{len(not_copied)} not copied ({len(report.failed)} readable DICOM instance(s)); "
+        f"patients: {', '.join(report.patients) or '-'}\n"
     )
     if report.uid_map_path:
         out.write(f"UID map saved to {report.uid_map_path} (keep it private: it links back to the patients)\n")
+    rc = 1 if report.failed else 0
     if report.verify is not None:
-        return _print_verify(report.verify)
-    return 0
+        rc = max(rc, _print_verify(report.verify))
+    return rc

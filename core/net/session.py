@@ -214,7 +214,7 @@ class AnonymizeOutcome:
 
     def summary(self) -> str:
         r = self.report
-        return f"{len(r.written)} written, {len(r.skipped)} not copied to {r.out_dir}"
+        return f"{len(r.written)} written, {len(r.not_copied)} not copied to {r.out_dir}"
 
 
 def anonymize_files(
