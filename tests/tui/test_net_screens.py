@@ -109,7 +109,7 @@ async def test_store_marked_plans_to_orthanc(archive: Path, orthanc: peers.Ortha
         store.query_one("#s-all").press()
         await pilot.pause()
         await pilot.press("ctrl+s")
-        await wait_for(pilot, lambda: store.last_result is not first, timeout=60)
+        await wait_for(pilot, lambda: store.last_result not in (None, first), timeout=60)
         result = store.last_result
         assert result.ok, result.summary()
         assert result.stored == len(expected)
@@ -164,7 +164,7 @@ async def test_store_resumes_from_the_status_file(
         first = store.last_result
         assert first.stored > 0 and first.already == 0
         await pilot.press("ctrl+s")
-        await wait_for(pilot, lambda: store.last_result is not first, timeout=60)
+        await wait_for(pilot, lambda: store.last_result not in (None, first), timeout=60)
         second = store.last_result
         assert second.stored == 0 and second.already == first.stored
         assert f"{first.stored} skipped (already stored)" in screen_text(app)
