@@ -43,7 +43,7 @@ from pydicom.tag import BaseTag
 
 from dicomtools.core.anonymize import sequences as seqs
 from dicomtools.core.anonymize.dates import shift_multi
-from dicomtools.core.anonymize.iod import IodTypes, choose, iod_types, keyword
+from dicomtools.core.anonymize.iod import IodTypes, choose, conform, iod_types, keyword
 from dicomtools.core.anonymize.profile import OPTIONS, CompiledProfile
 from dicomtools.core.anonymize.standard import is_safe_private
 from dicomtools.core.anonymize.uidmap import UidMap
@@ -118,7 +118,8 @@ class Anonymizer:
         self.regexes = compiled.regexes
         self._regex_memo: dict[int, str | None] = {}
         self.creator_groups = {g for g, _, _ in self.creators}
-        self.combined_keywords = frozenset(keyword(t) for t, a in self.exact.items() if "/" in a) - {""}
+        # attributes whose action may depend on their Type in the IOD: combined cells, X and Z
+        self.typed_keywords = frozenset(keyword(t) for t, a in self.exact.items() if "X" in a or "Z" in a) - {""}
         self.overlay_removed = self._action_for(0x60003000) == "X"
         self.remap_unlisted = not compiled.retain_uids
         self.days = 0
@@ -138,7 +139,7 @@ class Anonymizer:
         entry = self.uid_map.patient(old_id, self.new_patient_id, self.new_patient_name)
         self.days = self.uid_map.date_shift(old_id) if self.compiled.modified_dates else 0
         sop_class = element_text(ds, 0x00080016)
-        self.types = iod_types(sop_class, self.combined_keywords) if sop_class and self.combined_keywords else None
+        self.types = iod_types(sop_class, self.typed_keywords) if sop_class and self.typed_keywords else None
         self.walk(ds, ())
         meta = getattr(ds, "file_meta", None)
         if meta is not None:
@@ -199,8 +200,8 @@ class Anonymizer:
                     elif vr == "UI" and self.remap_unlisted:
                         self.remap(ds, key, tag)
                     continue
-            if "/" in action:
-                action = self._combined(action, tag, path)
+            if "/" in action or action in ("X", "Z"):
+                action = self._by_type(action, tag, path)
             if action == "K":
                 vr = self.vr_of(ds, tag)
                 if vr == "SQ":
@@ -212,9 +213,12 @@ class Anonymizer:
             else:
                 self._apply(ds, key, tag, action, path)
 
-    def _combined(self, cell: str, tag: int, path: tuple[str, ...]) -> str:
-        attr_type = self.types.type_of(path, keyword(tag)) if self.types is not None else None
-        return choose(cell, attr_type)
+    def _by_type(self, cell: str, tag: int, path: tuple[str, ...]) -> str:
+        """Combined cells by the IOD's Type (E.3.1); X and Z where the IOD needs the attribute."""
+        if self.types is None or tag & 0x10000:
+            return first_action(cell)
+        attr_type = self.types.type_of(path, keyword(tag))
+        return conform(choose(cell, attr_type), attr_type)
 
     def _drop_group(self, ds: Dataset, group: int) -> None:
         for key in [k for k in ds._dict if int(k) >> 16 == group]:

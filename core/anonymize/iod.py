@@ -127,6 +127,22 @@ def choose(cell: str, attr_type: str | None) -> str:
     return actions[0]
 
 
+def conform(action: str, attr_type: str | None) -> str:
+    """A single action made to keep the object valid: nothing identifying survives either way.
+
+    The table's ``X`` on an attribute the IOD needs at that place would leave an invalid
+    object (dciodvfy: "Missing attribute Type 2 Required"), so, as E.3.1 does for
+    combined cells: ``X`` becomes ``Z`` where the attribute is Type 2/2C and ``D`` where
+    it is Type 1/1C, and ``Z`` becomes ``D`` where it is Type 1/1C.
+    """
+    base = (attr_type or "3").rstrip("C")
+    if base == "1" and action in ("X", "Z"):
+        return "D"
+    if base == "2" and action == "X":
+        return "Z"
+    return action
+
+
 def keyword(tag: int) -> str:
     """The keyword of a standard tag ('' when pydicom does not know it)."""
     return keyword_for_tag(tag) or ""

@@ -7,8 +7,8 @@ an SR TEXT item ("Patient Jürgen Müller PID4711X, born 19610302") through.
 - ``D`` on a sequence of SR content items (Content Sequence, Acquisition
   Context Sequence...): the items whose value is free (TEXT, PNAME, DATE,
   DATETIME, TIME, UIDREF) are removed with everything below them; coded,
-  numeric, reference and container items stay (walked by the profile), so the
-  document keeps its structure.
+  numeric, reference and container items stay (walked by the profile; a
+  local code's meaning is cleaned as below), so the document keeps its structure.
 - ``D`` on any other sequence: a dummy of the same shape; every value inside
   that can carry identity (text, names, dates, times) becomes a dummy, UIDs
   get their new UID, private elements go; codes strings (CS), numbers and
@@ -88,6 +88,7 @@ def drop_free_items(engine: Walker, seq: Sequence, path: tuple[str, ...]) -> Seq
     kept = Sequence([item for item in seq if value_type(item) not in FREE_VALUE_TYPES])
     for item in kept:
         engine.walk(item, path)
+        _clean_codes(item)
     return kept
 
 
@@ -97,10 +98,14 @@ def clean_content_items(engine: Walker, seq: Sequence, path: tuple[str, ...]) ->
         engine.walk(item, path)
         if value_type(item) == "TEXT" and TEXT_VALUE in item._dict:
             put_raw(item, TEXT_VALUE, "UT", DUMMY_BYTES["UT"])
-        for code_seq in (CONCEPT_NAME, CONCEPT_CODE):
-            if code_seq in item._dict:
-                for code in item[code_seq].value or ():
-                    clean_local_meaning(code)
+        _clean_codes(item)
+
+
+def _clean_codes(item: Dataset) -> None:
+    for code_seq in (CONCEPT_NAME, CONCEPT_CODE):
+        if code_seq in item._dict:
+            for code in item[code_seq].value or ():
+                clean_local_meaning(code)
 
 
 def clean_local_meaning(code: Dataset) -> None:
