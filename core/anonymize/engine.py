@@ -123,7 +123,8 @@ class Anonymizer:
         self.overlay_removed = self._action_for(0x60003000) == "X"
         self.remap_unlisted = not compiled.retain_uids
         self.days = 0
-        self.types: IodTypes | None = None
+        self.types: IodTypes | None = None  # iod_types() caches them: one object per SOP class
+        self._type_memo: dict[tuple[int, tuple[str, ...], int, str], str] = {}
         profile = compiled.profile
         self.method = [f"dicomtools {profile.name} profile v{profile.profile_version}"[:64]]
         self.method += [f"option {o.short}" for o in OPTIONS if o.short in compiled.options]
@@ -188,13 +189,16 @@ class Anonymizer:
                     if tag >> 16 != 2:  # retired group lengths go stale once elements are removed
                         del d[key]
                     continue
-                elif _is_overlay(tag) and self.overlay_removed:
-                    self._drop_group(ds, tag >> 16)
-                    continue
+                elif _is_overlay(tag):
+                    if self.overlay_removed:
+                        self._drop_group(ds, tag >> 16)
+                        continue
+                    # a kept overlay (Clean Graphics): its free text (description, label) is cleaned
+                    action = self._action_for(tag) or ("C" if self.vr_of(ds, tag) in TEXT_VRS else None)
                 else:
                     action = self._action_for(tag)
                 if action is None:
-                    vr = self.vr_of(ds, tag)
+                    vr = self._vr(d[key], tag)
                     if vr == "SQ":
                         self._items(ds, key, path)
                     elif vr == "UI" and self.remap_unlisted:
@@ -203,7 +207,7 @@ class Anonymizer:
             if "/" in action or action in ("X", "Z"):
                 action = self._by_type(action, tag, path)
             if action == "K":
-                vr = self.vr_of(ds, tag)
+                vr = self._vr(d[key], tag)
                 if vr == "SQ":
                     self._items(ds, key, path)
                 elif vr == "UI" and tag & 0x10000 and self.remap_unlisted:
@@ -215,10 +219,15 @@ class Anonymizer:
 
     def _by_type(self, cell: str, tag: int, path: tuple[str, ...]) -> str:
         """Combined cells by the IOD's Type (E.3.1); X and Z where the IOD needs the attribute."""
-        if self.types is None or tag & 0x10000:
+        types = self.types
+        if types is None or tag & 0x10000:
             return first_action(cell)
-        attr_type = self.types.type_of(path, keyword(tag))
-        return conform(choose(cell, attr_type), attr_type)
+        memo_key = (id(types), path, tag, cell)
+        action = self._type_memo.get(memo_key)
+        if action is None:
+            attr_type = types.type_of(path, keyword(tag))
+            action = self._type_memo[memo_key] = conform(choose(cell, attr_type), attr_type)
+        return action
 
     def _drop_group(self, ds: Dataset, group: int) -> None:
         for key in [k for k in ds._dict if int(k) >> 16 == group]:

@@ -218,6 +218,7 @@ def ct_with_overlay() -> Dataset:
     ds.add_new(0x60000100, "US", 1)
     ds.add_new(0x60000102, "US", 0)
     ds.add_new(0x60004000, "LT", "drawn by Dr Mueller")
+    ds.add_new(0x60000022, "LO", "Mueller contour")  # Overlay Description
     ds.add_new(0x60003000, "OW", b"\xff\x00" * 4)
     ds.TimezoneOffsetFromUTC = "+0100"
     return ds

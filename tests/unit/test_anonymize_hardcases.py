@@ -157,3 +157,25 @@ def test_safe_private_list_is_block_relative() -> None:
     ds.add_new(0x0019120F, "LO", "Mueller")
     out = anonymize(ds, "basic", ["RetainSafePrivate"])
     assert out[0x0019120C].value == "500" and 0x0019120F not in out
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("chrH31.dcm", "Yamada^Tarou=山田^太郎=やまだ^たろう"),  # ISO 2022 IR 87: escape sequences in ASCII bytes
+        ("chrX1.dcm", "Wang^XiaoDong=王^小東"),  # UTF-8
+        ("chrGerm.dcm", "Äneas^Rüdiger"),  # Latin-1
+        ("chrRuss.dcm", "Люкceмбypг"),  # ISO-IR 144 (Cyrillic)
+    ],
+)
+def test_element_text_reads_a_person_name_whole_in_its_character_set(name: str, expected: str) -> None:
+    """pydicom's charset files: a PN is one value with components and groups, never its letters."""
+    from pydicom.data import get_charset_files
+
+    from dicomtools.core.anonymize.values import element_text
+
+    ds = pydicom.dcmread(get_charset_files(name)[0])
+    assert element_text(ds, 0x00100010) == expected
+    out = anonymize(ds, "basic", [])
+    assert str(out.PatientName) == "ANON^ONE"
+    assert not [t for t in texts(out) if expected.split("^")[0] in t]
