@@ -115,3 +115,22 @@ def test_types_come_from_the_standards_tables() -> None:
     plan = iod_types(o.PLAN_CLASS, keywords)
     assert plan is not None and plan.type_of(("BeamSequence",), "TreatmentMachineName") == "2"
     assert iod_types("1.2.246.352.70.1.70", keywords) is None  # a private class: first action, as before
+
+
+PYDICOM_FILES = ["rtplan.dcm", "rtstruct.dcm", "rtdose.dcm", "CT_small.dcm", "MR_small.dcm", "test-SR.dcm",
+                 "reportsi.dcm", "examples_overlay.dcm", "waveform_ecg.dcm", "JPEG2000.dcm", "liver_1frame.dcm"]
+
+
+@pytest.mark.parametrize("options", [None, [], ["CleanGraph", "CleanStructdCont", "RetainLongModifDates"]],
+                         ids=["defaults", "none", "clean-all"])
+@pytest.mark.parametrize("name", PYDICOM_FILES)
+def test_pydicom_test_files_gain_no_dciodvfy_error(tmp_path: Path, name: str, options: list[str] | None) -> None:
+    """Files nobody here wrote (pydicom's test data), judged by dciodvfy before and after."""
+    from pydicom.data import get_testdata_file
+
+    source = get_testdata_file(name)
+    assert source is not None, name
+    after = tmp_path / "out.dcm"
+    anonymize(pydicom.dcmread(source, force=True), "basic", options).save_as(after, enforce_file_format=True)
+    new = [e for e in o.dciodvfy_errors(after) if e not in o.dciodvfy_errors(Path(source))]
+    assert new == []
