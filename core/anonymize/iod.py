@@ -19,6 +19,7 @@ import logging
 import threading
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 from pydicom.datadict import keyword_for_tag
 
@@ -64,11 +65,17 @@ def _ensure_indexed(keywords: frozenset[str]) -> None:
         missing = keywords - _indexed
         if not missing:
             return
-        data = json.loads((_data_dir() / "module_attribute_map.json").read_text(encoding="utf-8"))
+        def keep(obj: dict[str, Any]) -> dict[str, Any] | None:
+            # drop every attribute we do not need while parsing: the whole table never lives at once
+            return obj if "keyword" not in obj or obj["keyword"] in missing else None
+
+        text = (_data_dir() / "module_attribute_map.json").read_text(encoding="utf-8")
+        data = json.loads(text, object_hook=keep)
+        del text
         for module, attributes in data.items():
             index = _module_index.setdefault(module, {})
             for attr in attributes:
-                if attr["keyword"] in missing:
+                if attr is not None:
                     key = (tuple(attr["path"]), attr["keyword"])
                     old = index.get(key)
                     if old is None or _STRICTNESS.get(attr["type"], 9) < _STRICTNESS.get(old, 9):
