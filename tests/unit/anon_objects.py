@@ -91,6 +91,15 @@ def sr() -> Dataset:
     coded.ConceptNameCodeSequence = Sequence([code("121071", "DCM", "Finding")])
     coded.ConceptCodeSequence = Sequence([code("X1", "99LOCAL", "Mueller's tumour")])
     items.append(coded)
+    nested_text = Dataset()
+    nested_text.RelationshipType, nested_text.ValueType = "CONTAINS", "TEXT"
+    nested_text.ConceptNameCodeSequence = Sequence([code("121106", "DCM", "Comment")])
+    nested_text.TextValue = "seen by Dr Mueller for PID4711X"
+    container = Dataset()
+    container.RelationshipType, container.ValueType, container.ContinuityOfContent = "CONTAINS", "CONTAINER", "SEPARATE"
+    container.ConceptNameCodeSequence = Sequence([code("121070", "DCM", "Findings")])
+    container.ContentSequence = Sequence([nested_text])
+    items.append(container)
     ds.ContentSequence = Sequence(items)
     return ds
 

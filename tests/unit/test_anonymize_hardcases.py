@@ -67,7 +67,8 @@ def test_sr_and_presentation_state_keep_no_identifier(profile: str, options: lis
 def test_sr_without_clean_structured_content_drops_free_items_keeps_the_rest() -> None:
     out = anonymize(o.sr(), "basic", ["CleanDesc"])
     kinds = [item.ValueType for item in out.ContentSequence]
-    assert kinds == ["CODE"], "TEXT, PNAME, DATE and UIDREF items go; coded items stay"
+    assert kinds == ["CODE", "CONTAINER"], "TEXT, PNAME, DATE and UIDREF items go; coded items stay"
+    assert "ContentSequence" not in out.ContentSequence[1], "the nested TEXT went, and its empty sequence"
     concept = out.ContentSequence[0].ConceptCodeSequence[0]
     assert concept.CodeValue == "X1" and concept.CodeMeaning == DUMMY_TEXT  # a local meaning is free text
     assert out.ContentSequence[0].ConceptNameCodeSequence[0].CodeMeaning == "Finding"  # DCM: kept
@@ -77,7 +78,8 @@ def test_sr_with_clean_structured_content_cleans_each_item() -> None:
     uid_map = UidMap()
     out = anonymize(o.sr(), "basic", ["CleanStructdCont"], uid_map)
     by_type = {item.ValueType: item for item in out.ContentSequence}
-    assert set(by_type) == {"TEXT", "PNAME", "DATE", "UIDREF", "CODE"}
+    assert set(by_type) == {"TEXT", "PNAME", "DATE", "UIDREF", "CODE", "CONTAINER"}
+    assert by_type["CONTAINER"].ContentSequence[0].TextValue == DUMMY_TEXT  # cleaned at any depth
     assert by_type["TEXT"].TextValue == DUMMY_TEXT
     assert str(by_type["PNAME"].PersonName) == DUMMY_TEXT
     assert by_type["DATE"].Date == "19000101"
