@@ -9,97 +9,67 @@ What each action does here:
 
 - ``X`` remove · ``Z`` empty value (empty sequence) · ``K`` keep
 - ``D`` dummy of the element's VR (UIDs: a new UID from the run's map)
-- ``C`` text -> dummy; DA/DT -> shifted by the patient's offset; TM, numbers,
-  CS and binary kept; UIDs -> new UID; private -> removed (we cannot know it is safe)
+- ``C`` text -> dummy; DA/DT -> shifted by the patient's offset; Timezone
+  Offset From UTC kept when it is a valid ±HHMM; TM, numbers, CS and binary
+  kept; UIDs -> new UID; private -> kept only when listed as safe (PS3.15
+  Table E.3.10-1, the Retain Safe Private Option)
 - ``U`` new UID from the run's map (same original, same new UID in every file)
-- on a sequence, ``C``/``D``/``K``/``U`` keep it and apply the profile inside;
-  ``X/Z/U*`` keeps a sequence of references and replaces the UIDs inside.
-- other combined cells (``X/Z``, ``X/D``, ``X/Z/D``, ``Z/D``) pick the first
-  action unless the attribute is Type 1/2 in the RT and image IODs we write
-  (:data:`COMBINED_CHOICE`), so the output stays importable.
+- on a sequence the action covers everything in it: ``D`` and ``C`` as in
+  :mod:`sequences` (dummy sequence, SR content items), ``K``/``U`` keep it and
+  apply the profile inside; ``X/Z/U*`` keeps a sequence of references with new UIDs.
+- combined cells (``Z/D``, ``X/Z``, ``X/D``, ``X/Z/D``) follow the attribute's
+  Type in the object's IOD at that place (:mod:`iod`, PS3.15 E.3.1).
+- an overlay group 60xx goes whole when Overlay Data is removed (never half an overlay).
 
 Unlisted UI elements are remapped too (unless Retain UIDs): a reference the
-table does not name must not keep the original UID. Well-known UIDs (SOP
-classes, transfer syntaxes, coding schemes, anything under 1.2.840.10008.)
-are never remapped.
+table does not name must not keep the original UID. Only UIDs of the DICOM
+registry and class-UID attributes are kept (:mod:`wellknown`).
 """
 
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass
 from typing import Any
 
 from pydicom.datadict import DicomDictionary, dictionary_VR
-from pydicom.dataelem import DataElement, RawDataElement
+from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 from pydicom.filebase import DicomBytesIO
 from pydicom.filewriter import write_data_element
 from pydicom.sequence import Sequence
 from pydicom.tag import BaseTag
 
-from dicomtools.core.anonymize.dates import DUMMY_DA, DUMMY_DT, shift_multi
+from dicomtools.core.anonymize import sequences as seqs
+from dicomtools.core.anonymize.dates import shift_multi
+from dicomtools.core.anonymize.iod import IodTypes, choose, conform, iod_types, keyword
 from dicomtools.core.anonymize.profile import OPTIONS, CompiledProfile
+from dicomtools.core.anonymize.standard import is_safe_private
 from dicomtools.core.anonymize.uidmap import UidMap
+from dicomtools.core.anonymize.values import (
+    DATE_VRS,
+    DUMMY_BYTES,
+    DUMMY_TEXT,
+    TEXT_VRS,
+    element_text,
+    element_values,
+    pad,
+    put_raw,
+    put_text,
+)
+from dicomtools.core.anonymize.wellknown import is_kept_uid
 
 log = logging.getLogger(__name__)
 
-DICOM_ROOT = "1.2.840.10008."
-DUMMY_TEXT = "ANONYMIZED"
+__all__ = ["DUMMY_TEXT", "Anonymizer", "EngineResult", "element_text", "first_action", "is_well_known",
+           "put_raw", "put_text"]
 
-# UI attributes whose values name classes, syntaxes, schemes or software, never an instance.
-NEVER_REMAP: frozenset[int] = frozenset({
-    0x00000002, 0x00000003, 0x00020002, 0x00020010, 0x00020012, 0x00020032, 0x00020100,
-    0x00041510, 0x00041512, 0x0004151A, 0x00080016, 0x0008001A, 0x0008001B, 0x00080062,
-    0x0008010C, 0x0008010D, 0x00080117, 0x00080118, 0x0008040E, 0x00081150, 0x0008115A,
-    0x00083002, 0x00089123, 0x00340003, 0x04000010, 0x04000510, 0x3010001F, 0x30100052,
-    0x30100053,
-})
+is_well_known = is_kept_uid  # the name verify used; see wellknown.is_well_known_uid
 
-# Combined cells resolved for attributes that are Type 1 or 2 somewhere in the RT / CT / MR
-# IODs (removing them would make the object invalid); everything else takes the first action.
-COMBINED_CHOICE: dict[int, str] = {
-    0x300A00B2: "Z",  # Treatment Machine Name, Type 2 in the Beam Sequence (X/Z)
-    0x300E0008: "Z",  # Reviewer Name, Type 2C in the Approval module (X/Z)
-    0x30080105: "Z",  # Source Serial Number, Type 2 in brachy records (X/Z)
-    0x00400555: "Z",  # Acquisition Context Sequence, Type 2 where present (X/Z)
-    0x00081070: "Z",  # Operators' Name, Type 2 in RT treatment records (X/Z/D)
-    0x300A0006: "D",  # RT Plan Date, Type 2 in RT General Plan (X/D)
-    0x300A0007: "D",  # RT Plan Time (X/D)
-    0x30080250: "D",  # Treatment Date, Type 2 in RT records (X/D)
-    0x30080251: "D",  # Treatment Time (X/D)
-    0x30080054: "D",  # First Treatment Date, Type 2 in the treatment summary (X/D)
-    0x30080056: "D",  # Most Recent Treatment Date (X/D)
-}
-
-_DUMMY: dict[str, Any] = {
-    "AE": DUMMY_TEXT, "AS": "000Y", "CS": DUMMY_TEXT, "DA": DUMMY_DA, "DT": DUMMY_DT, "TM": "000000",
-    "DS": "0", "IS": "0", "LO": DUMMY_TEXT, "LT": DUMMY_TEXT, "PN": DUMMY_TEXT, "SH": DUMMY_TEXT,
-    "ST": DUMMY_TEXT, "UC": DUMMY_TEXT, "UT": DUMMY_TEXT, "UR": DUMMY_TEXT,
-    "FL": 0.0, "FD": 0.0, "SL": 0, "SS": 0, "UL": 0, "US": 0, "SV": 0, "UV": 0, "AT": 0,
-    "OB": b"\0\0", "OD": b"\0" * 8, "OF": b"\0" * 4, "OL": b"\0" * 4, "OV": b"\0" * 8, "OW": b"\0\0",
-    "UN": b"\0\0",
-}
-_ZEROS = {"FL": 4, "FD": 8, "SL": 4, "SS": 2, "UL": 4, "US": 2, "SV": 8, "UV": 8, "AT": 4}
-
-
-def _pad(data: bytes, vr: str) -> bytes:
-    if len(data) % 2:
-        data += b"\0" if vr in ("UI", "OB", "UN") else b" "
-    return data
-
-
-def _dummy_bytes(vr: str) -> bytes:
-    if vr in _ZEROS:
-        return b"\0" * _ZEROS[vr]
-    value = _DUMMY.get(vr, b"\0\0")
-    return _pad(value if isinstance(value, bytes) else str(value).encode("ascii"), vr)
-
-
-_DUMMY_BYTES: dict[str, bytes] = {vr: _dummy_bytes(vr) for vr in _DUMMY}
-_BINARY = frozenset({"OB", "OD", "OF", "OL", "OV", "OW", "UN", "FL", "FD", "SL", "SS", "UL", "US", "SV", "UV", "AT", None})
-_TEXT_VRS = frozenset({"AE", "AS", "LO", "LT", "PN", "SH", "ST", "UC", "UT", "UR"})
-_DATE_VRS = frozenset({"DA", "DT"})
+_TIMEZONE = 0x00080201
+_TZ_RE = re.compile(r"^[+-](?:0\d|1[0-4])[0-5]\d$")
+_CONTENT_SEQUENCE = 0x0040A730
 
 # Tag -> VR for standard attributes, built once so implicit-VR elements need no decoding.
 _DICT_VR: dict[int, str] = {tag: entry[0].split(" or ")[0] for tag, entry in DicomDictionary.items()}
@@ -109,46 +79,13 @@ _META_DEVICE = (0x00020016, 0x00020017, 0x00020018)
 _META_PRIVATE = (0x00020100, 0x00020102)
 
 
-class _AllGroups(frozenset[int]):
-    """Stands for "every private group" when the profile keeps private data."""
-
-    def __contains__(self, item: object) -> bool:
-        return True
+def first_action(cell: str, tag: int = 0) -> str:
+    """The action of a cell when the IOD is unknown: the first one (``U*`` for ``X/Z/U*``)."""
+    return choose(cell, None) if "/" in cell else cell
 
 
-_ALL_GROUPS = _AllGroups()
-
-
-def put_raw(ds: Dataset, tag: int, vr: str, data: bytes, implicit: bool = False, little: bool = True) -> None:
-    """Store an already encoded value: written as-is, so nothing is encoded twice.
-
-    Only for values whose bytes do not depend on byte order or character set
-    (ASCII text, UIDs, zeros), which is everything the engine writes itself.
-    """
-    btag = tag if isinstance(tag, BaseTag) else BaseTag(tag)
-    ds._dict[btag] = RawDataElement(btag, vr, len(data), data, 0, implicit, little)
-
-
-def put_text(ds: Dataset, tag: int, vr: str, value: str) -> None:
-    """Set a text value: raw bytes when ASCII, else a normal element pydicom encodes."""
-    if value.isascii():
-        put_raw(ds, tag, vr, _pad(value.encode("ascii"), vr))
-    else:
-        ds[tag] = DataElement(tag, vr, value)
-
-
-def first_action(cell: str, tag: int) -> str:
-    """The single action the engine uses for a (possibly combined) cell."""
-    if "/" not in cell:
-        return cell
-    if cell == "X/Z/U*":
-        return "U*"
-    choice = COMBINED_CHOICE.get(tag)
-    return choice if choice is not None and choice in cell.split("/") else cell[0]
-
-
-def is_well_known(tag: int, value: str) -> bool:
-    return tag in NEVER_REMAP or value.startswith(DICOM_ROOT)
+def _is_overlay(tag: int) -> bool:
+    return tag >> 24 == 0x60 and not tag & 0x10000
 
 
 @dataclass(slots=True)
@@ -165,44 +102,35 @@ class EngineResult:
 class Anonymizer:
     """Applies one compiled profile with one UID map; cheap to call for thousands of datasets.
 
-    One instance per thread (it keeps the current patient's date shift); the
-    UID map itself may be shared between threads.
+    One instance per thread (it keeps the current patient's date shift and the
+    current object's IOD); the UID map itself may be shared between threads.
     """
 
-    def __init__(
-        self,
-        compiled: CompiledProfile,
-        uid_map: UidMap,
-        new_patient_id: str,
-        new_patient_name: str,
-    ) -> None:
+    def __init__(self, compiled: CompiledProfile, uid_map: UidMap, new_patient_id: str, new_patient_name: str) -> None:
         self.compiled = compiled
         self.uid_map = uid_map
         self.new_patient_id = new_patient_id
         self.new_patient_name = new_patient_name
-        # the per-element tables, resolved once
-        self.exact: dict[int, str] = {t: first_action(a, t) for t, a in compiled.exact.items()}
-        self.masks = tuple((v, m, first_action(a, v)) for v, m, a in compiled.masks)
-        self.creators = {k: first_action(a, 0) for k, a in compiled.creators.items()}
-        self.private_action = first_action(compiled.private_action, 0)
+        self.exact: dict[int, str] = dict(compiled.exact)  # cells as written; combined ones chosen per IOD
+        self.masks = compiled.masks
+        self.creators = compiled.creators
+        self.private_action = compiled.private_action
+        self.regexes = compiled.regexes
+        self._regex_memo: dict[int, str | None] = {}
         self.creator_groups = {g for g, _, _ in self.creators}
-        keeps = self.private_action not in ("X", "C")
-        kept = {g for (g, _, _), a in self.creators.items() if a not in ("X", "C")}
-        # groups where a private creator can keep its block (all of them when private data is kept)
-        self.kept_groups: frozenset[int] = _ALL_GROUPS if keeps else frozenset(kept)
+        # attributes whose action may depend on their Type in the IOD: combined cells, X and Z
+        self.typed_keywords = frozenset(keyword(t) for t, a in self.exact.items() if "X" in a or "Z" in a) - {""}
+        self.overlay_removed = self._action_for(0x60003000) == "X"
         self.remap_unlisted = not compiled.retain_uids
         self.days = 0
+        self.types: IodTypes | None = None  # iod_types() caches them: one object per SOP class
+        self._type_memo: dict[tuple[int, tuple[str, ...], int, str], str] = {}
         profile = compiled.profile
         self.method = [f"dicomtools {profile.name} profile v{profile.profile_version}"[:64]]
-        self.method += _option_titles(compiled)
+        self.method += [f"option {o.short}" for o in OPTIONS if o.short in compiled.options]
         self.codes = profile.claimed_codes(compiled.options)
         self._encoded: dict[tuple[bool, bool], bytes] = {}
-        if compiled.full_dates:
-            self.temporal = "UNMODIFIED"
-        elif compiled.modified_dates:
-            self.temporal = "MODIFIED"
-        else:
-            self.temporal = "REMOVED"
+        self.temporal = "UNMODIFIED" if compiled.full_dates else "MODIFIED" if compiled.modified_dates else "REMOVED"
 
     # -- one dataset ------------------------------------------------------------
     def anonymize(self, ds: Dataset) -> EngineResult:
@@ -211,22 +139,47 @@ class Anonymizer:
         old_name = element_text(ds, 0x00100010).strip()
         entry = self.uid_map.patient(old_id, self.new_patient_id, self.new_patient_name)
         self.days = self.uid_map.date_shift(old_id) if self.compiled.modified_dates else 0
-        self._walk(ds)
+        sop_class = element_text(ds, 0x00080016)
+        self.types = iod_types(sop_class, self.typed_keywords) if sop_class and self.typed_keywords else None
+        self.walk(ds, ())
         meta = getattr(ds, "file_meta", None)
         if meta is not None:
-            self._walk(meta)
+            self.walk(meta, ())
             self._meta_extras(meta, ds)
         put_text(ds, 0x00100020, "LO", entry.new_id)
         put_text(ds, 0x00100010, "PN", entry.new_name)
         self._mark(ds)
         return EngineResult(old_id, old_name, entry.new_id, entry.new_name, element_text(ds, 0x00080018))
 
-    def _walk(self, ds: Dataset) -> None:
+    def _action_for(self, tag: int) -> str | None:
+        """The cell for a public tag: exact, then masks, then the ordered regexes of a seed file."""
+        action = self.exact.get(tag)
+        if action is not None:
+            return action
+        for value, mask, act in self.masks:
+            if tag & mask == value:
+                return act
+        if self.regexes:
+            return self._regex(tag)
+        return None
+
+    def _regex(self, tag: int) -> str | None:
+        if tag in self._regex_memo:
+            return self._regex_memo[tag]
+        text = f"{tag >> 16:04X},{tag & 0xFFFF:04X}"
+        found = next((act for pattern, act in self.regexes if pattern.search(text)), None)
+        self._regex_memo[tag] = found
+        return found
+
+    def walk(self, ds: Dataset, path: tuple[str, ...]) -> None:
+        """Apply the profile to every element of ``ds``; ``path`` = keywords of the enclosing sequences."""
         # Keys are pydicom BaseTags, whose __eq__ is Python code: look them up in our own
         # tables as plain ints, and in the dataset with the key object itself (identity hit).
         d = ds._dict
         exact = self.exact
         for key in list(d):
+            if key not in d:
+                continue  # went with its overlay group
             tag = int(key)
             action = exact.get(tag)
             if action is None:
@@ -236,59 +189,95 @@ class Anonymizer:
                     if tag >> 16 != 2:  # retired group lengths go stale once elements are removed
                         del d[key]
                     continue
+                elif _is_overlay(tag):
+                    if self.overlay_removed:
+                        self._drop_group(ds, tag >> 16)
+                        continue
+                    # a kept overlay (Clean Graphics): its free text (description, label) is cleaned
+                    action = self._action_for(tag) or ("C" if self.vr_of(ds, tag) in TEXT_VRS else None)
                 else:
-                    for value, mask, act in self.masks:
-                        if tag & mask == value:
-                            action = act
-                            break
+                    action = self._action_for(tag)
                 if action is None:
                     vr = self._vr(d[key], tag)
                     if vr == "SQ":
-                        self._items(ds, key)
+                        self._items(ds, key, path)
                     elif vr == "UI" and self.remap_unlisted:
-                        self._remap(ds, key, tag)
+                        self.remap(ds, key, tag)
                     continue
+            if "/" in action or action in ("X", "Z"):
+                action = self._by_type(action, tag, path)
             if action == "K":
-                if self._vr(d[key], tag) == "SQ":
-                    self._items(ds, key)
+                vr = self._vr(d[key], tag)
+                if vr == "SQ":
+                    self._items(ds, key, path)
+                elif vr == "UI" and tag & 0x10000 and self.remap_unlisted:
+                    self.remap(ds, key, tag)  # a kept (safe) private UID is still an instance UID
             elif action == "X":
-                del ds[key]
+                del d[key]
             else:
-                self._apply(ds, key, tag, action)
+                self._apply(ds, key, tag, action, path)
+
+    def _by_type(self, cell: str, tag: int, path: tuple[str, ...]) -> str:
+        """Combined cells by the IOD's Type (E.3.1); X and Z where the IOD needs the attribute."""
+        types = self.types
+        if types is None or tag & 0x10000:
+            return first_action(cell)
+        memo_key = (id(types), path, tag, cell)
+        action = self._type_memo.get(memo_key)
+        if action is None:
+            attr_type = types.type_of(path, keyword(tag))
+            action = self._type_memo[memo_key] = conform(choose(cell, attr_type), attr_type)
+        return action
+
+    def _drop_group(self, ds: Dataset, group: int) -> None:
+        for key in [k for k in ds._dict if int(k) >> 16 == group]:
+            del ds._dict[key]
+
+    # -- private data ------------------------------------------------------------
+    def _private_rule(self, tag: int, creator: str) -> str:
+        """The action for a private data element: creator rules, the regexes, else the private row."""
+        group = tag >> 16
+        action: str | None = None
+        if group in self.creator_groups:
+            action = self.creators.get((group, tag & 0xFF, creator))
+        if action is None and self.regexes:
+            action = self._regex(tag)
+        if action is None:
+            action = self.private_action
+        if "/" in action:
+            action = first_action(action)
+        if action == "C":  # Retain Safe Private: only what Table E.3.10-1 lists as safe
+            return "K" if creator and is_safe_private(group, tag, creator) else "X"
+        return action
+
+    def _creator_of(self, ds: Dataset, tag: int) -> str:
+        return element_text(ds, (tag & 0xFFFF0000) | ((tag & 0xFF00) >> 8)).strip()
 
     def _private(self, ds: Dataset, tag: int) -> str | None:
         element = tag & 0xFFFF
         if element < 0x10:
             return "X"  # private group length
-        group = tag >> 16
         if element < 0x100:
-            # a private creator: kept only while something of its block is kept
-            return None if group in self.kept_groups and self._block_kept(ds, tag) else "X"
-        if group in self.creator_groups:
-            creator = element_text(ds, (tag & 0xFFFF0000) | (element >> 8)).strip()
-            action = self.creators.get((group, tag & 0xFF, creator))
-            if action is not None:
-                return "X" if action == "C" else action
-        return "X" if self.private_action == "C" else self.private_action
+            # a private creator: kept (None = untouched) only while something of its block is kept
+            return None if self._block_kept(ds, tag) else "X"
+        return self._private_rule(tag, self._creator_of(ds, tag))
 
     def _block_kept(self, ds: Dataset, creator_tag: int) -> bool:
         """Whether any element of this creator's block survives the private rules."""
+        if self.private_action == "X" and not self.regexes and not any(a != "X" for a in self.creators.values()):
+            return False
         group = creator_tag & 0xFFFF0000
-        low = (creator_tag & 0xFF) << 8
-        start, stop = group | low, group | low | 0xFF
+        start = group | ((creator_tag & 0xFF) << 8)
         creator = element_text(ds, creator_tag).strip()
-        for key in ds._dict:
-            tag = int(key)
-            if start <= tag <= stop:
-                action = self.creators.get((tag >> 16, tag & 0xFF, creator), self.private_action)
-                if action not in ("X", "C"):
-                    return True
-        return False
+        return any(
+            self._private_rule(int(key), creator) != "X" for key in ds._dict if start <= int(key) <= start | 0xFF
+        )
 
-    def _items(self, ds: Dataset, key: BaseTag) -> None:
-        seq = ds[key].value
-        for item in seq or ():
-            self._walk(item)
+    # -- one element -----------------------------------------------------------
+    def _items(self, ds: Dataset, key: Any, path: tuple[str, ...]) -> None:
+        inner = path + (keyword(int(key)),)
+        for item in ds[key].value or ():
+            self.walk(item, inner)
 
     @staticmethod
     def _vr(elem: Any, tag: int) -> str:
@@ -304,40 +293,62 @@ class Anonymizer:
                 vr = known
         return vr
 
-    def _apply(self, ds: Dataset, key: BaseTag, tag: int, action: str) -> None:
+    def vr_of(self, ds: Dataset, tag: int) -> str:
+        return self._vr(ds._dict[BaseTag(tag)], tag)
+
+    def _apply(self, ds: Dataset, key: Any, tag: int, action: str, path: tuple[str, ...]) -> None:
         vr = self._vr(ds._dict[key], tag)
         if vr == "SQ":
-            if action == "Z":
-                ds[key] = DataElement(key, "SQ", Sequence())
-            else:  # C, D, U, U*: keep the sequence, the profile works inside
-                self._items(ds, key)
+            self._sequence(ds, key, tag, action, path)
             return
         if action == "U*":
             del ds[key]
         elif action == "Z":
             put_raw(ds, key, vr, b"")
         elif vr == "UI":
-            self._remap(ds, key, tag)  # U, D and C on a UID all mean: a consistent new UID
+            self.remap(ds, key, tag)  # U, D and C on a UID all mean: a consistent new UID
         elif action == "D" or action == "U":
-            put_raw(ds, key, vr, _DUMMY_BYTES.get(vr, b"\0\0"))
+            put_raw(ds, key, vr, DUMMY_BYTES.get(vr, b"\0\0"))
         elif action == "C":
-            self._clean(ds, key, vr)
-        # K never reaches here
+            self._clean(ds, key, tag, vr)
 
-    def _clean(self, ds: Dataset, tag: BaseTag, vr: str) -> None:
-        if vr in _DATE_VRS:
+    def _sequence(self, ds: Dataset, key: Any, tag: int, action: str, path: tuple[str, ...]) -> None:
+        seq = ds[key].value or Sequence()
+        inner = path + (keyword(tag),)
+        if action == "Z" or (action == "D" and not len(seq)):
+            ds[key] = DataElement(key, "SQ", Sequence())
+        elif action == "D" and seqs.holds_content_items(seq):
+            kept = seqs.drop_free_items(self, seq, inner)
+            if len(kept) or tag != _CONTENT_SEQUENCE:
+                ds[key] = DataElement(key, "SQ", kept)
+            else:
+                del ds[key]  # Content Sequence is there only when an item has children
+        elif action == "D":
+            seqs.dummy_sequence(self, seq)
+        elif action == "C" and seqs.holds_content_items(seq):
+            seqs.clean_content_items(self, seq, inner)
+        else:  # C, K, U, U*: keep the sequence, the profile works inside
+            self._items(ds, key, path)
+
+    def _clean(self, ds: Dataset, key: Any, tag: int, vr: str) -> None:
+        if tag == _TIMEZONE:
+            # an offset from UTC is kept as is when valid: shifting by days does not change it
+            if not _TZ_RE.match(element_text(ds, tag).strip()):
+                put_raw(ds, key, vr, b"+0000 ")
+        elif vr in DATE_VRS:
             if self.compiled.modified_dates:
                 text = element_text(ds, tag)
                 if text:
-                    ds[tag] = DataElement(tag, vr, shift_multi(text, vr, self.days))
+                    ds[key] = DataElement(key, vr, shift_multi(text, vr, self.days))
             else:
-                put_raw(ds, tag, vr, _DUMMY_BYTES[vr])
-        elif vr in _TEXT_VRS:
+                put_raw(ds, key, vr, DUMMY_BYTES[vr])
+        elif vr in TEXT_VRS:
             if element_text(ds, tag):
-                put_raw(ds, tag, vr, _DUMMY_BYTES[vr])
+                put_raw(ds, key, vr, DUMMY_BYTES[vr])
         # TM (days shift keeps the time of day), numbers, CS and binary data stay
 
-    def _remap(self, ds: Dataset, key: BaseTag, tag: int) -> None:
+    def remap(self, ds: Dataset, key: Any, tag: int) -> None:
+        """Give every UID value of this element its new UID, unless it is well known."""
         raw = ds._dict[key]
         value = raw.value
         if isinstance(value, bytes | bytearray):
@@ -351,9 +362,9 @@ class Anonymizer:
             parts = [str(v) for v in value]
         if not parts:
             return
-        new = [p if not p or is_well_known(tag, p) else self.uid_map.map(p.strip()) for p in parts]
+        new = [p if not p or is_kept_uid(tag, p) else self.uid_map.map(p.strip()) for p in parts]
         if new != parts:
-            put_raw(ds, key, "UI", _pad("\\".join(new).encode("ascii"), "UI"))
+            put_raw(ds, key, "UI", pad("\\".join(new).encode("ascii"), "UI"))
 
     # -- additions -------------------------------------------------------------
     def _meta_extras(self, meta: Dataset, ds: Dataset) -> None:
@@ -367,12 +378,12 @@ class Anonymizer:
                     del meta[tag]
         sop = element_text(ds, 0x00080018)
         if sop:
-            put_raw(meta, 0x00020003, "UI", _pad(sop.encode("ascii"), "UI"))
+            put_raw(meta, 0x00020003, "UI", pad(sop.encode("ascii"), "UI"))
 
     def _mark(self, ds: Dataset) -> None:
         """Patient Identity Removed, De-identification Method and its CID 7050 codes."""
         put_raw(ds, 0x00120062, "CS", b"YES ")
-        previous = _values(ds, 0x00120063)
+        previous = element_values(ds, 0x00120063)
         put_text(ds, 0x00120063, "LO", "\\".join(previous + [m for m in self.method if m not in previous]))
         encoding = ds.original_encoding
         if self.codes:  # nothing claimed (aria without options): no code sequence
@@ -381,7 +392,7 @@ class Anonymizer:
                 put_raw(ds, 0x00120064, "SQ", self._encoded_codes(implicit, little), implicit, little)
             else:
                 self._codes_element(ds)
-        put_raw(ds, 0x00280303, "CS", _pad(self.temporal.encode("ascii"), "CS"))
+        put_raw(ds, 0x00280303, "CS", pad(self.temporal.encode("ascii"), "CS"))
 
     def _code_items(self) -> list[Dataset]:
         items = []
@@ -412,39 +423,3 @@ class Anonymizer:
             if str(item.get("CodeValue", "")) not in present:
                 seq.append(item)
         ds._dict[BaseTag(0x00120064)] = DataElement(0x00120064, "SQ", seq)
-
-
-def _option_titles(compiled: CompiledProfile) -> list[str]:
-    """One (0012,0063) value per chosen option, by our short name (a name, not a CID 7050 claim)."""
-    return [f"option {o.short}" for o in OPTIONS if o.short in compiled.options]
-
-
-def element_text(ds: Dataset, tag: int) -> str:
-    """An element's value as text (multi-values joined by backslash); '' when absent.
-
-    ASCII raw bytes are decoded directly (no pydicom conversion); anything else
-    goes through pydicom so the character set is honoured.
-    """
-    elem = ds._dict.get(BaseTag(tag))
-    if elem is None:
-        return ""
-    raw = elem.value
-    if elem.is_raw and isinstance(raw, bytes) and raw.isascii() and elem.VR not in _BINARY:
-        return raw.decode("ascii").rstrip("\0 ")
-    value = ds[tag].value
-    if value is None:
-        return ""
-    if isinstance(value, bytes | bytearray):
-        return value.decode("latin-1").strip("\0 ")
-    if isinstance(value, str):
-        return value
-    try:
-        return "\\".join(str(v) for v in value)
-    except TypeError:
-        return str(value)
-
-
-def _values(ds: Dataset, tag: int) -> list[str]:
-    text = element_text(ds, tag)
-    return [v for v in text.split("\\") if v] if text else []
-

@@ -123,8 +123,10 @@ class TagSpec:
     """What a rule matches: one tag, a masked tag, all private tags, or one private tag of a creator.
 
     ``kind`` is ``tag`` (value is the tag), ``mask`` (``tag & mask == value``),
-    ``private`` (odd groups) or ``creator`` (group, low element byte and
-    private creator string; value = group << 16 | low byte).
+    ``private`` (odd groups), ``creator`` (group, low element byte and
+    private creator string; value = group << 16 | low byte) or ``regex`` (the
+    seed tool's files: a regular expression over ``gggg,eeee`` in ``creator``,
+    searched case-insensitively and unanchored; the first matching row wins).
     """
 
     kind: str
@@ -133,6 +135,8 @@ class TagSpec:
     creator: str = ""
 
     def matches(self, tag: int) -> bool:
+        if self.kind == "regex":
+            return re.search(self.creator, f"{tag >> 16:04X},{tag & 0xFFFF:04X}", re.IGNORECASE) is not None
         if self.kind == "private":
             return bool(tag & 0x10000)
         if self.kind == "creator":
@@ -150,6 +154,8 @@ class TagSpec:
         return self.value
 
     def text(self) -> str:
+        if self.kind == "regex":
+            return self.creator
         if self.kind == "private":
             return "private"
         if self.kind == "creator":
@@ -217,12 +223,16 @@ class Rule:
     name: str = ""
     options: tuple[tuple[str, str], ...] = ()  # (option short name, action), file order
     line: int = 0
+    last_wins: bool = False  # seed files: the last chosen option column with a cell wins
 
     def effective(self, options: Collection[str]) -> str:
-        """The action with these options: the most protective action among the chosen option columns."""
+        """The action with these options: the most protective action among the chosen option columns
+        (a seed file's rule: the last chosen column, in the order of :data:`OPTIONS`)."""
         chosen = [a for o, a in self.options if o in options]
         if not chosen:
             return self.action
+        if self.last_wins:
+            return chosen[-1]
         return min(chosen, key=lambda a: _RANK[a[0]])
 
 
@@ -249,11 +259,14 @@ class Profile:
         exact: dict[int, str] = {}
         masks: list[tuple[int, int, str]] = []
         creators: dict[tuple[int, int, str], str] = {}
+        regexes: list[tuple[re.Pattern[str], str]] = []
         private_action = "X"
         for rule in self.rules:
             action = rule.effective(chosen)
             spec = rule.spec
-            if spec.kind == "tag":
+            if spec.kind == "regex":
+                regexes.append((re.compile(spec.creator, re.IGNORECASE), action))
+            elif spec.kind == "tag":
                 exact[spec.value] = action
             elif spec.kind == "mask":
                 masks.append((spec.value, spec.mask, action))
@@ -263,7 +276,7 @@ class Profile:
                 creators[(spec.value >> 16, spec.value & 0xFF, spec.creator.strip())] = action
         # most specific mask first
         masks.sort(key=lambda m: -bin(m[1]).count("1"))
-        return CompiledProfile(self, chosen, exact, tuple(masks), creators, private_action)
+        return CompiledProfile(self, chosen, exact, tuple(masks), creators, private_action, tuple(regexes))
 
     def claimed_codes(self, options: Collection[str]) -> list[tuple[str, str]]:
         """CID 7050 (code, meaning) pairs for (0012,0064): the profile's own plus chosen options'."""
@@ -284,6 +297,7 @@ class CompiledProfile:
     masks: tuple[tuple[int, int, str], ...]
     creators: dict[tuple[int, int, str], str]
     private_action: str
+    regexes: tuple[tuple[re.Pattern[str], str], ...] = ()  # seed files: (pattern, action), first match wins
 
     @property
     def retain_uids(self) -> bool:
@@ -300,9 +314,9 @@ class CompiledProfile:
     @property
     def keeps_private(self) -> bool:
         """Whether any private element can survive (Retain Safe Private or a profile keeping them)."""
-        if self.private_action in ("K",):
+        if self.private_action != "X" or self.regexes:
             return True
-        return any(a not in ("X", "C") for a in self.creators.values())
+        return any(a != "X" for a in self.creators.values())
 
     def action_for(self, tag: int, creator: str = "") -> str | None:
         """The action for a tag (None = not listed); slow path for tests and tools, the engine inlines it."""
@@ -316,7 +330,8 @@ class CompiledProfile:
         for value, mask, act in self.masks:
             if tag & mask == value:
                 return act
-        return None
+        text = f"{tag >> 16:04X},{tag & 0xFFFF:04X}"
+        return next((act for pattern, act in self.regexes if pattern.search(text)), None)
 
 
 # -- reading files ------------------------------------------------------------------------
@@ -442,9 +457,20 @@ def load_profile(name_or_path: str | Path) -> Profile:
     p = Path(text)
     suffix = p.suffix.lower()
     if suffix in (".csv", ".tsv", ".txt"):
+        from dicomtools.core.anonymize.seed_csv import looks_like_seed, read_seed_csv
         from dicomtools.core.anonymize.tsv_import import read_table
 
-        return read_table(p)
+        try:
+            table = p.read_text(encoding="utf-8-sig")
+        except FileNotFoundError:
+            raise ProfileError(f"profile file {text!r} not found") from None
+        except UnicodeDecodeError:
+            table = p.read_text(encoding="latin-1")  # the seed's files come from Windows tools
+        except OSError as exc:
+            raise ProfileError(f"cannot read profile {text!r}: {exc}") from None
+        if looks_like_seed(table):
+            return read_seed_csv(p, table)
+        return read_table(p, table)
     if suffix == ".toml" or p.exists() or "/" in text or "\\" in text:
         try:
             data = p.read_text(encoding="utf-8")

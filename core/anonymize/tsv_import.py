@@ -5,12 +5,12 @@ spreadsheet (columns "Basic Prof.", "Rtn. UIDs Opt." ...) or a short list
 ``tag,action[,name][,<option columns>]``. :func:`read_table` turns either into
 a :class:`Profile`; every problem is an error naming the line.
 
-:func:`profile_from_reference` reads the project's reference TSV (the seed
-tool's two profiles side by side) and :func:`dump_profile_toml` writes our
+:func:`profile_from_standard` reads PS3.15 2026c Table E.1-1 as published
+(``profiles/standard/``, packaged) and :func:`dump_profile_toml` writes our
 format, one rule per line. Regenerate the shipped profiles with::
 
-    python -m dicomtools.core.anonymize.tsv_import REFERENCE.tsv basic profiles/basic.toml
-    python -m dicomtools.core.anonymize.tsv_import REFERENCE.tsv aria profiles/aria.toml
+    python -m dicomtools.core.anonymize.tsv_import basic profiles/basic.toml
+    python -m dicomtools.core.anonymize.tsv_import aria profiles/aria.toml
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ from dicomtools.core.anonymize.profile import (
     option_short_name,
     parse_tag_spec,
 )
+from dicomtools.core.anonymize.standard import EDITION, TABLE_E1_1, read_tsv
 
 log = logging.getLogger(__name__)
 
@@ -239,26 +240,16 @@ def read_table(path: str | Path, text: str | None = None) -> Profile:
     return profile
 
 
-# -- the reference TSV -> shipped profiles ------------------------------------------------------
+# -- the standard's table -> shipped profiles -----------------------------------------------------
 
-# Table E.1-1 rows the seed's files lack (PS3.15 2024e), kept in both profiles.
+# Attributes pydicom knows that PS3.15 2026c Table E.1-1 does not list, kept out of both profiles:
+# a birth date in another calendar is still a birth date.
 EXTRA_ROWS: tuple[tuple[str, str, str], ...] = (
     ("(0010,0033)", "Patient's Birth Date in Alternative Calendar", "X"),
     ("(0010,0034)", "Patient's Death Date in Alternative Calendar", "X"),
     ("(0010,0035)", "Patient's Alternative Calendar", "X"),
 )
-# A subset of PS3.15 Table E.3.10-1 (safe private attributes), kept only with RetainSafePrivate.
-SAFE_PRIVATE: tuple[tuple[str, str, str], ...] = (
-    ("(0019,xx0C)", "SIEMENS MR HEADER", "B_value"),
-    ("(0019,xx0D)", "SIEMENS MR HEADER", "DiffusionDirectionality"),
-    ("(0019,xx0E)", "SIEMENS MR HEADER", "DiffusionGradientDirection"),
-    ("(0019,xx27)", "SIEMENS MR HEADER", "B_matrix"),
-    ("(0043,xx39)", "GEMS_PARM_01", "Slop_int_6...slop_int_9"),
-    ("(2001,xx03)", "Philips Imaging DD 001", "Diffusion B-Factor"),
-    ("(2001,xx04)", "Philips Imaging DD 001", "Diffusion Direction"),
-    ("(7053,xx00)", "Philips PET Private Group", "SUV Factor"),
-    ("(7053,xx09)", "Philips PET Private Group", "Activity Concentration Scale Factor"),
-)
+ARIA_KEEPS = "aria-keeps-descriptors.tsv"
 
 _META: dict[str, dict[str, object]] = {
     "basic": {
@@ -283,65 +274,60 @@ _META: dict[str, dict[str, object]] = {
 _DEFAULT_OPTIONS = ["CleanDesc", "RetainDeviceIdent"]
 
 # Patient free text the seed's ARIA profile kept: ARIA import and plan matching never need it,
-# and it is where names and histories hide, so our ARIA profile cleans it like Basic does.
+# and it is where names and histories hide, so our ARIA profile cleans it like Basic does
+# (these are not in aria-keeps-descriptors.tsv).
 ARIA_CLEANS_PATIENT_TEXT = frozenset(
     {"0008,4000", "0010,2000", "0010,2110", "0010,2180", "0010,21B0", "0010,4000", "0038,0500"}
 )
 
 
-def _name_of(cell: str) -> str:
-    return re.sub(r"\s*\[[A-Za-z0-9]+\]\s*$", "", cell).strip()
+def aria_keeps() -> frozenset[int]:
+    """Tags whose CleanDesc action the ARIA profile turns from C into K (the seed's list less patient text)."""
+    return frozenset(parse_tag_spec(r["tag"]).value for r in read_tsv(ARIA_KEEPS))
 
 
-def profile_from_reference(path: str | Path, variant: str) -> Profile:
-    """Build the ``basic`` or ``aria`` profile from the reference TSV (base cell + that variant's overrides)."""
+def profile_from_standard(variant: str) -> Profile:
+    """Build the ``basic`` or ``aria`` profile from PS3.15 2026c Table E.1-1 (packaged)."""
     if variant not in _META:
         raise ProfileError(f"variant must be one of {', '.join(_META)}")
-    p = Path(path)
-    rows = list(csv.reader(io.StringIO(p.read_text(encoding="utf-8")), delimiter="\t"))
-    header = rows[0]
-    col = {h: i for i, h in enumerate(header)}
-    for needed in ("tag", "name", "base_cell", f"{variant}_overrides"):
-        if needed not in col:
-            raise ProfileError(f"{p}:1: column {needed!r} missing")
+    keeps = aria_keeps() if variant == "aria" else frozenset()
     rules: list[Rule] = []
-    for number, row in enumerate(rows[1:], 2):
-        tag_text = row[col["tag"]].strip()
-        if not tag_text or tag_text.startswith("(ARIA-only") or not row[col["base_cell"]].strip():
-            continue  # the seed's garbage row
+    for number, row in enumerate(read_tsv(TABLE_E1_1), 2):
         try:
-            spec = parse_tag_cell(tag_text)
-            pairs = _overrides(row[col[f"{variant}_overrides"]])
-            if variant == "aria" and tag_text.upper() in ARIA_CLEANS_PATIENT_TEXT:
-                pairs = [(o, "C" if o == "CleanDesc" else a) for o, a in pairs]
+            spec = parse_tag_spec(row["tag"])
         except ValueError as exc:
-            raise ProfileError(f"{p}:{number}: {exc}") from None
-        action = normalize_action(row[col["base_cell"]])
+            raise ProfileError(f"{TABLE_E1_1}:{number}: {exc}") from None
+        action = normalize_action(row["basic"])
         if action is None:
-            raise ProfileError(f"{p}:{number}: unknown action {row[col['base_cell']]!r}")
-        name = _name_of(row[col["name"]])
-        if name.startswith("(pattern) "):
-            name = name[len("(pattern) ") :].capitalize()
-        if spec.kind == "private":
-            name = "Private attributes (odd groups) not listed below"
+            raise ProfileError(f"{TABLE_E1_1}:{number}: unknown action {row['basic']!r}")
+        pairs: list[tuple[str, str]] = []
+        for option in OPTIONS:
+            cell = row.get(option.short, "").strip()
+            if not cell:
+                continue
+            act = normalize_action(cell)
+            if act is None:
+                raise ProfileError(f"{TABLE_E1_1}:{number}: unknown action {cell!r} ({option.short})")
+            if option.short == "CleanDesc" and spec.kind == "tag" and spec.value in keeps:
+                act = "K"
+            pairs.append((option.short, act))
+        name = "Private attributes (odd groups) not listed as safe" if spec.kind == "private" else row["name"]
         rules.append(Rule(spec, action, name, tuple(pairs), number))
     for tag, name, action in EXTRA_ROWS:
         rules.append(Rule(parse_tag_spec(tag), action, name, (), 0))
-    for tag, creator, name in SAFE_PRIVATE:
-        rules.append(Rule(parse_tag_spec(tag, creator), "X", name, (("RetainSafePrivate", "K"),), 0))
     meta = _META[variant]
     profile = Profile(
         name=variant,
         title=str(meta["title"]),
         description=str(meta["description"]),
-        source=f"DICOM PS3.15 2024e Table E.1-1 and E.3.10-1, via the seed tool's "
-        f"{'AriaSecurityProfile' if variant == 'aria' else 'BasicSecurityProfile'}.csv",
-        profile_version="1",
+        source=f"DICOM PS3.15 {EDITION} Table E.1-1 (private: Table E.3.10-1 with RetainSafePrivate)"
+        + ("; descriptors kept as the seed tool's AriaSecurityProfile.csv did" if variant == "aria" else ""),
+        profile_version="2",
         codes=tuple(str(c) for c in meta["codes"]),  # type: ignore[attr-defined]
         default_options=tuple(_DEFAULT_OPTIONS),
         not_claimed=tuple(str(c) for c in meta["not_claimed"]),  # type: ignore[attr-defined]
         rules=rules,
-        path=str(p),
+        path=TABLE_E1_1,
     )
     check_duplicates(profile)
     return profile
@@ -352,7 +338,7 @@ def _q(text: str) -> str:
 
 
 def _rule_sort_key(rule: Rule) -> tuple[int, int, int, str]:
-    order = {"private": 0, "mask": 1, "creator": 2, "tag": 3}[rule.spec.kind]
+    order = {"private": 0, "mask": 1, "creator": 2, "tag": 3, "regex": 4}[rule.spec.kind]
     return (order, rule.spec.value, rule.spec.mask, rule.spec.creator)
 
 
@@ -392,17 +378,17 @@ def dump_profile_toml(profile: Profile) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
-    if len(args) != 3:
-        sys.stderr.write("usage: python -m dicomtools.core.anonymize.tsv_import REFERENCE.tsv basic|aria OUT.toml\n")
+    if len(args) != 2:
+        sys.stderr.write("usage: python -m dicomtools.core.anonymize.tsv_import basic|aria OUT.toml\n")
         return 2
     from dicomtools.core.anonymize.profile import parse_profile_toml
     from dicomtools.core.atomic import atomic_write_bytes
 
-    profile = profile_from_reference(args[0], args[1])
+    profile = profile_from_standard(args[0])
     text = dump_profile_toml(profile)
-    parse_profile_toml(text, args[2])  # never write a file we could not read back
-    atomic_write_bytes(args[2], text.encode("utf-8"))
-    sys.stdout.write(f"{args[2]}: {len(profile.rules)} rules\n")
+    parse_profile_toml(text, args[1])  # never write a file we could not read back
+    atomic_write_bytes(args[1], text.encode("utf-8"))
+    sys.stdout.write(f"{args[1]}: {len(profile.rules)} rules\n")
     return 0
 
 

@@ -148,6 +148,14 @@ def run(args: argparse.Namespace) -> int:
                 raise UsageError(str(exc)) from None
             profile_name, base = cfg.anonymize.profile, list(cfg.anonymize.options)
         profile = load_profile(profile_name)
+        if base is None and not profile.default_options:
+            # a file profile (the seed's CSV) names no options: the preset's apply, as to a built-in one
+            from dicomtools.core.config import ConfigError, load_config
+
+            try:
+                base = list(load_config().anonymize.options)
+            except ConfigError as exc:
+                raise UsageError(str(exc)) from None
         options = set() if args.noDefaultOptions else set(resolve_options(base if base is not None else profile.default_options))
         options |= resolve_options(args.option or [])
         if {"RetainLongFullDates", "RetainLongModifDates"} <= options:

@@ -96,13 +96,13 @@ def test_well_known_uids_are_never_remapped() -> None:
     p = plan()
     p.SOPClassUID = HALCYON  # a private SOP class: still a class, not an instance
     p.file_meta.MediaStorageSOPClassUID = UID(HALCYON)
-    p.ReferencedStructureSetSequence[0].ReferencedSOPInstanceUID = "1.2.840.10008.1.2.3.4"
+    p.FrameOfReferenceUID = "1.2.840.10008.1.4.1.1"  # Talairach: a well-known frame of the registry
     engine().anonymize(p)
     p = roundtrip(p)
     assert p.SOPClassUID == HALCYON and p.file_meta.MediaStorageSOPClassUID == HALCYON
     assert p.file_meta.TransferSyntaxUID == ExplicitVRLittleEndian
     assert p.ReferencedStructureSetSequence[0].ReferencedSOPClassUID == "1.2.840.10008.5.1.4.1.1.481.3"
-    assert p.ReferencedStructureSetSequence[0].ReferencedSOPInstanceUID == "1.2.840.10008.1.2.3.4"
+    assert p.FrameOfReferenceUID == "1.2.840.10008.1.4.1.1"
     assert p.AnatomicRegionSequence[0].CodingSchemeUID == "2.16.840.1.113883.6.96"
 
 
@@ -131,7 +131,7 @@ def test_patient_identity_and_markers() -> None:
     assert (p.PatientID, str(p.PatientName)) == ("ANON1", "ANON^ONE")
     assert p.PatientBirthDate == "" and p.StudyDate == ""
     assert p.PatientIdentityRemoved == "YES"
-    assert "dicomtools basic profile v1" in p.DeidentificationMethod
+    assert "dicomtools basic profile v2" in p.DeidentificationMethod
     codes = [i.CodeValue for i in p.DeidentificationMethodCodeSequence]
     assert codes == ["113100", "113109", "113105"]
     assert all(i.CodingSchemeDesignator == "DCM" for i in p.DeidentificationMethodCodeSequence)
@@ -235,7 +235,7 @@ def test_existing_deidentification_is_extended_not_replaced() -> None:
     engine("basic").anonymize(p)
     p = roundtrip(p)
     assert p.DeidentificationMethod[0] == "earlier tool"
-    assert "dicomtools basic profile v1" in p.DeidentificationMethod
+    assert "dicomtools basic profile v2" in p.DeidentificationMethod
 
 
 def test_a_new_run_gives_new_uids_a_saved_map_the_same() -> None:

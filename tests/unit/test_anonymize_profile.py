@@ -10,6 +10,7 @@ import pytest
 from dicomtools.core.anonymize.profile import (
     OPTIONS,
     ProfileError,
+    TagSpec,
     builtin_profiles,
     load_profile,
     option_short_name,
@@ -19,8 +20,9 @@ from dicomtools.core.anonymize.profile import (
 )
 from dicomtools.core.anonymize.tsv_import import (
     ARIA_CLEANS_PATIENT_TEXT,
+    aria_keeps,
     dump_profile_toml,
-    profile_from_reference,
+    profile_from_standard,
     read_table,
     regex_to_spec,
 )
@@ -28,6 +30,8 @@ from dicomtools.core.anonymize.tsv_import import (
 # The seed tool's table (about PS3.15 2024e), carried in the repository: a missing file fails the run.
 REFERENCE = Path(__file__).resolve().parents[1] / "data" / "anonymization-profiles.tsv"
 PROFILES_DIR = Path(__file__).resolve().parents[2] / "profiles"
+# PS3.15 2026c Table E.1-1 as published, packaged with the profiles.
+STANDARD = PROFILES_DIR / "standard" / "ps3.15-2026c-table-e1-1.tsv"
 DEFAULTS = ("CleanDesc", "RetainDeviceIdent")
 
 
@@ -37,6 +41,17 @@ def reference_rows() -> list[dict[str, str]]:
     return [r for r in rows if r["base_cell"].strip()]
 
 
+def standard_rows() -> list[dict[str, str]]:
+    with STANDARD.open(encoding="utf-8") as fh:
+        return list(csv.DictReader(fh, delimiter="\t"))
+
+
+def key(spec: TagSpec) -> str:
+    return spec.text().upper().replace("X", "x")
+
+
+def seed_spec(tag: str) -> TagSpec:
+    return parse_tag_spec(tag) if "[" not in tag else regex_to_spec(tag)
 
 
 def test_shipped_profiles_are_found_by_name() -> None:
@@ -49,33 +64,69 @@ def test_shipped_profiles_are_found_by_name() -> None:
 
 
 @pytest.mark.parametrize("name", ["basic", "aria"])
-def test_profile_holds_every_reference_row_with_the_standard_cell(name: str) -> None:
+def test_profile_holds_every_row_of_the_2026c_table_with_its_cells(name: str) -> None:
+    """PS3.15 2026c Table E.1-1 as published: every row, the Basic cell, every option column."""
     profile = load_profile(name)
-    by_tag = {r.spec.text().upper().replace("X", "x"): r for r in profile.rules}
-    rows = reference_rows()
-    assert len(rows) == 623
+    by_tag = {key(r.spec): r for r in profile.rules}
+    rows = standard_rows()
+    assert len(rows) == 656
+    keeps = aria_keeps() if name == "aria" else frozenset()
     for row in rows:
-        spec = parse_tag_spec(row["tag"]) if "[" not in row["tag"] else regex_to_spec(row["tag"])
-        rule = by_tag[spec.text().upper().replace("X", "x")]
+        rule = by_tag.pop(key(parse_tag_spec(row["tag"])))
+        assert rule.action == row["basic"], row["tag"]
+        want = {o.short: row[o.short] for o in OPTIONS if row[o.short]}
+        spec = parse_tag_spec(row["tag"])
+        if spec.kind == "tag" and spec.value in keeps:
+            assert want["CleanDesc"] == "C", row["tag"]
+            want["CleanDesc"] = "K"  # the ARIA profile's documented difference
+        assert dict(rule.options) == want, row["tag"]
+    # beyond the table: only the alternative-calendar dates pydicom knows (removed)
+    assert sorted(by_tag) == ["(0010,0033)", "(0010,0034)", "(0010,0035)"]
+    assert all(r.action == "X" and not r.options for r in by_tag.values())
+
+
+def test_the_33_rows_new_since_the_seed_table_are_in_both_profiles() -> None:
+    seed = {key(seed_spec(r["tag"])) for r in reference_rows()}
+    new = [r for r in standard_rows() if key(parse_tag_spec(r["tag"])) not in seed and "odd" not in r["tag"]]
+    assert len(new) == 33
+    tags = {parse_tag_spec(r["tag"]).value for r in new}
+    for tag in (0x00100012, 0x00100013, 0x00100041, 0x00100043, 0x0040E012, 0x00081301, 0x00700006):
+        assert tag in tags, hex(tag)
+    for name in ("basic", "aria"):
+        compiled = load_profile(name).compile(DEFAULTS)
+        for tag in tags:
+            assert compiled.action_for(tag) is not None, hex(tag)
+        assert compiled.action_for(0x00100012) == "X"  # Name to Use
+        assert compiled.action_for(0x0040E012) == "X"  # Display URI
+
+
+@pytest.mark.parametrize("name", ["basic", "aria"])
+def test_seed_rows_keep_the_seed_cells_where_the_standard_did_not_change(name: str) -> None:
+    """Every row of the seed's table (about 2024e) is still there with the seed's cell and options."""
+    by_tag = {key(r.spec): r for r in load_profile(name).rules}
+    for row in reference_rows():
+        spec = seed_spec(row["tag"])
+        rule = by_tag[key(spec)]
         assert rule.action == row["base_cell"], row["tag"]
         overrides = dict(p.split("=") for p in row[f"{name}_overrides"].split(",") if p)
         if name == "aria" and row["tag"].upper() in ARIA_CLEANS_PATIENT_TEXT:
             overrides["CleanDesc"] = "C"  # our one deliberate change: patient free text is cleaned
+        if spec.value == 0x00321033:
+            overrides["CleanDesc"] = "C"  # Requesting Service: 2026c added its Clean Descriptors cell
         assert dict(rule.options) == overrides, row["tag"]
 
 
 @pytest.mark.parametrize("name", ["basic", "aria"])
 def test_default_options_give_the_seed_tools_actions(name: str) -> None:
-    """With CleanDesc + RetainDeviceIdent each row resolves as the seed's resolved column says."""
+    """With CleanDesc + RetainDeviceIdent each seed row resolves as the seed's resolved column says."""
     profile = load_profile(name)
-    by_tag = {r.spec.text().upper().replace("X", "x"): r for r in profile.rules}
+    by_tag = {key(r.spec): r for r in profile.rules}
     for row in reference_rows():
-        spec = parse_tag_spec(row["tag"]) if "[" not in row["tag"] else regex_to_spec(row["tag"])
-        rule = by_tag[spec.text().upper().replace("X", "x")]
+        spec = seed_spec(row["tag"])
         want = row[f"{name}_action"]
-        if name == "aria" and row["tag"].upper() in ARIA_CLEANS_PATIENT_TEXT:
+        if name == "aria" and row["tag"].upper() in ARIA_CLEANS_PATIENT_TEXT or spec.value == 0x00321033:
             want = "C"
-        assert rule.effective(DEFAULTS)[0] == want, row["tag"]
+        assert by_tag[key(spec)].effective(DEFAULTS)[0] == want, row["tag"]
 
 
 def test_basic_and_aria_differ_only_in_the_descriptors_aria_keeps() -> None:
@@ -83,25 +134,28 @@ def test_basic_and_aria_differ_only_in_the_descriptors_aria_keeps() -> None:
     aria = {r.spec: r for r in load_profile("aria").rules}
     assert basic.keys() == aria.keys()
     differ = [s for s in basic if basic[s].effective(DEFAULTS) != aria[s].effective(DEFAULTS)]
-    assert len(differ) == 125 - len(ARIA_CLEANS_PATIENT_TEXT)
+    assert len(differ) == 125 - len(ARIA_CLEANS_PATIENT_TEXT) == len(aria_keeps())
     for spec in differ:
         assert basic[spec].effective(DEFAULTS) == "C" and aria[spec].effective(DEFAULTS) == "K"
     kept = {s.value for s in differ}
     for tag in (0x300A0002, 0x300A0003, 0x300A0004, 0x30060002, 0x30060004, 0x30060006,
                 0x30060026, 0x30060028, 0x300A00C3, 0x0008103E, 0x00081030, 0x00181030):
         assert tag in kept, hex(tag)
+    # the seed's ARIA keep list is the seed's 125 CleanDesc=K rows less the patient free text
+    seed_keeps = {seed_spec(r["tag"]).value for r in reference_rows() if "CleanDesc=K" in r["aria_overrides"]}
+    assert kept == seed_keeps - {parse_tag_spec(t).value for t in ARIA_CLEANS_PATIENT_TEXT}
 
 
 @pytest.mark.parametrize("name", ["basic", "aria"])
 def test_shipped_files_are_what_the_generator_writes(name: str) -> None:
-    generated = dump_profile_toml(profile_from_reference(REFERENCE, name))
+    generated = dump_profile_toml(profile_from_standard(name))
     assert (PROFILES_DIR / f"{name}.toml").read_text(encoding="utf-8") == generated
 
 
 def test_profiles_dir_holds_only_data() -> None:
     names = sorted(p.name for p in PROFILES_DIR.iterdir() if not p.name.startswith((".", "__pycache__")))
     assert all(n in ("__init__.py", "standard") or n.endswith(".toml") for n in names), names
-    assert sorted(p.suffix for p in (PROFILES_DIR / "standard").iterdir()) == [".tsv", ".tsv"]
+    assert all(p.suffix == ".tsv" for p in (PROFILES_DIR / "standard").iterdir())
 
 
 def test_option_names_short_long_and_standard() -> None:
