@@ -23,6 +23,7 @@ from dicomtools.core.anonymize.valuetext import (
     spellings,
     values_of,
 )
+from dicomtools.core.anonymize.wellknown import is_well_known_uid
 
 # Keyword -> category for the non-PN identifying attributes collected from originals.
 IDENTIFYING: dict[str, str] = {
@@ -66,13 +67,8 @@ _ID_CATEGORIES = frozenset({"id", "accession"})
 
 
 def is_registered_uid(uid: str) -> bool:
-    """A UID of the DICOM registry (pydicom's UID dictionary), not an instance's.
-
-    A prefix test on the DICOM root is not enough: Elekta Monaco writes SOP
-    Instance UIDs as ``1.2.840.10008.5.1.4.1.1.481.3.<unix time>``. (Tiny
-    stand-in for the engine's ``wellknown.is_well_known_uid``; same rule.)
-    """
-    return uid.strip("\0 ") in UID_dictionary
+    """A UID of the DICOM registry, not an instance's: the engine's rule (one place)."""
+    return is_well_known_uid(uid)
 
 
 def is_unregistered_under_root(uid: str) -> bool:
