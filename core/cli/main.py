@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 
 from dicomtools.core import __version__
 from dicomtools.core.cli.common import ArgumentParser, RunError, UsageError
+from dicomtools.core.dicom.text import SanitizingFilter, sanitize
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +67,8 @@ def main(argv: Sequence[str] | None = None, tui_launcher: TuiLauncher | None = N
         level=logging.DEBUG if args.debug else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
     )
+    for handler in logging.getLogger().handlers:  # log lines quote file names and values
+        handler.addFilter(SanitizingFilter())
     if args.command is None:
         if tui_launcher is not None and sys.stdin.isatty() and sys.stdout.isatty():
             return tui_launcher()
@@ -74,10 +77,10 @@ def main(argv: Sequence[str] | None = None, tui_launcher: TuiLauncher | None = N
     try:
         return int(args.func(args) or 0)
     except UsageError as exc:
-        sys.stderr.write(f"dicomtools {args.command}: {exc}\n")
+        sys.stderr.write(f"dicomtools {args.command}: {sanitize(str(exc))}\n")
         return 2
     except RunError as exc:
-        sys.stderr.write(f"dicomtools {args.command}: {exc}\n")
+        sys.stderr.write(f"dicomtools {args.command}: {sanitize(str(exc))}\n")
         return exc.code
     except KeyboardInterrupt:
         sys.stderr.write(f"dicomtools {args.command}: interrupted\n")
@@ -88,7 +91,7 @@ def main(argv: Sequence[str] | None = None, tui_launcher: TuiLauncher | None = N
         if args.debug:
             raise
         log.debug("unhandled", exc_info=True)
-        sys.stderr.write(f"dicomtools {args.command}: error: {type(exc).__name__}: {exc}\n")
+        sys.stderr.write(f"dicomtools {args.command}: error: {type(exc).__name__}: {sanitize(str(exc))}\n")
         return 1
 
 

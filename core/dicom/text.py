@@ -66,3 +66,14 @@ def canonical_number(vr: str, text: str) -> str:
     if math.isfinite(as_float) and Decimal(repr(as_float)) == number:
         return repr(as_float)
     return format(number.normalize(), "f")
+
+
+class SanitizingFilter:
+    """A logging filter for terminal handlers: the formatted message loses its control characters."""
+
+    def filter(self, record: Any) -> bool:
+        message = record.getMessage()
+        if has_control(message):
+            record.msg = sanitize(message)
+            record.args = None
+        return True
