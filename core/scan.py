@@ -21,7 +21,7 @@ from dicomtools.core.archive.read import Instance, read_instance
 from dicomtools.core.archive.read import sniff_dicom as sniff_dicom  # re-exported for old importers
 from dicomtools.core.archive.reasons import ReasonKind
 from dicomtools.core.cache import FileStamp, IndexCache
-from dicomtools.core.dicom.text import value_text
+from dicomtools.core.dicom.text import pn_text, value_text
 from dicomtools.core.model import (
     BeamInfo,
     InstanceSummary,
@@ -227,6 +227,8 @@ def _summary_from_fast(hdr: fastread.FastHeader, path: str) -> InstanceSummary:
         name = FLAT_FIELDS.get(tag)
         if name:
             setattr(s, name, value)
+    # pydicom drops trailing empty component groups of a PN ("Wang^XiaoDong=王^小東=")
+    s.patient_name = pn_text(s.patient_name)
     if not s.sop_class_uid:
         s.sop_class_uid = hdr.meta.get(0x00020002, "")
     if not s.sop_instance_uid:

@@ -23,7 +23,7 @@ from dicomtools.core import fastread
 from dicomtools.core.archive.read import Instance, read_instance
 from dicomtools.core.archive.reasons import ReasonKind
 from dicomtools.core.cache import FileStamp, IndexCache
-from dicomtools.core.dicom.text import NUMERIC_VRS, canonical_number
+from dicomtools.core.dicom.text import NUMERIC_VRS, canonical_number, pn_text
 from dicomtools.core.expr import Expression
 from dicomtools.core.model import UnreadableFile
 from dicomtools.core.pool import run_batches
@@ -144,19 +144,28 @@ def read_values(path: str, tags: Sequence[int]) -> Dataset | UnreadableFile:
     return found.dataset
 
 
-def _flat_outcome(path: str, exprs: Sequence[Expression], hdr: fastread.FastHeader) -> FileOutcome:
+def _flat_outcome(path: str, exprs: Sequence[Expression], found: Instance) -> FileOutcome:
     """Evaluate single-step expressions on flat text elements without building a dataset."""
+    hdr = found.fast
+    assert hdr is not None
     codec = fastread.SIMPLE_CHARSETS.get(hdr.values.get(SPECIFIC_CHARACTER_SET, ""), "ascii")
+    # SOP UIDs the data set lacks come from the file meta, as in every command.
+    identity = {0x00080016: found.sop_class_uid, 0x00080018: found.sop_instance_uid}
     per_expr: list[list[str] | None] = []
     for e in exprs:
         tag = e.top_level_tag
         raw = hdr.raw.get(tag)
+        if raw is None and identity.get(tag):
+            raw = (b"UI", identity[tag].encode("ascii", errors="replace"))
         if raw is None:
             per_expr.append(None)
             continue
         vr = raw[0].decode("ascii") if raw[0] else expr_mod.dictionary_VR(tag)  # implicit VR: look it up
         text = raw[1].decode(codec if vr in _CHARSET_VRS else "latin_1", errors="replace")
-        m = e.evaluate_strings(vr, expr_mod.text_strings(vr, text))
+        strings = expr_mod.text_strings(vr, text)
+        if vr == "PN":  # as pydicom decodes it: no trailing empty component groups
+            strings = [pn_text(v) for v in strings]
+        m = e.evaluate_strings(vr, strings)
         per_expr.append(None if m is None else list(m.values))
     return FileOutcome(path, True, combine(exprs, per_expr), per_expr=tuple(per_expr))
 
@@ -166,7 +175,7 @@ def _search_flat(path: str, exprs: Sequence[Expression], flat: frozenset[int]) -
     found = read_instance(path, flat, _NO_SEQUENCES)
     if isinstance(found, UnreadableFile):
         return FileOutcome(path, False, reason=found.reason, kind=found.kind)
-    return _flat_outcome(path, exprs, found.fast) if found.fast is not None else None
+    return _flat_outcome(path, exprs, found) if found.fast is not None else None
 
 
 # VRs pydicom decodes with the Specific Character Set (the rest are default repertoire).
@@ -193,7 +202,7 @@ def search_file(
     if isinstance(found, UnreadableFile):
         return FileOutcome(path, False, reason=found.reason, kind=found.kind)
     if found.fast is not None:
-        return _flat_outcome(path, exprs, found.fast)
+        return _flat_outcome(path, exprs, found)
     assert found.dataset is not None
     try:
         per_expr = []

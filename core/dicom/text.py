@@ -46,6 +46,11 @@ def value_text(value: Any) -> str:
     return str(value).strip()
 
 
+def pn_text(text: str) -> str:
+    """A Person Name as pydicom decodes it: trailing empty component groups (``=``) dropped."""
+    return "\\".join(v.rstrip("=") for v in text.split("\\")) if "=" in text else text
+
+
 def canonical_number(vr: str, text: str) -> str:
     """One spelling per numeric value (``6``, ``6.0``, ``6.00000000000000`` -> ``6``).
 
