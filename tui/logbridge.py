@@ -55,7 +55,8 @@ class BufferHandler(logging.Handler):
                     message = f"{message}: {type(exc).__name__}: {exc}"
         except Exception:
             message = str(record.msg)
-        message = sanitize(message)  # log lines quote file names and values
+        # log lines quote file names and values; line breaks are the log screen's to lay out
+        message = "\n".join(sanitize(line) for line in message.split("\n"))
         with self._lines_lock:
             self._seq += 1
             self.lines.append(

@@ -2,9 +2,9 @@
 
 - Reading never validates: a bad value is the reader's one-line verdict or is
   shown as found, never a flood of warnings.
-- pydicom and pynetdicom chatter (Python warnings and pydicom's logger) goes to
-  logging at DEBUG (``--debug`` shows it, the TUI's log screen keeps it), never
-  straight to stderr.
+- pydicom chatter goes to logging at DEBUG (``--debug`` shows it, the TUI's
+  log screen keeps it), never straight to stderr; the Python warnings pydicom
+  and pynetdicom raise alongside are dropped (pydicom logs the same text).
 - ISO 2022 IR 58 (GB2312) text is decoded with its escape sequences removed:
   pydicom 3 lists ``iso_ir_58`` among the encodings whose Python codec handles
   ISO 2022 escapes itself, but Python's gb2312 codec does not, so
@@ -15,18 +15,12 @@
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import warnings
 from types import ModuleType
-from typing import Any
-
-log = logging.getLogger("dicomtools.pydicom")
 
 _LOCK = threading.Lock()
 _DONE = False
-_LIBRARIES = ("pydicom", "pynetdicom")
-_OWN_CODE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # dicomtools.core
 
 
 class _ToDebug(logging.Filter):
@@ -44,34 +38,15 @@ class _ToDebug(logging.Filter):
         return True
 
 
-def _from_library(filename: str, category: type[Warning]) -> bool:
-    module = getattr(category, "__module__", "") or ""
-    if module.split(".")[0] in _LIBRARIES:
-        return True
-    path = filename.replace("\\", "/")
-    if any(f"/{name}/" in path for name in _LIBRARIES):
-        return True
-    # pydicom warns with a stack level that points at its caller: our reading code.
-    return os.path.abspath(filename).startswith(_OWN_CODE + os.sep)
+def _silence_library_warnings() -> None:
+    """pydicom's ``warn_and_log`` both logs (demoted to DEBUG above) and warns: drop the warning.
 
-
-def _install_warning_hook() -> None:
-    original = warnings.showwarning
-
-    def show(
-        message: Warning | str,
-        category: type[Warning],
-        filename: str,
-        lineno: int,
-        file: Any = None,
-        line: str | None = None,
-    ) -> None:
-        if _from_library(filename, category):
-            log.debug("%s: %s (%s:%s)", category.__name__, message, filename, lineno)
-            return
-        original(message, category, filename, lineno, file, line)
-
-    warnings.showwarning = show
+    Filters, not a ``showwarning`` hook, so whoever else routes warnings (the
+    TUI's log capture, pytest) keeps working. A warning is attributed to the
+    module its stack level points at: pydicom, pynetdicom, or our reading code.
+    """
+    for module in (r"pydicom(\.|$)", r"pynetdicom(\.|$)", r"dicomtools(\.|$)"):
+        warnings.filterwarnings("ignore", module=module)
 
 
 def _fix_iso_ir_58() -> None:
@@ -98,7 +73,7 @@ def configure() -> None:
         logger = logging.getLogger("pydicom")
         if not any(isinstance(f, _ToDebug) for f in logger.filters):
             logger.addFilter(_ToDebug())
-        _install_warning_hook()
+        _silence_library_warnings()
         _DONE = True
 
 
