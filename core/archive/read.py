@@ -223,6 +223,17 @@ def _with_pydicom(
     )
 
 
+_WITH_IDENTITY: dict[frozenset[int], frozenset[int]] = {}
+
+
+def _with_identity(wanted: frozenset[int]) -> frozenset[int]:
+    """``wanted`` plus the identity tags, one object per distinct set (the fast parser caches by it)."""
+    found = _WITH_IDENTITY.get(wanted)
+    if found is None:
+        found = _WITH_IDENTITY[wanted] = wanted | IDENTITY_TAGS
+    return found
+
+
 def read_instance(
     path: str,
     wanted: frozenset[int] = frozenset(),
@@ -247,7 +258,7 @@ def read_instance(
             if kind is not None:
                 return unreadable(path, kind, reason)
             try:
-                hdr = _fast_header(fh, buf, st.st_size, wanted | IDENTITY_TAGS, wanted_sequences)
+                hdr = _fast_header(fh, buf, st.st_size, _with_identity(wanted), wanted_sequences)
             except fastread.Truncated as exc:
                 return unreadable(path, ReasonKind.TRUNCATED_HEADER, f"truncated DICOM header: {exc}")
             if hdr is not None and hdr.meta.get(0x00020002) == MEDIA_STORAGE_DIRECTORY:
