@@ -361,12 +361,13 @@ class _Builder:
                 node.note = "its plan is not in the folder"
             out.append(node)
 
-        def missing_plan_note(inst: InstanceSummary) -> str:
+        def missing_plan_note(inst: InstanceSummary, what: str) -> str:
             refs = [p for p in inst.referenced_plans if p]
             if refs and not any(p in present_plans for p in refs):
                 other = self.elsewhere.get(refs[0])
                 if other is not None:
-                    return self.missing("plan", refs[0], f"{inst.modality or 'an object'} {inst.sop_instance_uid}")
+                    label = inst.series_description or inst.rt_image_label or inst.sop_instance_uid
+                    return self.missing("plan", refs[0], f"{what} {label}")
                 return f"referenced plan not in folder: {refs[0]}"
             if not refs:
                 return "references no plan"
@@ -375,7 +376,7 @@ class _Builder:
         for dose in sorted(ix.doses, key=lambda d: d.path):
             if dose.sop_instance_uid not in reached:
                 n = self.dose_node(dose)
-                n.note = missing_plan_note(dose)
+                n.note = missing_plan_note(dose, "dose")
                 out.append(n)
         for reg in sorted(ix.regs, key=lambda r: r.path):
             if reg.sop_instance_uid not in reached:
@@ -384,12 +385,12 @@ class _Builder:
         for img in sorted(ix.rt_images, key=lambda r: r.path):
             if img.sop_instance_uid not in reached:
                 n = self.rt_image_node(img)
-                n.note = missing_plan_note(img)
+                n.note = missing_plan_note(img, "RT image")
                 out.append(n)
         for rec in sorted(ix.records, key=lambda r: (r.fraction_number or 0, r.path)):
             if rec.sop_instance_uid not in reached:
                 n = self.record_node(rec)
-                n.note = missing_plan_note(rec)
+                n.note = missing_plan_note(rec, "treatment record")
                 out.append(n)
         for other in sorted(ix.others, key=lambda r: (r.sop_class_uid, r.path)):
             if other.sop_instance_uid not in reached:
