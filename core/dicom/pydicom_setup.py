@@ -2,8 +2,8 @@
 
 - Reading never validates: a bad value is the reader's one-line verdict or is
   shown as found, never a flood of warnings.
-- pydicom chatter goes to logging at DEBUG (``--debug`` shows it, the TUI's
-  log screen keeps it), never straight to stderr; the Python warnings pydicom
+- pydicom chatter goes to logging at DEBUG (``--debug`` shows it, on stderr
+  or in the TUI's log screen), never straight to stderr; the Python warnings pydicom
   and pynetdicom raise alongside are dropped (pydicom logs the same text).
 - ISO 2022 IR 58 (GB2312) text is decoded with its escape sequences removed:
   pydicom 3 lists ``iso_ir_58`` among the encodings whose Python codec handles
