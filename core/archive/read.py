@@ -141,6 +141,10 @@ def _pixel_data_truncated(fh: Any, size: int, implicit: bool) -> bool:
     group, elem = struct.unpack("<HH", header[:4])
     if (group, elem) not in ((0x7FE0, 0x0010), (0x7FE0, 0x0008), (0x7FE0, 0x0009)):
         return False
+    if header[4:6] in (b"OB", b"OW", b"OF", b"OD", b"OL", b"OV", b"UN"):
+        implicit = False  # the bytes say explicit VR (pydicom may report the meta's encoding)
+    elif header[6:8] != b"\x00\x00" or header[4:6].isalpha():
+        implicit = True
     if implicit:
         (length,) = struct.unpack("<I", header[4:8])
         value_start = start + 8
@@ -190,6 +194,27 @@ def _fill_uids_from_meta(ds: Dataset) -> None:
                 setattr(ds, ds_keyword, value)
 
 
+def _settle_encoding(ds: Dataset) -> None:
+    """A data set encoded otherwise than its file meta says: give every element its VR now.
+
+    pydicom reads such a file (it notices the VR encoding of the first element)
+    but keeps the elements raw, and writing them under the meta's transfer
+    syntax then fails (an implicit-VR element has no VR to write). Converting
+    them costs a little, only for these files, and makes them writable.
+    """
+    from pydicom.dataelem import RawDataElement
+    from pydicom.uid import UID
+
+    meta = getattr(ds, "file_meta", None)
+    uid = UID(value_text(meta.get("TransferSyntaxUID"))) if meta else UID("")
+    if not uid.is_transfer_syntax:
+        return
+    first = next(iter(ds._dict.values()), None)
+    if isinstance(first, RawDataElement) and first.is_implicit_VR != uid.is_implicit_VR:
+        for _ in ds.iterall():  # iterating converts each raw element (sequences included)
+            pass
+
+
 def _with_pydicom(
     fh: BinaryIO, path: str, st: os.stat_result, has_preamble: bool, tags: Collection[int] | None, full: bool
 ) -> Instance | UnreadableFile:
@@ -210,6 +235,8 @@ def _with_pydicom(
         return unreadable(path, ReasonKind.DICOMDIR, "DICOMDIR (media directory index), not an instance")
     truncated = False if full else _pixel_data_truncated(fh, st.st_size, bool(ds.original_encoding[0]))
     _fill_uids_from_meta(ds)
+    if full:
+        _settle_encoding(ds)
     return Instance(
         path=path,
         sop_class_uid=value_text(ds.get("SOPClassUID")),
