@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 
 from dicomtools.core import __version__
 from dicomtools.core.cli.common import ArgumentParser, RunError, UsageError
-from dicomtools.core.dicom.text import SanitizingFilter, sanitize
+from dicomtools.core.dicom.text import SanitizingFormatter, sanitize
 
 log = logging.getLogger(__name__)
 
@@ -63,12 +63,9 @@ def main(argv: Sequence[str] | None = None, tui_launcher: TuiLauncher | None = N
             reconfigure(errors="backslashreplace")
     parser = build_parser(tui_launcher, _chosen_command(args_list))
     args = parser.parse_args(args_list)
-    logging.basicConfig(
-        level=logging.DEBUG if args.debug else logging.WARNING,
-        format="%(levelname)s %(name)s: %(message)s",
-    )
-    for handler in logging.getLogger().handlers:  # log lines quote file names and values
-        handler.addFilter(SanitizingFilter())
+    stderr_handler = logging.StreamHandler()  # log lines quote file names and values: sanitized
+    stderr_handler.setFormatter(SanitizingFormatter("%(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING, handlers=[stderr_handler])
     if args.command is None:
         if tui_launcher is not None and sys.stdin.isatty() and sys.stdout.isatty():
             return tui_launcher()

@@ -9,6 +9,7 @@ itself and scripts want the decoded text).
 
 from __future__ import annotations
 
+import logging
 import math
 import re
 from decimal import Decimal, InvalidOperation
@@ -73,12 +74,12 @@ def canonical_number(vr: str, text: str) -> str:
     return format(number.normalize(), "f")
 
 
-class SanitizingFilter:
-    """A logging filter for terminal handlers: the formatted message loses its control characters."""
+class SanitizingFormatter(logging.Formatter):
+    """A log formatter for terminals: every line of the record loses its control characters.
 
-    def filter(self, record: Any) -> bool:
-        message = record.getMessage()
-        if has_control(message):
-            record.msg = sanitize(message)
-            record.args = None
-        return True
+    A formatter, not a filter, so other handlers of the same record (a log
+    screen, a file) still get the message as logged.
+    """
+
+    def format(self, record: logging.LogRecord) -> str:
+        return "\n".join(sanitize(line) for line in super().format(record).split("\n"))
