@@ -119,6 +119,19 @@ def _s(value: Any) -> str:
     return value_text(value)
 
 
+def _get(ds: Any, key: Any) -> Any:
+    """``ds.get(key)``, or None when pydicom cannot convert the element (a damaged value).
+
+    The reader has already said the file is an instance (every command agrees);
+    a value it cannot decode leaves that field of the summary empty.
+    """
+    try:
+        return ds.get(key)
+    except Exception:
+        log.debug("cannot convert %s", key, exc_info=True)
+        return None
+
+
 def _int(value: Any) -> int | None:
     try:
         return int(value)
@@ -128,19 +141,19 @@ def _int(value: Any) -> int | None:
 
 def _items(ds: Any, keyword: str) -> list[Any]:
     """The items of a sequence, or [] when absent, empty or not a sequence."""
-    seq = ds.get(keyword)
+    seq = _get(ds, keyword)
     if seq is None:
         return []
     try:
         return list(seq)
-    except TypeError:
+    except Exception:  # a damaged sequence: no items
         return []
 
 
 def _uids(items: Iterable[Any], keyword: str) -> tuple[str, ...]:
     out: list[str] = []
     for item in items:
-        value = _s(item.get(keyword))
+        value = _s(_get(item, keyword))
         if value and value not in out:
             out.append(value)
     return tuple(out)
@@ -151,11 +164,11 @@ def _beams(ds: Any) -> tuple[BeamInfo, ...]:
     for item in _items(ds, "BeamSequence") + _items(ds, "IonBeamSequence"):
         beams.append(
             BeamInfo(
-                number=_int(item.get("BeamNumber")),
-                name=_s(item.get("BeamName")),
-                delivery_type=_s(item.get("TreatmentDeliveryType")),
-                machine=_s(item.get("TreatmentMachineName")),
-                machine_model=_s(item.get("ManufacturerModelName")),
+                number=_int(_get(item, "BeamNumber")),
+                name=_s(_get(item, "BeamName")),
+                delivery_type=_s(_get(item, "TreatmentDeliveryType")),
+                machine=_s(_get(item, "TreatmentMachineName")),
+                machine_model=_s(_get(item, "ManufacturerModelName")),
                 reference_images=_uids(
                     _items(item, "ReferencedReferenceImageSequence"), "ReferencedSOPInstanceUID"
                 ),
@@ -170,7 +183,7 @@ def _summary_from_dataset(ds: Any, path: str) -> InstanceSummary:
     s = InstanceSummary(path=path, sop_instance_uid="", sop_class_uid="")
     # The same flat fields the fast path fills, from the same table.
     for tag, name in FLAT_FIELDS.items():
-        elem = ds.get(tag)
+        elem = _get(ds, tag)
         setattr(s, name, _s(elem.value if elem is not None else None))
     if meta:
         s.sop_class_uid = s.sop_class_uid or _s(meta.get("MediaStorageSOPClassUID"))
@@ -183,15 +196,15 @@ def _summary_from_dataset(ds: Any, path: str) -> InstanceSummary:
     s.referenced_plans = _uids(_items(ds, "ReferencedRTPlanSequence"), "ReferencedSOPInstanceUID")
     # RT image / records
     beam_numbers: list[int] = []
-    top_beam = _int(ds.get("ReferencedBeamNumber"))
+    top_beam = _int(_get(ds, "ReferencedBeamNumber"))
     if top_beam is not None:
         beam_numbers.append(top_beam)
     fractions: list[int] = []
     for item in _items(ds, "TreatmentSessionBeamSequence"):
-        n = _int(item.get("ReferencedBeamNumber"))
+        n = _int(_get(item, "ReferencedBeamNumber"))
         if n is not None and n not in beam_numbers:
             beam_numbers.append(n)
-        f = _int(item.get("CurrentFractionNumber"))
+        f = _int(_get(item, "CurrentFractionNumber"))
         if f is not None:
             fractions.append(f)
     s.referenced_beam_numbers = tuple(beam_numbers)
