@@ -204,16 +204,16 @@ def search_file(
     if found.fast is not None:
         return _flat_outcome(path, exprs, found)
     assert found.dataset is not None
-    try:
-        per_expr = []
-        for e in exprs:
+    per_expr: list[list[str] | None] = []
+    for e in exprs:
+        try:
             m = e.evaluate(found.dataset)
-            per_expr.append(None if m is None else list(m.values))
-    except Exception as exc:  # a value pydicom cannot convert (bad charset, corrupt number)
-        return FileOutcome(
-            path, False, reason=f"cannot decode values: {type(exc).__name__}: {_one_line(exc)}",
-            kind=ReasonKind.CORRUPT,
-        )
+        except Exception as exc:  # a damaged value pydicom cannot convert (the file is still an instance)
+            log.debug("%s: cannot decode %s", path, e.path_text, exc_info=True)
+            shown = e.op in ("show", "present")
+            per_expr.append([f"<cannot decode: {type(exc).__name__}>"] if shown else None)
+            continue
+        per_expr.append(None if m is None else list(m.values))
     return FileOutcome(path, True, combine(exprs, per_expr), per_expr=tuple(per_expr))
 
 

@@ -229,3 +229,15 @@ def test_pixel_data_check_reads_the_encoding_of_the_bytes(corpus: Path) -> None:
     cut = read_summary(str(corpus / "test_files" / "MR_truncated.dcm"))
     assert isinstance(liar, InstanceSummary) and not liar.truncated
     assert isinstance(cut, InstanceSummary) and cut.truncated
+
+
+def test_a_damaged_value_keeps_the_file_an_instance_for_show_and_search(tmp_path: Path) -> None:
+    """One bad VR inside a sequence: show and search both list the file (same verdict)."""
+    raw = bytearray(Path(get_testdata_file("rtplan.dcm")).read_bytes())
+    raw[272:273] = b"\x01"  # hypothesis found it: (300C,0060) gets an unknown VR inside
+    path = tmp_path / "damaged.dcm"
+    path.write_bytes(bytes(raw))
+    summary = read_summary(str(path))
+    assert isinstance(summary, InstanceSummary)
+    outcome = search_file(str(path), [_parse("(300C,0060)/(0008,1155)=?")], [0x300C0060])
+    assert outcome.dicom and outcome.values is not None
