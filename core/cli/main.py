@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 
 from dicomtools.core import __version__
 from dicomtools.core.cli.common import ArgumentParser, RunError, UsageError
+from dicomtools.core.dicom.text import SanitizingFormatter, sanitize
 
 log = logging.getLogger(__name__)
 
@@ -62,10 +63,9 @@ def main(argv: Sequence[str] | None = None, tui_launcher: TuiLauncher | None = N
             reconfigure(errors="backslashreplace")
     parser = build_parser(tui_launcher, _chosen_command(args_list))
     args = parser.parse_args(args_list)
-    logging.basicConfig(
-        level=logging.DEBUG if args.debug else logging.WARNING,
-        format="%(levelname)s %(name)s: %(message)s",
-    )
+    stderr_handler = logging.StreamHandler()  # log lines quote file names and values: sanitized
+    stderr_handler.setFormatter(SanitizingFormatter("%(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING, handlers=[stderr_handler])
     if args.command is None:
         if tui_launcher is not None and sys.stdin.isatty() and sys.stdout.isatty():
             return tui_launcher()
@@ -74,10 +74,10 @@ def main(argv: Sequence[str] | None = None, tui_launcher: TuiLauncher | None = N
     try:
         return int(args.func(args) or 0)
     except UsageError as exc:
-        sys.stderr.write(f"dicomtools {args.command}: {exc}\n")
+        sys.stderr.write(f"dicomtools {args.command}: {sanitize(str(exc))}\n")
         return 2
     except RunError as exc:
-        sys.stderr.write(f"dicomtools {args.command}: {exc}\n")
+        sys.stderr.write(f"dicomtools {args.command}: {sanitize(str(exc))}\n")
         return exc.code
     except KeyboardInterrupt:
         sys.stderr.write(f"dicomtools {args.command}: interrupted\n")
@@ -88,7 +88,7 @@ def main(argv: Sequence[str] | None = None, tui_launcher: TuiLauncher | None = N
         if args.debug:
             raise
         log.debug("unhandled", exc_info=True)
-        sys.stderr.write(f"dicomtools {args.command}: error: {type(exc).__name__}: {exc}\n")
+        sys.stderr.write(f"dicomtools {args.command}: error: {type(exc).__name__}: {sanitize(str(exc))}\n")
         return 1
 
 
