@@ -9,7 +9,7 @@ import json
 import logging
 import os
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dicomtools.core.cli.common import (
     RunError,
@@ -21,7 +21,9 @@ from dicomtools.core.cli.common import (
 )
 from dicomtools.core.expr import ExprError, Expression, parse
 from dicomtools.core.progress import LineProgress
-from dicomtools.core.search import SearchResult, search
+
+if TYPE_CHECKING:
+    from dicomtools.core.search import SearchResult
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +90,9 @@ def parse_tags(texts: list[str]) -> list[Expression]:
 
 
 def run(args: argparse.Namespace) -> int:
+    # Imported here, not at the top: `search -h` must not pay for the scanner (start-up speed).
+    from dicomtools.core.search import search
+
     exprs = parse_tags(args.tag)
     if not os.path.exists(args.path):
         raise RunError(f"--path {args.path!r}: no such file or folder")
