@@ -87,7 +87,7 @@ def line(label: str, runs: list[Timed], items: int | None = None, unit: str = "f
     med = median_s(runs)
     rate = f"  {items / med:10,.0f} {unit}/s" if items else ""
     every = ", ".join(f"{t.seconds:.2f}" for t in runs)
-    return f"{label:44s} median {med:7.3f} s{rate}  peak RSS {peak_mb(runs):5.0f} MB  (rounds: {every})"
+    return f"{label:46s} median {med:7.3f} s{rate}  peak RSS {peak_mb(runs):5.0f} MB  (rounds: {every})"
 
 
 def need(binary: str) -> str:
