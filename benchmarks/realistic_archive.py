@@ -11,7 +11,6 @@ clearly fake patients. A marker file makes a second call with the same sizes a n
 from __future__ import annotations
 
 import math
-import os
 import shutil
 import sys
 import time
@@ -259,6 +258,19 @@ def make_realistic(root: Path, sizes: Sizes) -> tuple[int, int]:
     return files, size
 
 
-if __name__ == "__main__":  # pragma: no cover - python benchmarks/realistic_archive.py DIR [--small]
-    out = Path(sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.getcwd(), "realistic-archive"))
-    print(make_realistic(out, Sizes.small() if "--small" in sys.argv else Sizes()))
+def main() -> int:
+    import argparse
+
+    ap = argparse.ArgumentParser(description="Write the realistic benchmark archive (fake patients).")
+    ap.add_argument("dir", help="output folder (reused when it already holds these sizes)")
+    ap.add_argument("--patients", type=int, default=Sizes.patients)
+    ap.add_argument("--small", action="store_true", help="small matrices and counts")
+    args = ap.parse_args()
+    sizes = Sizes.small(args.patients) if args.small else Sizes(patients=args.patients)
+    files, size = make_realistic(Path(args.dir), sizes)
+    print(f"{files} files, {size / 1e6:.0f} MB in {args.dir}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
