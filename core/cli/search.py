@@ -19,10 +19,10 @@ from dicomtools.core.cli.common import (
     add_path_options,
     open_cache,
 )
-from dicomtools.core.expr import ExprError, Expression, parse
 from dicomtools.core.progress import LineProgress
 
 if TYPE_CHECKING:
+    from dicomtools.core.expr import Expression
     from dicomtools.core.search import SearchResult
 
 log = logging.getLogger(__name__)
@@ -80,6 +80,8 @@ def register(sub: Any) -> None:
 
 def parse_tags(texts: list[str]) -> list[Expression]:
     """Parse every --tag; the first bad one becomes a one-line usage error."""
+    from dicomtools.core.expr import ExprError, parse
+
     out = []
     for text in texts:
         try:
