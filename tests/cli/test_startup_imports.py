@@ -82,6 +82,15 @@ def test_bad_arguments_are_refused_before_heavy_imports(tmp_path: Path) -> None:
     assert heavy_in(result["modules"]) == []
 
 
+def test_show_on_an_empty_folder_imports_nothing_heavy(tmp_path: Path) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    result, out = run_probe(["show", "--path", str(empty), "--format", "json"], tmp_path)
+    assert result["code"] == 0
+    assert json.loads(out)["stats"]["instances"] == 0
+    assert heavy_in(result["modules"]) == []
+
+
 def test_probe_sees_the_network_stack_once_a_command_runs(tmp_path: Path) -> None:
     """Positive control: echo to a closed local port imports pynetdicom in its run function."""
     with socket.socket() as s:
