@@ -34,7 +34,19 @@ def _chosen_command(argv: Sequence[str]) -> str | None:
     return None
 
 
-def build_parser(tui_launcher: TuiLauncher | None = None, only: str | None = None) -> ArgumentParser:
+def _only_version(argv: Sequence[str]) -> bool:
+    """``--version`` before any command: answer it without building a command's parser."""
+    for arg in argv:
+        if arg == "--version":
+            return True
+        if not arg.startswith("-"):
+            return False
+    return False
+
+
+def build_parser(
+    tui_launcher: TuiLauncher | None = None, only: str | None = None, commands: bool = True
+) -> ArgumentParser:
     parser = ArgumentParser(
         prog="dicomtools",
         description="Radiotherapy DICOM: reference trees, search, Q/R retrieve, store, anonymize.",
@@ -43,7 +55,7 @@ def build_parser(tui_launcher: TuiLauncher | None = None, only: str | None = Non
     parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logging")
     parser.set_defaults(tui_launcher=tui_launcher)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in [only] if only else COMMANDS:
+    for name in ([only] if only else COMMANDS) if commands else []:
         try:
             module = importlib.import_module(f"dicomtools.core.cli.{name}")
         except ModuleNotFoundError as exc:
@@ -61,7 +73,7 @@ def main(argv: Sequence[str] | None = None, tui_launcher: TuiLauncher | None = N
         reconfigure = getattr(stream, "reconfigure", None)
         if reconfigure is not None:
             reconfigure(errors="backslashreplace")
-    parser = build_parser(tui_launcher, _chosen_command(args_list))
+    parser = build_parser(tui_launcher, _chosen_command(args_list), commands=not _only_version(args_list))
     args = parser.parse_args(args_list)
     stderr_handler = logging.StreamHandler()  # log lines quote file names and values: sanitized
     stderr_handler.setFormatter(SanitizingFormatter("%(levelname)s %(name)s: %(message)s"))

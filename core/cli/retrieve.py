@@ -9,10 +9,7 @@ from typing import Any
 
 from dicomtools.core.cli.common import RunError, UsageError, add_option, parse_pairs
 from dicomtools.core.cli.config import add_node_options, node_from_args, node_title
-from dicomtools.core.net.assoc import NetError
-from dicomtools.core.net.retrieve import RetrieveOptions, retrieve
 from dicomtools.core.progress import LineProgress, ProgressEvent
-from dicomtools.core.render import render_tree
 
 
 def register(sub: Any) -> None:
@@ -80,6 +77,11 @@ class _Sink:
 
 
 def run(args: argparse.Namespace) -> int:
+    # Imported here, not at the top: `retrieve -h` must not import pydicom/pynetdicom (start-up speed).
+    from dicomtools.core.net.assoc import NetError
+    from dicomtools.core.net.retrieve import RetrieveOptions, retrieve
+    from dicomtools.core.render import render_tree
+
     if args.anonymize and not (args.newPatientId and args.newPatientName):
         raise UsageError("--anonymize needs --newPatientId and --newPatientName")
     cfg, node = node_from_args(args)

@@ -9,7 +9,7 @@ import json
 import logging
 import os
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dicomtools.core.cli.common import (
     RunError,
@@ -20,9 +20,11 @@ from dicomtools.core.cli.common import (
     open_cache,
 )
 from dicomtools.core.dicom.text import sanitize
-from dicomtools.core.expr import ExprError, Expression, parse
 from dicomtools.core.progress import LineProgress
-from dicomtools.core.search import SearchResult, search
+
+if TYPE_CHECKING:
+    from dicomtools.core.expr import Expression
+    from dicomtools.core.search import SearchResult
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +81,8 @@ def register(sub: Any) -> None:
 
 def parse_tags(texts: list[str]) -> list[Expression]:
     """Parse every --tag; the first bad one becomes a one-line usage error."""
+    from dicomtools.core.expr import ExprError, parse
+
     out = []
     for text in texts:
         try:
@@ -89,6 +93,9 @@ def parse_tags(texts: list[str]) -> list[Expression]:
 
 
 def run(args: argparse.Namespace) -> int:
+    # Imported here, not at the top: `search -h` must not pay for the scanner (start-up speed).
+    from dicomtools.core.search import search
+
     exprs = parse_tags(args.tag)
     if not os.path.exists(args.path):
         raise RunError(f"--path {args.path!r}: no such file or folder")
