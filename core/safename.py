@@ -40,3 +40,9 @@ def numbered(base: str, n: int, total: int, sep: str) -> str:
     """``A`` -> ``A-01`` (``sep`` '-') or ``B^01`` (``sep`` '^'): list position, zero-padded."""
     width = max(2, len(str(total)))
     return f"{base}{sep}{n:0{width}d}"
+
+
+def printable(text: str, limit: int = 200) -> str:
+    """Text from a peer or a file, safe for a terminal: control characters shown escaped."""
+    out = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text[:limit])
+    return out + ("…" if len(text) > limit else "")
