@@ -82,7 +82,7 @@ class _Printer:
         patients = ", ".join(f"{printable(pid) or '<no id>'}: {n}" for pid, n in r.patients.items())
         folders = ", ".join(f"{f}/" for f in dict.fromkeys(r.folders.values()))
         dup = f"; {_n(r.identical, 'identical duplicate')} not written again" if r.identical else ""
-        line = (f"{r.calling_ae}@{r.host}: {r.instances} instances"
+        line = (f"{r.calling_ae}@{r.host}: {_n(r.instances, 'instance')}"
                 + (f" ({patients}) into {folders}" if patients else "")
                 + dup + (f"; {len(r.failed)} failed" if r.failed else "")
                 + f"; {r.seconds:.1f} s, {r.ended} | total {total} instances, {_n(assocs, 'association')}")
