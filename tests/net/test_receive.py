@@ -252,3 +252,29 @@ def test_sigterm_finishes_the_instance_in_flight(receive: Callable[..., Receiver
     assert len(files) == 1 and same_dataset(files[0], big_series[0])
     assert "RAWSCU@127.0.0.1: 1 instance (BULK-TERM: 1)" in r.text() and "stopped by us" in r.text()
     a.conn.close()
+
+
+def test_tls_from_the_preset(receive: Callable[..., Receiver], archive: Archive, tmp_path: Path) -> None:
+    """storescu over TLS with a certificate our CA signed is filed; one from a rogue CA is turned away."""
+    from tests.net.test_tls import make_pki
+
+    pki = make_pki(tmp_path / "pki")
+    cfg = tmp_path / "config.toml"
+    cfg.write_text(f'[receive]\nallow = ["STORESCU"]\n[receive.tls]\nenabled = true\nca = "{pki.ca}"\n'
+                   f'cert = "{pki.server[0]}"\nkey = "{pki.server[1]}"\n')
+    r = receive("--config", str(cfg))
+    files = files_of(archive, "PHANTOM-001")[:5]
+    tls = ["+tls", str(pki.client[1]), str(pki.client[0]), "+cf", str(pki.ca)]
+    ok = send(r, files, "STORESCU", *tls)
+    assert ok.returncode == 0, ok.stderr[-800:]
+    rogue = send(r, files[:1], "STORESCU", "+tls", str(pki.rogue_server[1]), str(pki.rogue_server[0]),
+                 "+cf", str(pki.ca))
+    assert rogue.returncode != 0
+    plain = send(r, files[:1], "STORESCU")
+    assert plain.returncode != 0
+    r.wait_line("TLS handshake failed", 2)
+    assert r.stop() == 0
+    text = r.text()
+    assert f"TLS ({cfg}: [receive.tls])" in text
+    assert "STORESCU@127.0.0.1: 5 instances (PHANTOM-001: 5)" in text
+    assert len(r.files()) == 5
