@@ -150,6 +150,13 @@ def test_bad_list_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     err = capsys.readouterr().err
     assert rc == 2 and err.count("\n") == 1 and "no selected patient in the list" in err
     assert not (tmp_path / "o").exists()
+    for args, message in ((["--patientList", str(lst), "--patientId", "A"], "not both"),
+                          ([], "give --patientId ID or --patientList FILE"),
+                          (["--patientList", str(lst), "--planId", "P"], "put the plans in the list")):
+        rc = main(["retrieve", *args, "--path", str(tmp_path / "o"), "--hostName", peers.HOST, "--hostPort", "1",
+                   "--calledAet", "X"])
+        err = capsys.readouterr().err
+        assert rc == 2 and err.count("\n") == 1 and message in err, err
 
 
 @pytest.fixture(scope="module")
@@ -174,5 +181,6 @@ def test_batch_from_dcmqrscp(qrscp: peers.Dcmqrscp, archive: Archive, tmp_path: 
     assert batch(qrscp, csvlist, out, scp_port) == 0, capsys.readouterr().err
     assert uids_in(out / P2) == expected(archive, P2, ["PLAN_A"])
     out2 = tmp_path / "out2"
-    assert batch(qrscp, lst, out2, scp_port) == 0
+    assert batch(qrscp, lst, out2, scp_port, "--parallel", "3") == 0
+    assert "note: --parallel 3 needs C-GET" in capsys.readouterr().err
     assert uids_in(out2 / P1) == expected(archive, P1) and uids_in(out2 / P2) == expected(archive, P2)
