@@ -159,6 +159,6 @@ def run(args: argparse.Namespace) -> int:
             server.stop(0)
         for s, handler in previous.items():
             signal.signal(s, handler)
-    out.write(f"receive: stopped; {out.total} instances in {_n(out.associations, 'association')}"
+    out.write(f"receive: stopped; {_n(out.total, 'instance')} in {_n(out.associations, 'association')}"
               + (f", {out.refused} refused" if out.refused else ""))
     return 0

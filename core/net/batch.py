@@ -105,9 +105,11 @@ def plan_outcomes(opts: BatchOptions) -> list[PatientOutcome]:
     return out
 
 
-def _state(o: PatientOutcome) -> dict[str, Any]:
+def _state(o: PatientOutcome, tpl: RetrieveOptions) -> dict[str, Any]:
+    """What a complete folder was asked for; a rerun asking for something else does not skip it."""
     return {"patient_id": o.entry.patient_id, "plan_ids": list(o.entry.plan_ids),
-            "new_patient_id": o.new_id, "new_patient_name": o.new_name}
+            "new_patient_id": o.new_id, "new_patient_name": o.new_name,
+            "only_approved": tpl.only_approved, "anonymized": tpl.anonymize is not None}
 
 
 class _Batch:
@@ -135,7 +137,8 @@ class _Batch:
             state = json.loads(self.state_path(o).read_text("utf-8"))
         except (OSError, ValueError):
             return f"{final} exists and was not written by a batch retrieve (use --force to replace it)"
-        if not isinstance(state, dict) or {k: state.get(k) for k in _state(o)} != _state(o):
+        want = _state(o, self.opts.template)
+        if not isinstance(state, dict) or {k: state.get(k) for k in want} != want:
             return f"{final} holds an earlier retrieve of other plans or another identity (use --force to redo)"
         count = state.get("instances")
         o.instances = count if isinstance(count, int) else 0
@@ -209,7 +212,7 @@ class _Batch:
         # the anonymizer writes <NEW ID>/<plan>/<kind>/...: its one top folder is the patient's
         source = Path(subdirs[0].path) if len(subdirs) == 1 and not files and self.opts.template.anonymize else work
         final = self.out / o.folder
-        state = _state(o) | {"instances": o.instances}
+        state = _state(o, self.opts.template) | {"instances": o.instances}
         atomic_write_bytes(self.state_path(o), json.dumps(state, indent=1).encode("utf-8"))
         old = None
         if final.exists():

@@ -278,3 +278,25 @@ def test_tls_from_the_preset(receive: Callable[..., Receiver], archive: Archive,
     assert f"TLS ({cfg}: [receive.tls])" in text
     assert "STORESCU@127.0.0.1: 5 instances (PHANTOM-001: 5)" in text
     assert len(r.files()) == 5
+
+
+def test_hostile_patient_id_and_sigint(receive: Callable[..., Receiver], archive: Archive, tmp_path: Path) -> None:
+    """A vendor file with a path-like Patient ID holding an escape sequence: a safe folder, a clean line."""
+    plan = next(p for p in files_of(archive, "PHANTOM-002") if p.name == "RP.PLAN_A.dcm")
+    ds = dcmread(plan)
+    ds.PatientID = "../..\x1b[2J/etc"
+    hostile = tmp_path / "hostile.dcm"
+    ds.save_as(hostile)
+    r = receive()
+    assert send(r, [hostile]).returncode == 0
+    r.wait_line("1 instance")
+    os.kill(r.proc.pid, signal.SIGINT)  # Ctrl-C: the same clean stop as SIGTERM
+    assert r.proc.wait(60) == 0
+    text = r.text()
+    assert "\x1b" not in text and "(../..\\x1b[2J/etc: 1)" in text
+    (f,) = r.files()
+    top = f.relative_to(r.out).parts[0]
+    assert top.startswith("2J_etc-") and top.isprintable()  # cleaned, plus a hash of the original
+    assert r.out in f.parents and "\x1b" not in str(f) and ".." not in f.relative_to(r.out).parts
+    assert (r.out / top / MARKER).read_bytes().decode() == "../..\x1b[2J/etc"
+    assert "receive: stopped; 1 instance in 1 association" in text
