@@ -95,7 +95,7 @@ class ReceiveConfig:
     ae_title: str = ""  # "" = [local] ae_title
     bind: str = "127.0.0.1"  # loopback unless set: a service open to the network is a choice
     port: int = 11112
-    path: str = ""  # default --path
+    folder: str = ""  # default --path ("path" names the preset file itself)
     allow: list[str] = field(default_factory=list)  # "AE" or "AE@HOST"
     nodes: list[str] = field(default_factory=list)  # preset nodes allowed to send (their AE and host)
     tls: TlsConfig = field(default_factory=TlsConfig)  # our certificate/key; ca verifies callers
@@ -383,7 +383,7 @@ options = ["CleanDesc", "RetainDeviceIdent"]
 # ae_title = ""              # "" = [local] ae_title
 # bind = "127.0.0.1"         # listen address; set the LAN address to receive from other hosts
 # port = 11112
-# path = ""                  # default --path
+# folder = ""                # default --path
 # allow = ["ORTHANC@127.0.0.1"]   # callers allowed (AE or AE@HOST); with nodes below
 # nodes = ["aria"]           # preset nodes allowed to send (their called_ae and host)
 # [receive.tls]              # our certificate for TLS callers; ca verifies theirs

@@ -35,7 +35,7 @@ def register(sub: Any) -> None:
         description="Accept C-ECHO and C-STORE from allowed callers and file each instance atomically under "
         "DIR/<Patient ID>/<study>/<series>/ until Ctrl-C or SIGTERM.",
     )
-    add_option(p, "--path", default=None, help="folder to file into [default: [receive] path]")
+    add_option(p, "--path", default=None, help="folder to file into [default: [receive] folder]")
     add_option(p, "--port", type=int, default=None, help="port to listen on [default: [receive] port, 11112]")
     add_option(p, "--aeTitle", default=None, metavar="AE", help="our AE title [default: [receive]/[local] ae_title]")
     add_option(p, "--bind", default=None, metavar="ADDR",

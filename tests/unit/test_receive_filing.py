@@ -97,3 +97,16 @@ def test_announced_uid_must_match(tmp_path: Path) -> None:
     filed = filer.file(staged, "9.9.9")
     assert filed.disposition is Disposition.FAILED and "is not the one the C-STORE request announced" in filed.reason
     assert not list(tmp_path.rglob("*.dcm")) and not list(filer.incoming.iterdir())
+
+
+def test_duplicates(tmp_path: Path) -> None:
+    src = get_testdata_file("rtplan.dcm")
+    assert src is not None
+    filer = Filer(tmp_path)
+    filer.start()
+    d1, p1 = stage_file(filer, src, "A", "1.2.3.9")
+    d2, p2 = stage_file(filer, src, "A", "1.2.3.9")
+    assert (d1, d2) == (Disposition.STORED, Disposition.IDENTICAL) and p1 == p2
+    d3, p3 = stage_file(filer, src, "B", "1.2.3.9")  # same UID, other patient: reported, own folder
+    assert d3 is Disposition.DIFFERENT and Path(p3).relative_to(tmp_path).parts[0] == "B"
+    assert len(list(tmp_path.rglob("*.dcm"))) == 2 and not list(filer.incoming.iterdir())

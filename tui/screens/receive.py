@@ -89,7 +89,7 @@ class ReceiveScreen(Screen[None]):
 
     def on_mount(self) -> None:
         rc = self.app.config.receive  # type: ignore[attr-defined]
-        self.query_one("#rv-path", Input).value = rc.path or os.path.join(os.getcwd(), "received")
+        self.query_one("#rv-path", Input).value = rc.folder or os.path.join(os.getcwd(), "received")
         self.query_one("#rv-port", Input).value = str(rc.port)
         self.query_one("#rv-allow", Input).value = " ".join(rc.allow)
         self.query_one("#rv-log", RichLog).styles.height = 6

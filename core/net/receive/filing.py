@@ -23,6 +23,7 @@ import struct
 import tempfile
 import threading
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
@@ -40,6 +41,7 @@ INCOMING = ".dicomtools-incoming"
 MARKER = ".dicomtools-patient"
 PREFIX = {"RTPLAN": "RP", "RTSTRUCT": "RS", "RTDOSE": "RD", "RTIMAGE": "RI", "RTRECORD": "RT", "REG": "RE"}
 _DATE = re.compile(r"\d{8}")
+SEEN_LIMIT = 200_000  # UIDs remembered for "same UID, other patient or study" (~60 MB at most)
 _STALE_SECONDS = 600.0  # a staging file this old belongs to no running receive
 
 
@@ -146,7 +148,8 @@ class Filer:
         self.incoming = self.root / INCOMING
         self._lock = threading.Lock()
         self._patients: dict[str, Path] = {}
-        self._seen: dict[str, str] = {}  # SOP Instance UID -> first final path, this run
+        # SOP Instance UID -> first final path, this run; bounded: a service runs for months
+        self._seen: OrderedDict[str, str] = OrderedDict()
 
     def start(self) -> list[str]:
         """Create the folders; remove staging files a killed run left (returns their names).
@@ -222,6 +225,9 @@ class Filer:
                 n += 1
                 target = folder / f"{name.removesuffix('.dcm')}.dup-{n}.dcm"
             os.replace(staged.path, target)
-            self._seen.setdefault(summary.sop_instance_uid, str(target))
+            if summary.sop_instance_uid not in self._seen:
+                self._seen[summary.sop_instance_uid] = str(target)
+                if len(self._seen) > SEEN_LIMIT:
+                    self._seen.popitem(last=False)
         summary.path = str(target)
         return Filed(disposition, str(target), summary, first or "", pdir.name)

@@ -61,9 +61,9 @@ def settings_from(
 ) -> ReceiveSettings:
     """Options over ``[receive]`` over ``[local]``; raises ConfigError/AllowError/NetError (one line)."""
     rc = cfg.receive
-    folder = path or rc.path
+    folder = path or rc.folder
     if not folder:
-        raise ConfigError("no folder to file into: give --path DIR (or set [receive] path)")
+        raise ConfigError("no folder to file into: give --path DIR (or set [receive] folder)")
     ae = check_ae(ae_title or rc.ae_title or cfg.local.ae_title, "--aeTitle")
     rules: list[AllowRule] = [parse_rule(text) for text in [*rc.allow, *allow]]
     node_names = [*rc.nodes, *nodes]
