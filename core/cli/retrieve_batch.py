@@ -18,6 +18,7 @@ from dicomtools.core.net.batch import BatchOptions, PatientOutcome, Result, run_
 from dicomtools.core.net.retrieve import RetrieveOptions
 from dicomtools.core.patientlist import PatientListError, load_patient_list
 from dicomtools.core.progress import CancelToken
+from dicomtools.core.render import render_tree
 
 
 def _line(o: PatientOutcome, total: int) -> str:
@@ -71,6 +72,8 @@ def run_batch_cli(args: argparse.Namespace) -> int:
     sys.stdout.flush()
 
     def done(o: PatientOutcome) -> None:
+        if args.showTree and o.forest:
+            sys.stdout.write(render_tree(o.forest))
         sys.stdout.write(_line(o, total) + "\n")
         for prob in o.problems if o.result is not Result.OK else []:
             if prob != o.reason:

@@ -74,6 +74,7 @@ class PatientOutcome:
     plans: list[str] = field(default_factory=list)  # chosen plan labels
     problems: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    forest: list[Any] = field(default_factory=list)  # tree of what was saved (for --showTree)
 
     @property
     def plans_text(self) -> str:
@@ -197,6 +198,7 @@ class _Batch:
             o.reason = res.problems[0] if res.problems else "nothing saved"
             return
         o.instances = len(res.saved)
+        o.forest = res.forest
         self._publish(o, work)
         o.result = Result.OK
 

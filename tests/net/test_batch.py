@@ -83,8 +83,10 @@ def test_csv_plans_per_patient_with_get_in_parallel(orthanc_loaded: peers.Orthan
     lst = tmp_path / "list.csv"
     lst.write_text(f"PatientId;PlanId\n{P1};PLAN_A\n{P1};QA_A\nUNKNOWN-9;PLAN_A\n{P2};\n")
     out = tmp_path / "out"
-    assert batch(orthanc_loaded, lst, out, scp_port, "--useGet", "--parallel", "2") == 1
+    assert batch(orthanc_loaded, lst, out, scp_port, "--useGet", "--parallel", "2", "--showTree") == 1
     text = capsys.readouterr().out
+    assert f"Patient: {P1} (PHANTOM^ALPHA)" in text and "RT-Plan: QA_A" in text
+    assert text.count("RT-Plan: PLAN_B") == 1  # PHANTOM-002 (whole patient) only
     assert uids_in(out / P1) == expected(archive, P1, ["PLAN_A", "QA_A"])
     assert uids_in(out / P2) == expected(archive, P2)
     assert "UNKNOWN-9: failed: patient 'UNKNOWN-9' not found" in text
