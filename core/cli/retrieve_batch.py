@@ -29,7 +29,7 @@ def _line(o: PatientOutcome, total: int) -> str:
         return f"{head}: {o.instances} instances saved into {o.folder}/{plans} in {o.seconds:.1f} s"
     if o.result is Result.SKIPPED:
         return f"{head}: skipped, complete in {o.folder}/ from an earlier run"
-    return f"{head}: {o.result.value}: {o.reason}"
+    return f"{head}: {o.result.value}" + (f": {o.reason}" if o.reason else "")
 
 
 def run_batch_cli(args: argparse.Namespace) -> int:

@@ -153,15 +153,13 @@ class _Batch:
             o.result, o.reason = Result.FAILED, str(exc)
         except KeyboardInterrupt:
             self.cancel.cancel()
-            o.result, o.reason = Result.CANCELLED, "interrupted"
+            o.result = Result.CANCELLED
         except Exception as exc:  # noqa: BLE001 - one patient's bug must not stop the others
             log.debug("batch patient %s", o.entry.patient_id, exc_info=True)
             o.result, o.reason = Result.FAILED, f"{type(exc).__name__}: {exc}"
         finally:
             o.seconds = time.monotonic() - start
             shutil.rmtree(self.meta / f"work-{o.folder}", ignore_errors=True)
-        if o.result is Result.CANCELLED and not o.reason:
-            o.reason = "interrupted"
         if self.on_done is not None:
             with self.done_lock:
                 self.on_done(o)
