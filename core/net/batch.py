@@ -237,6 +237,25 @@ def _map_rows(path: Path) -> list[tuple[str, str, str, str]]:
     return [(r[0], r[1], r[2], r[3]) for r in rows[1:] if len(r) >= 4]
 
 
+def abort_stray_associations() -> int:
+    """Abort pynetdicom associations nobody holds any more; return how many.
+
+    Ctrl-C can land inside ``AE.associate()`` after its (non-daemon) DUL thread
+    started but before the association was handed back: nothing would ever
+    abort it and the interpreter would wait for that thread at exit (seen:
+    1 in 3 interrupted batches hung until the peer's idle timeout).
+    """
+    from pynetdicom.dul import DULServiceProvider
+
+    stray = [t for t in threading.enumerate() if isinstance(t, DULServiceProvider) and t.is_alive()]
+    for t in stray:
+        try:
+            t.assoc.abort()
+        except Exception:  # noqa: BLE001 - best effort while stopping
+            t.kill_dul()
+    return len(stray)
+
+
 def run_batch(
     node: NodeConfig,
     opts: BatchOptions,
@@ -261,20 +280,24 @@ def run_batch(
         result.notes.append(f"--parallel {workers} needs C-GET (C-MOVE sends every patient to our one SCP "
                             "port): one patient at a time; use --useGet to run them in parallel")
         workers = 1
-    if workers == 1:
-        for o in outcomes:
-            batch.run_one(o)
-    else:
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="dicomtools-batch") as pool:
-            futures = [pool.submit(batch.run_one, o) for o in outcomes]
-            try:
-                for f in futures:
-                    f.result()
-            except KeyboardInterrupt:
-                cancel.cancel()
-                for f in futures:
-                    f.cancel()
-                raise
+    try:
+        if workers == 1:
+            for o in outcomes:
+                batch.run_one(o)
+        else:
+            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="dicomtools-batch") as pool:
+                futures = [pool.submit(batch.run_one, o) for o in outcomes]
+                try:
+                    for f in futures:
+                        f.result()
+                except KeyboardInterrupt:
+                    cancel.cancel()
+                    for f in futures:
+                        f.cancel()
+                    raise
+    finally:
+        if cancel.cancelled and abort_stray_associations():
+            log.debug("aborted associations left behind by the interrupt")
     try:
         batch.meta.rmdir()  # only when empty: nothing was saved
     except OSError:

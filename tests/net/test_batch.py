@@ -186,3 +186,39 @@ def test_batch_from_dcmqrscp(qrscp: peers.Dcmqrscp, archive: Archive, tmp_path: 
     assert batch(qrscp, lst, out2, scp_port, "--parallel", "3") == 0
     assert "note: --parallel 3 needs C-GET" in capsys.readouterr().err
     assert uids_in(out2 / P1) == expected(archive, P1) and uids_in(out2 / P2) == expected(archive, P2)
+
+
+def test_ctrl_c_keeps_complete_patients_and_a_rerun_does_the_rest(orthanc: peers.Orthanc, tmp_path: Path,
+                                                                   scp_port: int) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from dicomtools.core.phantom_bulk import write_ct_series
+
+    small = write_ct_series(tmp_path / "s", 3, patient_id="SMALL-1")
+    big = write_ct_series(tmp_path / "b", 400, patient_id="BIG-2", rows=64)
+    sent = peers.storescu(orthanc.port, orthanc.aet, small + big, extra=["-R"])  # faster than REST
+    assert sent.returncode == 0, sent.stderr[-500:]
+    lst = tmp_path / "l.txt"
+    lst.write_text("SMALL-1\nBIG-2\n")
+    out = tmp_path / "out"
+    argv = [sys.executable, "-m", "dicomtools.core", "retrieve", "--patientList", str(lst), "--path", str(out),
+            "--hostName", peers.HOST, "--hostPort", str(orthanc.port), "--calledAet", orthanc.aet,
+            "--callingAet", OUR_AE, "--scpPort", str(scp_port)]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=peers.peer_env())
+    end = time.monotonic() + 60
+    while not (out / "SMALL-1").exists() and time.monotonic() < end and proc.poll() is None:
+        time.sleep(0.002)
+    os.kill(proc.pid, signal.SIGINT)
+    text = proc.communicate(timeout=60)[0]
+    assert proc.returncode == 130, text
+    assert "[2/2] BIG-2: not done (interrupted)" in text and "1 retrieved, 0 skipped (complete), 0 failed, 1 not done" in text
+    assert len(list((out / "SMALL-1").iterdir())) == 3
+    assert not (out / "BIG-2").exists()
+    assert [p.name for p in (out / ".dicomtools-batch").iterdir()] == ["SMALL-1.json"]  # no work folder left
+    rerun = subprocess.run(argv, capture_output=True, text=True, env=peers.peer_env(), timeout=120)
+    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    assert "[1/2] SMALL-1: skipped" in rerun.stdout and "[2/2] BIG-2: 400 instances saved" in rerun.stdout
