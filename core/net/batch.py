@@ -153,7 +153,8 @@ class _Batch:
             o.result, o.reason = Result.FAILED, str(exc)
         except KeyboardInterrupt:
             self.cancel.cancel()
-            o.result = Result.CANCELLED
+            if o.result is not Result.OK:
+                o.result = Result.CANCELLED
         except Exception as exc:  # noqa: BLE001 - one patient's bug must not stop the others
             log.debug("batch patient %s", o.entry.patient_id, exc_info=True)
             o.result, o.reason = Result.FAILED, f"{type(exc).__name__}: {exc}"
@@ -198,15 +199,20 @@ class _Batch:
         o.instances = len(res.saved)
         o.forest = res.forest
         self._publish(o, work)
-        o.result = Result.OK
 
     def _publish(self, o: PatientOutcome, work: Path) -> None:
-        """Move a finished work folder to its final name (state first: a crash redoes it)."""
+        """Move a finished work folder to its final name.
+
+        State and map rows first: a crash before the rename redoes the patient, never
+        leaves a final folder without them.
+        """
         rows = _map_rows(work / MAP_NAME)
         (work / MAP_NAME).unlink(missing_ok=True)
         for entry in os.scandir(work):  # our own leftovers (locks, temp folders)
-            if entry.name.startswith("."):
-                shutil.rmtree(entry.path, ignore_errors=True) if entry.is_dir() else os.unlink(entry.path)
+            if entry.name.startswith(".") and entry.is_dir():
+                shutil.rmtree(entry.path, ignore_errors=True)
+            elif entry.name.startswith("."):
+                os.unlink(entry.path)
         subdirs = [e for e in os.scandir(work) if e.is_dir()]
         files = [e for e in os.scandir(work) if not e.is_dir()]
         # the anonymizer writes <NEW ID>/<plan>/<kind>/...: its one top folder is the patient's
@@ -214,17 +220,18 @@ class _Batch:
         final = self.out / o.folder
         state = _state(o, self.opts.template) | {"instances": o.instances}
         atomic_write_bytes(self.state_path(o), json.dumps(state, indent=1).encode("utf-8"))
+        if rows:  # before the rename: a complete folder always has its identity row
+            with self.map_lock:
+                write_anonymization_map(self.out, rows)
         old = None
         if final.exists():
             old = self.meta / f"old-{o.folder}"
             shutil.rmtree(old, ignore_errors=True)
             os.rename(final, old)
         os.rename(source, final)
+        o.result = Result.OK  # at once: an interrupt from here on must not call it "not done"
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
-        if rows:
-            with self.map_lock:
-                write_anonymization_map(self.out, rows)
 
 
 def _map_rows(path: Path) -> list[tuple[str, str, str, str]]:
