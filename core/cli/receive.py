@@ -85,7 +85,7 @@ class _Printer:
         line = (f"{r.calling_ae}@{r.host}: {_n(r.instances, 'instance')}"
                 + (f" ({patients}) into {folders}" if patients else "")
                 + dup + (f"; {len(r.failed)} failed" if r.failed else "")
-                + f"; {r.seconds:.1f} s, {r.ended} | total {total} instances, {_n(assocs, 'association')}")
+                + f"; {r.seconds:.1f} s, {r.ended} | total {_n(total, 'instance')}, {_n(assocs, 'association')}")
         self.write(line)
         for d in r.different:
             self.write(f"  duplicate SOP Instance UID with different bytes, kept beside: {d}")

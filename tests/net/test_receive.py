@@ -300,3 +300,31 @@ def test_hostile_patient_id_and_sigint(receive: Callable[..., Receiver], archive
     assert r.out in f.parents and "\x1b" not in str(f) and ".." not in f.relative_to(r.out).parts
     assert (r.out / top / MARKER).read_bytes().decode() == "../..\x1b[2J/etc"
     assert "receive: stopped; 1 instance in 1 association" in text
+
+
+def test_bad_data_sets_are_refused_and_the_association_goes_on(receive: Callable[..., Receiver],
+                                                               big_series: list[Path]) -> None:
+    """Garbage, and a data set that is not the instance the request announced: 0xC000, nothing filed."""
+
+    from pynetdicom.dsutils import encode
+
+    from dicomtools.core.net.ul import request_association
+
+    r = receive()
+    ds = dcmread(big_series[1])
+    ct, uid, ts = str(ds.SOPClassUID), str(ds.SOPInstanceUID), "1.2.840.10008.1.2.1"
+    data = encode(ds, False, True)
+    assert data is not None
+    a = request_association(peers.HOST, r.port, "RAWSCU", AE, [(ct, ts)])
+    cx = a.context_for(ct, ts)
+    assert cx is not None
+    status, comment = a.c_store(cx, ct, "1.2.3.4", b"\x08\x00\x16\x00garbage!")
+    assert status == 0xC000
+    status, comment = a.c_store(cx, ct, "1.2.3.4", data)  # announces 1.2.3.4, carries another UID
+    assert status == 0xC000 and comment.startswith("SOP Instance UID differs from the C-STORE request")
+    assert a.c_store(cx, ct, uid, data)[0] == 0x0000
+    a.release()
+    r.wait_line("RAWSCU@127.0.0.1:")
+    assert r.stop() == 0
+    assert "1 instance (BULK-TERM: 1) into BULK-TERM/; 2 failed" in r.text()
+    assert len(r.files()) == 1 and not list((r.out / INCOMING).iterdir())

@@ -95,7 +95,7 @@ def test_announced_uid_must_match(tmp_path: Path) -> None:
     staged.write(encode(ds, False, True) or b"")
     staged.close()
     filed = filer.file(staged, "9.9.9")
-    assert filed.disposition is Disposition.FAILED and "is not the one the C-STORE request announced" in filed.reason
+    assert filed.disposition is Disposition.FAILED and "SOP Instance UID differs from the C-STORE request" in filed.reason
     assert not list(tmp_path.rglob("*.dcm")) and not list(filer.incoming.iterdir())
 
 
@@ -110,3 +110,23 @@ def test_duplicates(tmp_path: Path) -> None:
     d3, p3 = stage_file(filer, src, "B", "1.2.3.9")  # same UID, other patient: reported, own folder
     assert d3 is Disposition.DIFFERENT and Path(p3).relative_to(tmp_path).parts[0] == "B"
     assert len(list(tmp_path.rglob("*.dcm"))) == 2 and not list(filer.incoming.iterdir())
+
+
+@pytest.mark.parametrize("implicit, little, ts", [(True, True, "1.2.840.10008.1.2"),
+                                                  (False, True, "1.2.840.10008.1.2.1"),
+                                                  (False, False, "1.2.840.10008.1.2.2")])
+def test_own_sop_instance_uid_in_every_uncompressed_encoding(implicit: bool, little: bool, ts: str) -> None:
+    from pynetdicom.dsutils import encode
+
+    from dicomtools.core.net.receive.filing import own_sop_instance_uid
+
+    src = get_testdata_file("rtplan.dcm")
+    assert src is not None
+    ds = dcmread(src)
+    data = encode(ds, implicit, little)
+    assert data is not None
+    assert own_sop_instance_uid(data, ts) == str(ds.SOPInstanceUID)
+    del ds.SOPInstanceUID
+    assert own_sop_instance_uid(encode(ds, implicit, little) or b"", ts) == ""
+    assert own_sop_instance_uid(data[:20], ts) is None  # too short to tell: pydicom decides
+    assert own_sop_instance_uid(data, "1.2.840.10008.1.2.1.99") is None  # deflated

@@ -41,6 +41,7 @@ INCOMING = ".dicomtools-incoming"
 MARKER = ".dicomtools-patient"
 PREFIX = {"RTPLAN": "RP", "RTSTRUCT": "RS", "RTDOSE": "RD", "RTIMAGE": "RI", "RTRECORD": "RT", "REG": "RE"}
 _DATE = re.compile(r"\d{8}")
+HEAD_KEEP = 4096
 SEEN_LIMIT = 200_000  # UIDs remembered for "same UID, other patient or study" (~60 MB at most)
 _STALE_SECONDS = 600.0  # a staging file this old belongs to no running receive
 
@@ -69,12 +70,16 @@ class Staged:
         self.fh: BinaryIO = os.fdopen(fd, "wb")
         self.fh.write(meta)
         self.hash = hashlib.sha256(transfer_syntax.encode("ascii", "replace") + b"\0")
+        self.transfer_syntax = transfer_syntax
         self.nbytes = 0
+        self.head = bytearray()  # the first bytes of the data set, to check its own SOP Instance UID
 
     def write(self, fragment: bytes) -> None:
         self.fh.write(fragment)
         self.hash.update(fragment)
         self.nbytes += len(fragment)
+        if len(self.head) < HEAD_KEEP:
+            self.head += fragment[: HEAD_KEEP - len(self.head)]
 
     def close(self) -> None:
         self.fh.close()
@@ -87,6 +92,56 @@ class Staged:
                 os.unlink(self.path)
             except FileNotFoundError:
                 pass
+
+
+_LONG_VRS = {b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT", b"UV"}
+IMPLICIT_LE, EXPLICIT_BE = "1.2.840.10008.1.2", "1.2.840.10008.1.2.2"
+
+
+def own_sop_instance_uid(head: bytes, transfer_syntax: str) -> str | None:
+    """SOP Instance UID (0008,0018) of the data set itself (never the file meta's copy).
+
+    Elements come in tag order, so only the few before (0008,0018) are walked.
+    "" when the data set has none; None when this quick walk cannot tell
+    (deflated, undefined lengths, a short head): the caller asks pydicom.
+    """
+    if transfer_syntax == "1.2.840.10008.1.2.1.99":
+        return None
+    implicit = transfer_syntax == IMPLICIT_LE
+    e = ">" if transfer_syntax == EXPLICIT_BE else "<"
+    off = 0
+    while off + 8 <= len(head):
+        group, elem = struct.unpack_from(f"{e}HH", head, off)
+        tag = (group << 16) | elem
+        if implicit:
+            (length,) = struct.unpack_from("<I", head, off + 4)
+            start = off + 8
+        elif head[off + 4 : off + 6] in _LONG_VRS:
+            if off + 12 > len(head):
+                return None
+            (length,) = struct.unpack_from(f"{e}I", head, off + 8)
+            start = off + 12
+        else:
+            (length,) = struct.unpack_from(f"{e}H", head, off + 6)
+            start = off + 8
+        if tag > 0x00080018:
+            return ""
+        if length == 0xFFFFFFFF or start + length > len(head):
+            return None
+        if tag == 0x00080018:
+            return head[start : start + length].rstrip(b"\0 ").decode("ascii", "replace")
+        off = start + length
+    return None
+
+
+def _own_uid_pydicom(path: str) -> str:
+    from pydicom import dcmread
+
+    try:
+        ds = dcmread(path, stop_before_pixels=True, specific_tags=[0x00080018])
+    except Exception:  # noqa: BLE001 - unreadable: no UID of its own
+        return ""
+    return str(ds.get("SOPInstanceUID", "") or "").strip()
 
 
 def dataset_digest(path: str | os.PathLike[str]) -> str | None:
@@ -201,11 +256,14 @@ class Filer:
         if isinstance(summary, UnreadableFile):
             staged.discard()
             return Filed(Disposition.FAILED, reason=summary.reason.replace(staged.path, "data set"))
-        if summary.sop_instance_uid != announced_uid:
+        own = own_sop_instance_uid(bytes(staged.head), staged.transfer_syntax)
+        if own is None:
+            own = _own_uid_pydicom(staged.path)
+        if summary.sop_instance_uid != announced_uid or own != announced_uid:
             staged.discard()
             return Filed(Disposition.FAILED, summary=summary,
-                         reason=f"data set SOP Instance UID {summary.sop_instance_uid[:80]!r} is not the "
-                         f"one the C-STORE request announced ({announced_uid[:80]!r})")
+                         reason=f"SOP Instance UID differs from the C-STORE request: data set "
+                         f"{own[:80] if own else '(none)'!r}, request {announced_uid[:80]!r}")
         with self._lock:
             pdir = self._patient_dir(summary)
             folder = pdir / relative_folder(summary)
