@@ -13,17 +13,16 @@ import sys
 import threading
 import time
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dicomtools.core.cli.common import RunError, UsageError, add_option
 from dicomtools.core.cli.config import load_from_args
 from dicomtools.core.config import ConfigError
-from dicomtools.core.net.assoc import NetError
-from dicomtools.core.net.receive import AllowError, AssociationReport
-from dicomtools.core.net.receive.filing import INCOMING
-from dicomtools.core.net.receive.setup import ReceiveSettings, settings_from
-from dicomtools.core.render import render_tree
 from dicomtools.core.safename import printable
+
+if TYPE_CHECKING:  # the network stack is imported by run(): `receive -h` stays light (start-up speed)
+    from dicomtools.core.net.receive import AssociationReport
+    from dicomtools.core.net.receive.setup import ReceiveSettings
 
 GRACE_SECONDS = 30.0
 
@@ -95,6 +94,7 @@ class _Printer:
             self._trees(sorted(set(r.folders.values())))
 
     def _trees(self, folders: list[str]) -> None:
+        from dicomtools.core.render import render_tree
         from dicomtools.core.scan import scan
         from dicomtools.core.tree import build_forest
 
@@ -112,6 +112,11 @@ class _Printer:
 
 
 def run(args: argparse.Namespace) -> int:
+    from dicomtools.core.net.assoc import NetError
+    from dicomtools.core.net.receive import AllowError
+    from dicomtools.core.net.receive.filing import INCOMING
+    from dicomtools.core.net.receive.setup import settings_from
+
     cfg = load_from_args(args)
     try:
         settings = settings_from(cfg, path=args.path, port=args.port, ae_title=args.aeTitle, bind=args.bind,
