@@ -46,7 +46,7 @@ def register(sub: Any) -> None:
     add_option(p, "--defaultMachines", nargs="+", action="extend", metavar="MODEL=MACHINE",
                help="machine names shown in the tree for plans with empty names")
     add_node_options(p)
-    p.set_defaults(func=run)
+    p.set_defaults(func=dispatch)
 
 
 def _confirm_path(path: Path, force: bool) -> None:
@@ -86,12 +86,6 @@ class _Sink:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.patientList is not None:
-        from dicomtools.core.cli.retrieve_batch import run_batch_cli
-
-        return run_batch_cli(args)
-    if not args.patientId:
-        raise UsageError("give --patientId ID or --patientList FILE")
     if args.anonymize and not (args.newPatientId and args.newPatientName):
         raise UsageError("--anonymize needs --newPatientId and --newPatientName")
     cfg, node = node_from_args(args)
@@ -140,3 +134,13 @@ def run(args: argparse.Namespace) -> int:
         return 1
     return 0 if res.ok else 1
 
+
+def dispatch(args: argparse.Namespace) -> int:
+    """One patient (``--patientId``) or a batch (``--patientList``, see :mod:`retrieve_batch`)."""
+    if args.patientList is not None:
+        from dicomtools.core.cli.retrieve_batch import run_batch_cli
+
+        return run_batch_cli(args)
+    if not args.patientId:
+        raise UsageError("give --patientId ID or --patientList FILE")
+    return run(args)
