@@ -328,3 +328,15 @@ def test_bad_data_sets_are_refused_and_the_association_goes_on(receive: Callable
     assert r.stop() == 0
     assert "1 instance (BULK-TERM: 1) into BULK-TERM/; 2 failed" in r.text()
     assert len(r.files()) == 1 and not list((r.out / INCOMING).iterdir())
+
+
+def test_c_echo_from_dcmtk(receive: Callable[..., Receiver]) -> None:
+    r = receive("--allow", "ECHOSCU")
+    ok = subprocess.run([peers.find_binary("echoscu"), "-aet", "ECHOSCU", "-aec", AE, peers.HOST, str(r.port)],
+                        capture_output=True, env=peers.peer_env(), timeout=60)
+    assert ok.returncode == 0, ok.stderr
+    refused = subprocess.run([peers.find_binary("echoscu"), "-aet", "NOBODY", "-aec", AE, peers.HOST, str(r.port)],
+                             capture_output=True, env=peers.peer_env(), timeout=60)
+    assert refused.returncode != 0
+    r.wait_line("ECHOSCU@127.0.0.1: 0 instances")
+    assert r.stop() == 0 and "refused 'NOBODY'" in r.text() and not r.files()
