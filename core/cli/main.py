@@ -20,7 +20,7 @@ from dicomtools.core.dicom.text import SanitizingFormatter, sanitize
 log = logging.getLogger(__name__)
 
 # Order is the order shown in --help. A module missing (feature not built yet) is skipped.
-COMMANDS = ["show", "search", "retrieve", "store", "anonymize", "echo", "config", "demo", "tui"]
+COMMANDS = ["show", "search", "retrieve", "store", "receive", "anonymize", "echo", "config", "demo", "tui"]
 
 TuiLauncher = Callable[..., int]
 
