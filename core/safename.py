@@ -43,6 +43,7 @@ def numbered(base: str, n: int, total: int, sep: str) -> str:
 
 
 def printable(text: str, limit: int = 200) -> str:
-    """Text from a peer or a file, safe for a terminal: control characters shown escaped."""
-    out = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text[:limit])
-    return out + ("…" if len(text) > limit else "")
+    """Text from a peer or a file, safe for a terminal (the one sanitizer), cut at ``limit``."""
+    from dicomtools.core.dicom.text import sanitize
+
+    return sanitize(text[:limit]) + ("…" if len(text) > limit else "")
