@@ -14,6 +14,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from dicomtools.core import __version__
+from dicomtools.core.cli import interrupt
 from dicomtools.core.cli.common import ArgumentParser, RunError, UsageError
 
 log = logging.getLogger(__name__)
@@ -54,6 +55,21 @@ def build_parser(tui_launcher: TuiLauncher | None = None, only: str | None = Non
 
 
 def main(argv: Sequence[str] | None = None, tui_launcher: TuiLauncher | None = None) -> int:
+    """Run one command. ``argv`` None means a real process: Ctrl-C then ends it within a second."""
+    process = argv is None
+    if process:
+        interrupt.install()
+    try:
+        code = _main(argv, tui_launcher)
+    except KeyboardInterrupt:  # during start-up imports or argument parsing
+        sys.stderr.write("dicomtools: interrupted\n")
+        code = interrupt.EXIT_CODE
+    if process and interrupt.interrupted():
+        interrupt.hard_exit(code)
+    return code
+
+
+def _main(argv: Sequence[str] | None, tui_launcher: TuiLauncher | None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
     for stream in (sys.stdout, sys.stderr):
         # File names that are not valid UTF-8 arrive as surrogate escapes: print, don't crash.
@@ -62,6 +78,9 @@ def main(argv: Sequence[str] | None = None, tui_launcher: TuiLauncher | None = N
             reconfigure(errors="backslashreplace")
     parser = build_parser(tui_launcher, _chosen_command(args_list))
     args = parser.parse_args(args_list)
+    interrupt.set_prefix(f"dicomtools {args.command}" if args.command else "dicomtools")
+    if args.command in (None, "tui"):
+        interrupt.uninstall()  # the TUI reads Ctrl-C as a key and must restore the terminal itself
     logging.basicConfig(
         level=logging.DEBUG if args.debug else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
@@ -81,7 +100,7 @@ def main(argv: Sequence[str] | None = None, tui_launcher: TuiLauncher | None = N
         return exc.code
     except KeyboardInterrupt:
         sys.stderr.write(f"dicomtools {args.command}: interrupted\n")
-        return 130
+        return interrupt.EXIT_CODE
     except BrokenPipeError:
         return 0
     except Exception as exc:  # last line of defence: one line, never a traceback

@@ -87,10 +87,12 @@ def retrieve(
         result.chosen_plans = chosen
         result.problems.extend(problems)
         if opts.anonymize is not None:
-            result.saved = _save_anonymized(selected, out, opts.anonymize, sink, cancel)
+            # the map row first: a Ctrl-C while saving must not leave saved files without it
             original_name = next((i.patient_name for i in selected if i.patient_name), "")
-            write_anonymization_map(out, [(opts.patient_id, original_name, opts.anonymize.new_patient_id,
-                                           opts.anonymize.new_patient_name)])
+            if selected:
+                write_anonymization_map(out, [(opts.patient_id, original_name, opts.anonymize.new_patient_id,
+                                               opts.anonymize.new_patient_name)])
+            result.saved = _save_anonymized(selected, out, opts.anonymize, sink, cancel)
         else:
             result.saved = _save(selected, out, opts.new_patient_id, opts.new_patient_name, rep, cancel)
         result.forest = build_forest(result.saved, opts.default_machines)

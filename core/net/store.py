@@ -42,225 +42,19 @@ from dicomtools.core.net.machines import (
     plan_problems,
 )
 from dicomtools.core.net.status import FAILURE, SUCCESS, WARNING, describe_status, status_category
+from dicomtools.core.net.store_order import (  # noqa: F401 - re-exported
+    CRITICAL,
+    StoreItem,
+    StorePlan,
+    order_for_store,
+)
+from dicomtools.core.net.store_status import _StatusFile, read_status_file  # noqa: F401 - re-exported
 from dicomtools.core.net.ul import ClientAssociation, PeerAborted, request_association
 from dicomtools.core.progress import CancelToken, ProgressSink, Reporter
-from dicomtools.core.tree import PLAN_KINDS, Node, PatientTree
 
 log = logging.getLogger(__name__)
 
 MAX_CONTEXTS = 128
-CRITICAL = frozenset({"plan", "dose"})
-
-
-# ------------------------------------------------------------------ ordering
-
-
-@dataclass
-class StoreItem:
-    inst: InstanceSummary
-    category: str  # image, struct, plan, cbct, dose, rt-image, record, reg, other
-    stage: int  # items of one stage may go in parallel; stages go in order
-    transfer_syntax: str = ""
-
-    @property
-    def uid(self) -> str:
-        return self.inst.sop_instance_uid
-
-    @property
-    def path(self) -> str:
-        return self.inst.path
-
-    @property
-    def critical(self) -> bool:
-        return self.category in CRITICAL
-
-
-@dataclass
-class StorePlan:
-    items: list[StoreItem] = field(default_factory=list)
-    skipped: list[tuple[InstanceSummary, str]] = field(default_factory=list)  # not sent, why
-    warnings: list[str] = field(default_factory=list)
-
-
-def _kids(node: Node, *kinds: str) -> list[Node]:
-    return [c for c in node.children if c.kind in kinds]
-
-
-def _series_of_structs(structs: Sequence[Node]) -> list[InstanceSummary]:
-    return [i for s in structs for c in _kids(s, "Image", "CBCT") for i in c.instances]
-
-
-def _sorted_plans(plans: list[Node]) -> list[Node]:
-    """Referenced plans before the plans that reference them (verification -> treatment)."""
-    uid_of = {id(p): (p.instances[0].sop_instance_uid if p.instances else "") for p in plans}
-    by_uid = {uid_of[id(p)]: p for p in plans}
-    out: list[Node] = []
-    seen: set[int] = set()
-
-    def visit(p: Node, depth: int = 0) -> None:
-        if id(p) in seen or depth > 50:
-            return
-        seen.add(id(p))
-        refs = p.instances[0].referenced_plans if p.instances else ()
-        for ref in refs:
-            other = by_uid.get(ref)
-            if other is not None:
-                visit(other, depth + 1)
-        out.append(p)
-
-    for p in plans:
-        visit(p)
-    return out
-
-
-class _Orderer:
-    def __init__(self, include_all: bool) -> None:
-        self.include_all = include_all
-        self.plan = StorePlan()
-        self.stage = 0
-        self.placed: set[str] = set()
-
-    def add(self, category: str, instances: Sequence[InstanceSummary]) -> None:
-        fresh = []
-        for inst in instances:
-            if inst.sop_instance_uid in self.placed:
-                continue
-            self.placed.add(inst.sop_instance_uid)
-            if inst.truncated:
-                self.plan.skipped.append((inst, "pixel data truncated (file cut short), not sent"))
-                continue
-            fresh.append(inst)
-        if not fresh:
-            return
-        self.stage += 1
-        self.plan.items.extend(StoreItem(i, category, self.stage, i.transfer_syntax_uid) for i in fresh)
-
-    def hold(self, instances: Sequence[InstanceSummary], why: str) -> None:
-        for inst in instances:
-            if inst.sop_instance_uid not in self.placed:
-                self.placed.add(inst.sop_instance_uid)
-                self.plan.skipped.append((inst, why))
-
-    def registrations(self, group: Node) -> None:
-        for reg in _kids(group, "REG"):
-            structs = _kids(reg, "RT-Struct")
-            self.add("image", [i for c in _kids(reg, "Image", "CBCT") for i in c.instances])
-            self.add("image", _series_of_structs(structs))
-            self.add("struct", [i for s in structs for i in s.instances])
-            if self.include_all:
-                self.add("reg", reg.instances)
-
-    def plan_node(self, plan: Node) -> None:
-        structs = _kids(plan, "RT-Struct")
-        self.add("image", _series_of_structs(structs))
-        self.add("struct", [i for s in structs for i in s.instances])
-        related = [c for c in plan.children if c.kind in PLAN_KINDS and c.fields.get("related")]
-        self.add("plan", [i for r in related for i in r.instances])
-        self.add("plan", plan.instances)
-        self.add("cbct", [i for c in _kids(plan, "CBCT") for i in c.instances])
-        self.add("dose", [i for c in _kids(plan, "RT-Dose") for i in c.instances])
-        images = [i for n in plan.walk() if n.kind == "RT-Image" for i in n.instances]
-        records = [i for n in plan.walk() if n.kind == "RT-Record" for i in n.instances]
-        if self.include_all:
-            self.add("rt-image", images)
-            self.add("record", records)
-        for group in _kids(plan, "Registrations"):
-            self.registrations(group)
-
-    def unconnected(self, nodes: Sequence[Node]) -> None:
-        for node in nodes:
-            if node.kind in ("Image", "CBCT"):
-                self.add("image", node.instances)
-            elif node.kind == "RT-Struct":
-                self.add("image", _series_of_structs([node]))
-                self.add("struct", node.instances)
-        for node in nodes:
-            if node.kind == "RT-Dose" and not self.include_all:
-                why = node.note or "its plan is not in the set"
-                self.hold(node.instances, f"dose not sent: {why}; ARIA refuses a dose without its plan "
-                                          "(--include-all sends it anyway)")
-            elif self.include_all:
-                category = {"RT-Dose": "dose", "REG": "reg", "RT-Image": "rt-image",
-                            "RT-Record": "record"}.get(node.kind, "other")
-                self.add(category, [i for n in node.walk() for i in n.instances])
-
-    def patient(self, tree: PatientTree) -> None:
-        for plan in _sorted_plans(tree.plans):
-            self.plan_node(plan)
-        self.unconnected(tree.unconnected)
-        rest = [i for i in tree.all_instances() if i.sop_instance_uid not in self.placed]
-        if self.include_all:
-            self.add("other", rest)
-        else:
-            self.hold(rest, "REG, RT image, record or other object: sent only with --include-all")
-
-
-def order_for_store(forest: Sequence[PatientTree], include_all: bool = False) -> StorePlan:
-    """Turn reference trees into the ordered, staged list of instances to send."""
-    orderer = _Orderer(include_all)
-    for tree in forest:
-        orderer.patient(tree)
-    for inst, why in orderer.plan.skipped:
-        if why.startswith(("dose not sent", "pixel data")):
-            orderer.plan.warnings.append(f"{inst.path}: {why}")
-    return orderer.plan
-
-
-# ------------------------------------------------------------------ status file
-
-
-def read_status_file(path: str | Path | None) -> tuple[set[str], set[str]]:
-    """(SOP Instance UIDs, paths) already stored; a torn last line is ignored."""
-    uids: set[str] = set()
-    paths: set[str] = set()
-    if path is None:
-        return uids, paths
-    try:
-        text = Path(path).read_text(encoding="utf-8", errors="replace")
-    except FileNotFoundError:
-        return uids, paths
-    for line in text.splitlines(keepends=True):
-        if not line.endswith("\n"):
-            break  # written while the process died
-        line = line.rstrip("\r\n")
-        if not line or line.startswith("#"):
-            continue
-        if "\t" in line:
-            uid, p = line.split("\t", 1)
-            uids.add(uid)
-            paths.add(p)
-        else:
-            paths.add(line)  # the seed tool's format: one stored file per line
-    return uids, paths
-
-
-class _StatusFile:
-    def __init__(self, path: str | Path | None) -> None:
-        self._fh = None
-        self._lock = threading.Lock()
-        if path is not None:
-            p = Path(path)
-            p.parent.mkdir(parents=True, exist_ok=True)
-            needs_newline = p.exists() and p.stat().st_size > 0 and not p.read_bytes().endswith(b"\n")
-            # An append-only log, flushed per line: rewriting it atomically for
-            # every instance would be quadratic, and a torn last line is ignored.
-            self._fh = open(p, "a", encoding="utf-8")  # noqa: SIM115
-            if needs_newline:
-                self._fh.write("\n")
-
-    def add(self, uid: str, path: str) -> None:
-        if self._fh is None:
-            return
-        with self._lock:
-            self._fh.write(f"{uid}\t{path}\n")
-            self._fh.flush()
-
-    def close(self) -> None:
-        if self._fh is not None:
-            self._fh.close()
-
-
-# ------------------------------------------------------------------ sending
 
 
 @dataclass
@@ -514,6 +308,12 @@ class _Run:
         for t in threads:
             t.join()
 
+    def abort_all(self) -> None:
+        """From another thread: close every socket so a blocked send or read returns now."""
+        for s in self.senders:
+            for a in list(s.assocs.values()):
+                a.abort()
+
     def run(self) -> None:
         stage: list[StoreItem] = []
         try:
@@ -589,6 +389,9 @@ def store(
             except KeyboardInterrupt:
                 cancel.cancel()
                 rep.message("interrupted: stopping after the instances in flight", "warning")
+                engine.join(0.4)
+                if engine.is_alive():  # a node that does not answer: cut the associations
+                    run.abort_all()
     finally:
         engine.join()
         status.close()
