@@ -3,22 +3,19 @@
 from __future__ import annotations
 
 import logging
-import threading
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pydicom.dataset import Dataset
+from pynetdicom.association import Association
 from pynetdicom.dsutils import encode
 
-from dicomtools.core.atomic import atomic_writer
-from dicomtools.core.model import HALCYON_PLAN
-from dicomtools.core.net.assoc import (
-    NetError,
-)
-from dicomtools.core.net.files import DEFLATED_LE, EXPLICIT_BE, EXPLICIT_LE, IMPLICIT_LE
+from dicomtools.core.net.assoc import NetError, release
+from dicomtools.core.net.files import IMPLICIT_LE
+from dicomtools.core.net.find import with_charset
+from dicomtools.core.net.retrieve_get import GetPlan, GetWriter, accepted_classes
 from dicomtools.core.net.retrieve_model import GET_MODELS, MOVE_MODELS, FetchOutcome
 from dicomtools.core.net.status import FAILURE, PENDING, describe_status, status_category
-from dicomtools.core.net.storescp import StorageSCP, file_meta, safe_uid_name
+from dicomtools.core.net.storescp import StorageSCP
 from dicomtools.core.net.ul import ClientAssociation, request_association
 
 log = logging.getLogger(__name__)
@@ -26,57 +23,10 @@ log = logging.getLogger(__name__)
 if TYPE_CHECKING:
     from dicomtools.core.net.retrieve_job import _Job
 
-# Storage classes offered for C-GET (SCP role): what an RT archive holds.
-GET_STORAGE_CLASSES = [
-    "1.2.840.10008.5.1.4.1.1.2",  # CT
-    "1.2.840.10008.5.1.4.1.1.2.1",  # Enhanced CT
-    "1.2.840.10008.5.1.4.1.1.4",  # MR
-    "1.2.840.10008.5.1.4.1.1.4.1",  # Enhanced MR
-    "1.2.840.10008.5.1.4.1.1.128",  # PET
-    "1.2.840.10008.5.1.4.1.1.130",  # Enhanced PET
-    "1.2.840.10008.5.1.4.1.1.20",  # NM
-    "1.2.840.10008.5.1.4.1.1.7",  # Secondary Capture
-    "1.2.840.10008.5.1.4.1.1.1",  # CR
-    "1.2.840.10008.5.1.4.1.1.1.1",  # Digital X-Ray
-    "1.2.840.10008.5.1.4.1.1.6.1",  # US
-    "1.2.840.10008.5.1.4.1.1.66",  # Raw Data
-    "1.2.840.10008.5.1.4.1.1.66.1",  # Spatial Registration
-    "1.2.840.10008.5.1.4.1.1.66.3",  # Deformable Spatial Registration
-    "1.2.840.10008.5.1.4.1.1.66.4",  # Segmentation
-    "1.2.840.10008.5.1.4.1.1.104.1",  # Encapsulated PDF
-    "1.2.840.10008.5.1.4.1.1.481.1",  # RT Image
-    "1.2.840.10008.5.1.4.1.1.481.2",  # RT Dose
-    "1.2.840.10008.5.1.4.1.1.481.3",  # RT Structure Set
-    "1.2.840.10008.5.1.4.1.1.481.4",  # RT Beams Treatment Record
-    "1.2.840.10008.5.1.4.1.1.481.5",  # RT Plan
-    "1.2.840.10008.5.1.4.1.1.481.6",  # RT Brachy Treatment Record
-    "1.2.840.10008.5.1.4.1.1.481.7",  # RT Treatment Summary Record
-    "1.2.840.10008.5.1.4.1.1.481.8",  # RT Ion Plan
-    "1.2.840.10008.5.1.4.1.1.481.9",  # RT Ion Beams Treatment Record
-    "1.2.840.10008.5.1.4.1.1.481.10",  # RT Physician Intent
-    "1.2.840.10008.5.1.4.1.1.481.11",  # RT Segment Annotation
-    "1.2.840.10008.5.1.4.1.1.88.11",  # Basic Text SR
-    "1.2.840.10008.5.1.4.1.1.88.22",  # Enhanced SR
-    "1.2.840.10008.5.1.4.1.1.88.33",  # Comprehensive SR
-    HALCYON_PLAN,
-]
-GET_TRANSFER_SYNTAXES = [
-    EXPLICIT_LE,
-    IMPLICIT_LE,
-    DEFLATED_LE,
-    EXPLICIT_BE,
-    "1.2.840.10008.1.2.4.70",  # JPEG Lossless SV1
-    "1.2.840.10008.1.2.4.90",  # JPEG 2000 lossless
-    "1.2.840.10008.1.2.4.91",  # JPEG 2000
-    "1.2.840.10008.1.2.4.50",  # JPEG baseline
-    "1.2.840.10008.1.2.5",  # RLE
-]
-
-
 class _Fetcher:
     """C-MOVE into our SCP (over the lean UL) or C-GET (pynetdicom), with counting."""
 
-    def __init__(self, job: _Job, model: str, scp: StorageSCP | None, getter: _GetWriter | None) -> None:
+    def __init__(self, job: _Job, model: str, scp: StorageSCP | None, getter: GetWriter | None) -> None:
         self.job = job
         self.model = model
         self.method = job.opts.method
@@ -85,6 +35,22 @@ class _Fetcher:
         self.scp = scp
         self.getter = getter
         self.lean: ClientAssociation | None = None
+        self.plan: GetPlan | None = None
+        self.get_assocs: dict[int, Association] = {}
+
+    def write_error(self) -> str:
+        if self.scp is not None:
+            return self.scp.stats.write_error
+        return self.getter.write_error if self.getter is not None else ""
+
+    def stop_requested(self) -> bool:
+        """Ctrl-C, or a local write failure (full disk): cancel the transfer."""
+        return self.job.cancel.cancelled or bool(self.write_error())
+
+    def conflicts(self) -> list[str]:
+        if self.scp is not None:
+            return list(self.scp.stats.conflicts)
+        return list(self.getter.conflicts) if self.getter is not None else []
 
     def _arrivals(self) -> list[str]:
         """SOP Instance UIDs written so far, in arrival order (append-only)."""
@@ -103,7 +69,38 @@ class _Fetcher:
                 dimse_timeout=n.dimse_timeout, tls=self.job.tls)
         return self.lean
 
+    def choose_move_model(self, preferred: str) -> None:
+        """The query model for C-MOVE: the one C-FIND used when accepted, else the other root."""
+        a = self._move_assoc()
+        ok = [k for k in (preferred, "S" if preferred == "P" else "P") if a.context_for(str(MOVE_MODELS[k]), IMPLICIT_LE)]
+        if not ok:
+            self.close(abort=True)
+            raise NetError(f"{self.node.called_ae} does not support C-MOVE (it accepted neither Patient Root nor "
+                           "Study Root MOVE); use C-GET (--useGet, or retrieve_method = \"get\" in the preset)")
+        self.model = ok[0]
+
+    def prepare_get(self, plan: GetPlan) -> None:
+        """Open one association per class group; choose the model; name the classes the node refused."""
+        self.plan = plan
+        for gi in range(len(plan.groups)):
+            a = self.job.get_assoc(gi, plan)
+            self.get_assocs[gi] = a
+            accepted = accepted_classes(a)
+            if gi == 0:
+                ok = [k for k in (self.model, "S" if self.model == "P" else "P") if str(GET_MODELS[k]) in accepted]
+                if not ok:
+                    raise NetError(f"{self.node.called_ae} does not support C-GET (it accepted neither Patient Root "
+                                   "nor Study Root GET); use C-MOVE (leave out --useGet, retrieve_method = \"move\")")
+                self.model = ok[0]
+            plan.refused.update(c for c in plan.groups[gi] if c not in accepted)
+
     def close(self, abort: bool = False) -> None:
+        for a in self.get_assocs.values():
+            if abort:
+                a.abort()
+            else:
+                release(a)
+        self.get_assocs.clear()
         if self.lean is not None:
             if abort:
                 self.lean.abort()
@@ -117,11 +114,11 @@ class _Fetcher:
         cx = a.context_for(model, IMPLICIT_LE)
         if cx is None:
             raise NetError(f"{self.node.called_ae} does not accept C-MOVE with this query model")
-        data = encode(ident, True, True, False)
+        data = encode(with_charset(ident), True, True, False)
         if data is None:
             raise NetError(f"cannot encode the C-MOVE identifier for {what}")
         try:
-            st = a.c_move(cx, model, data, self.dest_ae, cancelled=lambda: self.job.cancel.cancelled)
+            st = a.c_move(cx, model, data, self.dest_ae, cancelled=self.stop_requested)
         except NetError as exc:
             self.close(abort=True)
             raise NetError(f"C-MOVE {what}: {exc}") from None
@@ -129,15 +126,16 @@ class _Fetcher:
             self.scp.flush()
         return st.status, st.completed, st.failed, st.warning, st.comment
 
-    def _get(self, ident: Dataset, what: str) -> tuple[int, int, int, int, str]:
+    def _get(self, ident: Dataset, what: str, group: int = 0) -> tuple[int, int, int, int, str]:
         final: Dataset | None = None
-        for status, _ in self.job.find_assoc().send_c_get(ident, GET_MODELS[self.model]):
+        assoc = self.get_assocs[group]
+        for status, _ in assoc.send_c_get(with_charset(ident), GET_MODELS[self.model]):
             if "Status" not in status:
                 raise NetError(f"C-GET {what}: no response from the node within {self.node.dimse_timeout:g} s "
                                "(dimse_timeout), or the association was aborted")
             if status_category(int(status.Status)) == PENDING:
-                if self.job.cancel.cancelled:
-                    self.job.find_assoc().send_c_cancel(1, None)
+                if self.stop_requested():
+                    assoc.send_c_cancel(1, None)
                 continue
             final = status
         assert final is not None
@@ -145,14 +143,57 @@ class _Fetcher:
                 int(final.get("NumberOfFailedSuboperations", 0) or 0),
                 int(final.get("NumberOfWarningSuboperations", 0) or 0), str(final.get("ErrorComment", "") or ""))
 
+    def _get_split(self, ident: Dataset, what: str, out: FetchOutcome) -> tuple[int, int, int, int, str]:
+        """C-GET one request as series (or instances) on the association holding their classes."""
+        plan = self.plan
+        assert plan is not None
+        level = str(ident.QueryRetrieveLevel)
+        series = [s for s in self.job.series_list() if s.study_uid == str(ident.StudyInstanceUID)
+                  and (level == "STUDY" or s.series_uid == str(ident.SeriesInstanceUID))]
+        pid = self.job.opts.patient_id
+        totals: list[Any] = [0x0000, 0, 0, 0, ""]
+        skipped = 0
+
+        def run(ident2: Dataset, group: int) -> None:
+            code, c, f, w, comment = self._get(ident2, what, group)
+            totals[1] += c
+            totals[2] += f
+            totals[3] += w
+            if status_category(code) != "success" and status_category(totals[0]) != FAILURE:
+                totals[0], totals[4] = code, comment
+
+        for s in series:
+            members = plan.members.get(s.series_uid, [])
+            if level == "IMAGE":
+                members = [m for m in members if m.sop_instance_uid == str(ident.SOPInstanceUID)]
+            groups = {plan.group_of(m.sop_class_uid) for m in members}
+            refused = [m for m in members if m.sop_class_uid in plan.refused]
+            if level != "IMAGE" and len(groups) == 1 and not refused and None not in groups:
+                run(_ident(self.model, "SERIES", pid, s.study_uid, s.series_uid), groups.pop() or 0)
+                continue
+            skipped += len(refused)
+            for m in members:
+                gi = plan.group_of(m.sop_class_uid)
+                if m.sop_class_uid in plan.refused or gi is None or self.stop_requested():
+                    continue
+                run(_ident(self.model, "IMAGE", pid, s.study_uid, s.series_uid, m.sop_instance_uid), gi)
+        if out.expected is not None:
+            out.expected -= skipped  # named once per class by the job
+        return int(totals[0]), int(totals[1]), int(totals[2]), int(totals[3]), str(totals[4])
+
     def fetch(self, ident: Dataset, what: str, expected: int | None = None) -> FetchOutcome:
         before = len(self._arrivals())
         out = FetchOutcome(what, expected=expected)
         if self.method == "move":
             code, out.completed, out.failed, out.warning, comment = self._move(ident, what)
-        else:
+        elif self.plan is None or self.plan.simple():
             code, out.completed, out.failed, out.warning, comment = self._get(ident, what)
+        else:
+            code, out.completed, out.failed, out.warning, comment = self._get_split(ident, what, out)
         out.status = code
+        if self.write_error():
+            raise NetError(f"cannot save what {self.node.called_ae} sends: {self.write_error()}; "
+                           f"the transfer was stopped and nothing was saved")
         # Count distinct instances: a peer that sends one instance twice must not
         # hide one it never sent.
         arrived = self._arrivals()[before:]
@@ -169,33 +210,6 @@ class _Fetcher:
             raise NetError(f"C-{self.method.upper()} {what} refused: {describe_status(code)}"
                            + (f" ({comment})" if comment else "") + hint)
         return out
-
-
-class _GetWriter:
-    """EVT_C_STORE handler for C-GET: writes the encoded data set as received."""
-
-    def __init__(self, out_dir: Path, source_ae: str) -> None:
-        self.out_dir = out_dir
-        self.source_ae = source_ae
-        self.arrivals: list[str] = []
-        self.lock = threading.Lock()
-
-    def __call__(self, event: Any) -> int:
-        req = event.request
-        uid = str(req.AffectedSOPInstanceUID or "")
-        cls = str(req.AffectedSOPClassUID or "")
-        ts = str(event.context.transfer_syntax)
-        try:
-            data = event.encoded_dataset(include_meta=False)
-            with atomic_writer(self.out_dir / safe_uid_name(uid)) as fh:
-                fh.write(file_meta(cls, uid, ts, self.source_ae))
-                fh.write(data)
-        except OSError as exc:
-            log.error("cannot write %s: %s", uid, exc)
-            return 0xA700
-        with self.lock:
-            self.arrivals.append(uid)
-        return 0x0000
 
 
 def _ident(model: str, level: str, patient_id: str, study: str = "", series: str = "", sop: str = "") -> Dataset:

@@ -10,7 +10,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from pynetdicom import build_context, build_role, evt
+from pynetdicom import build_context
 from pynetdicom.association import Association
 
 from dicomtools.core.config import NodeConfig
@@ -23,13 +23,25 @@ from dicomtools.core.net.assoc import (
     scp_tls_context,
     tls_args,
 )
-from dicomtools.core.net.find import PatientQuery, SeriesInfo, find_instances, query_patient
+from dicomtools.core.net.find import (
+    InstanceInfo,
+    PatientQuery,
+    SeriesInfo,
+    find_instances,
+    query_patient,
+)
 from dicomtools.core.net.retrieve_fetch import (
-    GET_STORAGE_CLASSES,
-    GET_TRANSFER_SYNTAXES,
     _Fetcher,
-    _GetWriter,
     _ident,
+)
+from dicomtools.core.net.retrieve_get import (
+    GET_STORAGE_CLASSES,
+    GetPlan,
+    GetWriter,
+    class_name,
+    get_contexts,
+    plan_get,
+    store_handler,
 )
 from dicomtools.core.net.retrieve_model import (
     FIND_CONTEXTS,
@@ -63,7 +75,7 @@ class _Job:
         self.lock = threading.Lock()
         self.fetched_series: set[str] = set()
         self._assoc: Association | None = None
-        self.getter: _GetWriter | None = None
+        self.getter: GetWriter | None = None
         tls_node = node
         if opts.use_tls is not None and opts.use_tls != node.tls.enabled:
             tls_node = copy.deepcopy(node)
@@ -99,20 +111,28 @@ class _Job:
     def check(self, out: FetchOutcome) -> None:
         r = self.result
         r.fetches.append(out)
-        if out.failed:
-            r.problems.append(f"{out.what}: {out.failed} sub-operations failed ({describe_status(out.status)})")
         reported = out.completed + out.warning
         arrivals = out.received + out.duplicates
         twice = f" ({out.duplicates} sent twice)" if out.duplicates else ""
+        failed = f"; {out.failed} sub-operations failed ({describe_status(out.status)})" if out.failed else ""
+        if out.expected is not None and out.received < out.expected:
+            # the real count of what is missing (distinct instances: one sent twice hides none)
+            r.problems.append(f"{out.what}: C-FIND listed {out.expected} instances, {out.received} arrived{twice} "
+                              f"({out.expected - out.received} missing{failed})")
+        elif out.failed:
+            r.problems.append(f"{out.what}: {out.failed} sub-operations failed ({describe_status(out.status)})")
         if arrivals < reported:
             r.problems.append(f"{out.what}: the node reported {reported} sent, {arrivals} arrived")
-        elif out.expected is not None and out.received < out.expected and not out.failed:
-            # distinct instances: one sent twice must not hide one never sent
-            r.problems.append(f"{out.what}: C-FIND listed {out.expected} instances, {out.received} arrived{twice}")
-        elif out.duplicates:
+        elif out.duplicates and not (out.expected is not None and out.received < out.expected):
             r.notes.append(f"{out.what}: {out.duplicates} instances arrived twice (kept once)")
-        if arrivals > reported:
-            r.notes.append(f"{out.what}: {arrivals} instances arrived, the node reported {reported}")
+        announced = max(reported, out.expected) if out.expected is not None else reported
+        if out.received > announced:
+            # more than C-FIND listed and the node reported: someone else called our SCP as the node
+            r.problems.append(f"{out.what}: {out.received} instances arrived, the node reported {reported}"
+                              + (f" and C-FIND listed {out.expected}" if out.expected is not None else "")
+                              + " (another sender using the node's AE title?)")
+        elif out.received > reported:
+            r.notes.append(f"{out.what}: {out.received} instances arrived, the node reported {reported}")
         if status_category(out.status) == WARNING and not out.failed:
             r.notes.append(f"{out.what}: {describe_status(out.status)}")
 
@@ -166,7 +186,7 @@ class _Job:
             if s.series_uid in self.fetched_series or self.cancel.cancelled:
                 continue
             try:
-                members = find_instances(self.find_assoc(), f.model, opts.patient_id, s.study_uid, s.series_uid)
+                members = find_instances(self.find_assoc(), q.model, opts.patient_id, s.study_uid, s.series_uid)
             except NetError as exc:
                 log.info("image-level C-FIND failed (%s); fetching the whole series", exc)
                 members = []
@@ -184,24 +204,47 @@ class _Job:
         for uid in sorted(need & sampled):
             self.series_fetch(f, by_uid[uid])
 
-    # -- the pynetdicom association for C-FIND (and C-GET), opened when needed
+    # -- the pynetdicom associations: C-FIND (opened when needed), C-GET (one per class group)
     def find_assoc(self) -> Association:
         if self._assoc is None or not self._assoc.is_established:
-            node, opts = self.node, self.opts
-            ae = make_ae(node.calling_ae, node)
-            ext_neg: list[Any] = []
-            handlers: list[Any] = []
+            ae = make_ae(self.node.calling_ae, self.node)
             contexts = [build_context(c) for c in FIND_CONTEXTS]
-            if opts.method == "get":
-                assert self.getter is not None
-                contexts += [build_context(GET_MODELS["P"]), build_context(GET_MODELS["S"])]
-                for cls in GET_STORAGE_CLASSES:
-                    contexts.append(build_context(cls, GET_TRANSFER_SYNTAXES))
-                    ext_neg.append(build_role(cls, scp_role=True))
-                handlers.append((evt.EVT_C_STORE, self.getter))
-            self._assoc = associate(ae, node, contexts, ext_neg=ext_neg or None, evt_handlers=handlers,
-                                    use_tls=opts.use_tls)
+            self._assoc = associate(ae, self.node, contexts, use_tls=self.opts.use_tls)
         return self._assoc
+
+    def get_assoc(self, group: int, plan: GetPlan) -> Association:
+        assert self.getter is not None
+        ae = make_ae(self.node.calling_ae, self.node)
+        contexts, roles = get_contexts(plan.groups[group], plan.syntaxes)
+        contexts = [build_context(GET_MODELS["P"]), build_context(GET_MODELS["S"]), *contexts]
+        return associate(ae, self.node, contexts, ext_neg=roles, evt_handlers=store_handler(self.getter),
+                         use_tls=self.opts.use_tls)
+
+    def series_list(self) -> list[SeriesInfo]:
+        return self.result.query.series if self.result.query is not None else []
+
+    def get_plan(self, q: PatientQuery) -> GetPlan:
+        """The SOP classes each series holds (IMAGE-level C-FIND), grouped into associations."""
+        members: dict[str, list[InstanceInfo]] = {}
+        for s in q.series:
+            try:
+                members[s.series_uid] = find_instances(self.find_assoc(), q.model, self.opts.patient_id,
+                                                       s.study_uid, s.series_uid)
+            except NetError as exc:
+                log.info("image-level C-FIND failed (%s): proposing the usual classes", exc)
+                members = {}
+                break
+        plan = plan_get(members, GET_STORAGE_CLASSES, reserved=2)
+        if not plan.listed:
+            self.result.notes.append("the node listed no SOP classes at image level: the usual RT classes "
+                                     "were proposed, uncompressed only")
+        return plan
+
+    def name_refused(self, plan: GetPlan) -> None:
+        for cls in sorted(plan.refused):
+            n = sum(1 for lst in plan.members.values() for i in lst if i.sop_class_uid == cls)
+            self.result.problems.append(f"the node refused SOP class {class_name(cls)} ({cls}) for C-GET: "
+                                        f"{n} instance{'s' if n != 1 else ''} not retrieved")
 
     def release_find(self) -> None:
         """Release the pynetdicom association: its polling threads slow a bulk C-MOVE down."""
@@ -215,7 +258,7 @@ class _Job:
         f: _Fetcher | None = None
         failed = True
         if opts.method == "get":
-            self.getter = _GetWriter(self.tmp, node.called_ae)
+            self.getter = GetWriter(self.tmp, node.called_ae)
         try:
             assoc = self.find_assoc()
             q = query_patient(assoc, opts.patient_id)
@@ -238,6 +281,12 @@ class _Job:
                                  network_timeout=node.network_timeout, ssl_context=self.scp_tls)
                 scp.start()
             f = _Fetcher(self, q.model, scp, self.getter)
+            if opts.method == "move":
+                f.choose_move_model(q.model)
+            else:
+                plan = self.get_plan(q)
+                f.prepare_get(plan)
+                self.name_refused(plan)
             filtered = bool(opts.plan_ids or opts.only_approved)
             rep.started(q.instance_count, "retrieving")
             if filtered and opts.selective and q.series_modality_known:
@@ -252,6 +301,7 @@ class _Job:
                 scp.flush()
                 r.notes.extend(f"refused association: {why}" for why in scp.stats.refused)
                 r.problems.extend(scp.stats.failed)
+            r.problems.extend(f.conflicts())
             failed = False
         finally:
             # On Ctrl-C or a lost peer: abort, never wait for a polite release.
