@@ -16,7 +16,7 @@ from dicomtools.core.net.retrieve_get import GetPlan, GetWriter, accepted_classe
 from dicomtools.core.net.retrieve_model import GET_MODELS, MOVE_MODELS, FetchOutcome
 from dicomtools.core.net.status import FAILURE, PENDING, describe_status, status_category
 from dicomtools.core.net.storescp import StorageSCP
-from dicomtools.core.net.ul import ClientAssociation, request_association
+from dicomtools.core.net.ul import ClientAssociation, NoContextAccepted, request_association
 
 log = logging.getLogger(__name__)
 
@@ -71,8 +71,12 @@ class _Fetcher:
 
     def choose_move_model(self, preferred: str) -> None:
         """The query model for C-MOVE: the one C-FIND used when accepted, else the other root."""
-        a = self._move_assoc()
-        ok = [k for k in (preferred, "S" if preferred == "P" else "P") if a.context_for(str(MOVE_MODELS[k]), IMPLICIT_LE)]
+        try:
+            a = self._move_assoc()
+            ok = [k for k in (preferred, "S" if preferred == "P" else "P")
+                  if a.context_for(str(MOVE_MODELS[k]), IMPLICIT_LE)]
+        except NoContextAccepted:
+            ok = []
         if not ok:
             self.close(abort=True)
             raise NetError(f"{self.node.called_ae} does not support C-MOVE (it accepted neither Patient Root nor "

@@ -72,6 +72,10 @@ class PeerTimedOut(PeerAborted):
     """Nothing arrived within the socket timeout (ACSE, DIMSE or network timeout)."""
 
 
+class NoContextAccepted(NetError):
+    """The peer accepted the association request but none of its presentation contexts."""
+
+
 class PeerReleased(NetError):
     """The peer asked to release the association (answered already); a normal end."""
 
@@ -565,6 +569,6 @@ def request_association(
             assoc.rejected.append(key)
     if not assoc.accepted:
         conn.abort()
-        raise NetError(f"{who} accepted none of the {len(contexts)} proposed presentation contexts")
+        raise NoContextAccepted(f"{who} accepted none of the {len(contexts)} proposed presentation contexts")
     sock.settimeout(dimse_timeout)
     return assoc
