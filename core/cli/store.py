@@ -16,6 +16,7 @@ from dicomtools.core.cli.common import (
     parse_pairs,
 )
 from dicomtools.core.cli.config import add_node_options, node_from_args, node_title
+from dicomtools.core.net.assoc import NetError
 from dicomtools.core.net.machines import group_messages
 from dicomtools.core.net.store import StoreResult, order_for_store, store
 from dicomtools.core.progress import LineProgress, ProgressEvent
@@ -83,7 +84,10 @@ def _report(res: StoreResult, node_text: str, status_file: str | None = None) ->
         sys.stderr.write(f"patient {pid or '<no id>'} stopped: {why}\n")
     if res.aborted:
         sys.stderr.write(f"stopped: {res.aborted}\n")
-        if status_file:
+        if res.status_file_failed:
+            sys.stderr.write(f"free some space, then rerun with the same --statusFileName: it continues after "
+                             f"the last line written to {status_file}\n")
+        elif status_file:
             sys.stderr.write(f"{res.stored + res.warned} confirmed instances are in {status_file}; "
                              "rerun with the same --statusFileName to send the rest\n")
     sys.stdout.write(f"store to {node_text}: {res.summary()}\n")
@@ -118,8 +122,11 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if not plan.items:
         raise RunError(f"nothing to send in {args.path!r} ({len(scanned.unreadable)} unreadable files)")
-    res = store(node, plan, status_file=args.statusFileName, associations=args.associations,
-                mapping=mapping, defaults=defaults, use_tls=args.useTls, sink=sink)
+    try:
+        res = store(node, plan, status_file=args.statusFileName, associations=args.associations,
+                    mapping=mapping, defaults=defaults, use_tls=args.useTls, sink=sink)
+    except NetError as exc:  # the status file cannot be opened
+        raise RunError(str(exc)) from None
     if res.problems:
         for line in group_messages(res.problems):
             sys.stderr.write(f"{line}\n")

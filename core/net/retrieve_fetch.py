@@ -132,14 +132,16 @@ class _Fetcher:
 
     def _get(self, ident: Dataset, what: str, group: int = 0) -> tuple[int, int, int, int, str]:
         final: Dataset | None = None
+        cancelled = False
         assoc = self.get_assocs[group]
         for status, _ in assoc.send_c_get(with_charset(ident), GET_MODELS[self.model]):
             if "Status" not in status:
                 raise NetError(f"C-GET {what}: no response from the node within {self.node.dimse_timeout:g} s "
                                "(dimse_timeout), or the association was aborted")
             if status_category(int(status.Status)) == PENDING:
-                if self.stop_requested():
-                    assoc.send_c_cancel(1, None)
+                if self.stop_requested() and not cancelled:
+                    assoc.send_c_cancel(1, query_model=GET_MODELS[self.model])
+                    cancelled = True
                 continue
             final = status
         assert final is not None

@@ -48,7 +48,11 @@ from dicomtools.core.net.store_order import (  # noqa: F401 - re-exported
     StorePlan,
     order_for_store,
 )
-from dicomtools.core.net.store_status import _StatusFile, read_status_file  # noqa: F401 - re-exported
+from dicomtools.core.net.store_status import (  # noqa: F401 - re-exported
+    StatusFileError,
+    _StatusFile,
+    read_status_file,
+)
 from dicomtools.core.net.ul import ClientAssociation, PeerAborted, request_association
 from dicomtools.core.progress import CancelToken, ProgressSink, Reporter
 
@@ -78,6 +82,7 @@ class StoreResult:
     skipped: list[tuple[InstanceSummary, str]] = field(default_factory=list)
     cancelled: bool = False
     aborted: str = ""
+    status_file_failed: bool = False  # the status file could not be written (full disk)
     elapsed: float = 0.0
 
     @property
@@ -264,15 +269,21 @@ class _Run:
         text = describe_status(status) if status >= 0 else comment
         if comment and status >= 0:
             text += f" ({comment})"
-        if category == SUCCESS:
+        if category in (SUCCESS, WARNING):
             with self.lock:
-                res.stored += 1
-            self.status.add(item.uid, item.path)
-        elif category == WARNING:
-            with self.lock:
-                res.warned += 1
-            self.status.add(item.uid, item.path)
-            self.rep.message(f"warning: {item.path}: {text}", "warning")
+                if category == SUCCESS:
+                    res.stored += 1
+                else:
+                    res.warned += 1
+            if category == WARNING:
+                self.rep.message(f"warning: {item.path}: {text}", "warning")
+            try:
+                self.status.add(item.uid, item.path)
+            except StatusFileError as exc:  # full disk: stop; what is confirmed so far is in the file
+                with self.lock:
+                    res.aborted = res.aborted or str(exc)
+                    res.status_file_failed = True
+                self.cancel.cancel()
         else:
             with self.lock:
                 res.failed.append(Failure(item.path, item.uid, text, status if status >= 0 else None))
