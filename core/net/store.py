@@ -28,7 +28,6 @@ from dicomtools.core.config import NodeConfig
 from dicomtools.core.model import InstanceSummary
 from dicomtools.core.net.assoc import NetError, tls_args
 from dicomtools.core.net.files import (
-    DEFLATED_LE,
     EXPLICIT_BE,
     EXPLICIT_LE,
     IMPLICIT_LE,
@@ -53,6 +52,7 @@ from dicomtools.core.net.store_status import (  # noqa: F401 - re-exported
     _StatusFile,
     read_status_file,
 )
+from dicomtools.core.net.transcode import even_deflated, fallback_for, reencode
 from dicomtools.core.net.ul import ClientAssociation, PeerAborted, request_association
 from dicomtools.core.progress import CancelToken, ProgressSink, Reporter
 
@@ -124,10 +124,10 @@ def _contexts(items: Sequence[StoreItem]) -> list[list[tuple[str, str]]]:
     groups: list[list[tuple[str, str]]] = [[]]
     for cls in sorted(per_class):
         syntaxes = list(per_class[cls])
-        for fallback in (IMPLICIT_LE, EXPLICIT_LE):
-            if fallback not in syntaxes:
-                syntaxes.append(fallback)
-                break
+        if not any(ts in UNCOMPRESSED for ts in syntaxes):
+            syntaxes += [EXPLICIT_LE, IMPLICIT_LE]  # to re-encode into when the node refuses the stored one
+        elif IMPLICIT_LE not in syntaxes:
+            syntaxes.append(IMPLICIT_LE)
         ctx = [(cls, ts) for ts in syntaxes]
         if len(groups[-1]) + len(ctx) > MAX_CONTEXTS:
             groups.append([])
@@ -143,6 +143,7 @@ class _Sender:
         self.groups = groups
         self.group_of = {cls: gi for gi, g in enumerate(groups) for cls, _ in g}
         self.assocs: dict[int, ClientAssociation] = {}
+        self.note = ""  # a warning about the last instance sent (decompressed lossy image)
         tls_node = node
         if use_tls is not None and use_tls != node.tls.enabled:
             import copy
@@ -171,12 +172,15 @@ class _Sender:
         cls = item.inst.sop_class_uid
         a = self.assoc(cls)
         cx = a.context_for(cls, ts)
+        self.note = ""
         if cx is None:
-            fb_ts, cx = next(((t, c) for (k, t), c in a.accepted.items() if k == cls and t in UNCOMPRESSED), ("", None))
+            fb_ts = fallback_for([t for (k, t) in a.accepted if k == cls])
+            cx = a.context_for(cls, fb_ts) if fb_ts else None
             if cx is None:
                 return -1, f"the peer accepts no transfer syntax we offered for SOP class {cls}"
-            payload = _reencode(item.path, ts, fb_ts)
-        return a.c_store(cx, cls, item.uid, payload)
+            payload, self.note = reencode(item.path, ts, fb_ts)
+            ts = fb_ts
+        return a.c_store(cx, cls, item.uid, even_deflated(payload, ts))
 
     def close(self) -> None:
         for a in self.assocs.values():
@@ -187,23 +191,6 @@ class _Sender:
         for a in self.assocs.values():
             a.abort()
         self.assocs.clear()
-
-
-def _reencode(path: str, ts: str, target: str) -> bytes:
-    """Decode and re-encode for a peer that refused the stored transfer syntax."""
-    from pydicom import dcmread
-    from pynetdicom.dsutils import encode
-
-    ds = dcmread(path, force=True)
-    if ts not in UNCOMPRESSED and ts != DEFLATED_LE:
-        try:
-            ds.decompress()
-        except Exception as exc:  # noqa: BLE001 - codecs may be missing
-            raise ValueError(f"peer refused the compressed transfer syntax and decompression failed: {exc}") from None
-    data = encode(ds, target == IMPLICIT_LE, target != EXPLICIT_BE, False)
-    if data is None:
-        raise ValueError("cannot re-encode the data set")
-    return data
 
 
 def _payload(item: StoreItem, mapping: Mapping[str, str], defaults: Mapping[str, str]) -> tuple[bytes | memoryview, str]:
@@ -255,6 +242,8 @@ class _Run:
         try:
             payload, ts = _payload(item, self.mapping, self.defaults)
             status, comment = sender.send(item, payload, ts)
+            if sender.note:
+                self.rep.message(f"warning: {item.path}: {sender.note}", "warning")
         except NetError as exc:
             with self.lock:
                 if not res.aborted:

@@ -29,6 +29,7 @@ from pynetdicom.presentation import PresentationContext
 
 from dicomtools.core.atomic import atomic_writer
 from dicomtools.core.net.assoc import NetError, set_nodelay, tls_error_text
+from dicomtools.core.net.transcode import prefer_lossless
 from dicomtools.core.net.ul import (
     APPLICATION_CONTEXT,
     C_ECHO_RQ,
@@ -336,7 +337,7 @@ class StorageSCP:
             cx.abstract_syntax = rq_cx.abstract_syntax
             if rq_cx.transfer_syntax:
                 # We never decode, so any transfer syntax can be written as received.
-                ts = str(rq_cx.transfer_syntax[0])
+                ts = prefer_lossless([str(t) for t in rq_cx.transfer_syntax])
                 cx.add_transfer_syntax(ts)
                 cx.result = 0x00
                 contexts[int(rq_cx.context_id or 0)] = (str(rq_cx.abstract_syntax), ts)
