@@ -19,6 +19,7 @@ from dicomtools.core.cli.config import add_node_options, node_from_args, node_ti
 from dicomtools.core.net.assoc import NetError
 from dicomtools.core.net.machines import group_messages
 from dicomtools.core.net.store import StoreResult, order_for_store, store
+from dicomtools.core.net.store_order import split_conflicts
 from dicomtools.core.progress import LineProgress, ProgressEvent
 from dicomtools.core.scan import scan
 from dicomtools.core.tree import build_forest
@@ -110,8 +111,12 @@ def run(args: argparse.Namespace) -> int:
     if args.showMessages:
         for u in scanned.unreadable:
             sys.stderr.write(f"not sent: {u.path}: {u.reason}\n")
-    forest = build_forest(scanned.instances, defaults)
+    instances, conflicts = split_conflicts(scanned.instances)
+    for inst, why in conflicts:  # never one of them silently: the node would keep whichever came first
+        sys.stderr.write(f"warning: {inst.path}: {why}\n")
+    forest = build_forest(instances, defaults)
     plan = order_for_store(forest, include_all=args.includeAll)
+    plan.skipped.extend(conflicts)
     if args.showMessages:
         for w in plan.warnings:
             sys.stderr.write(f"warning: {w}\n")

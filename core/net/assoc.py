@@ -229,7 +229,7 @@ def associate(
         tls_node.tls.enabled = use_tls
     kwargs: dict[str, Any] = {
         "ae_title": node.called_ae,
-        "max_pdu": max_pdu,
+        "max_pdu": node.max_pdu if node.max_pdu > 0 else max_pdu,  # the preset's max_pdu wins
         "ext_neg": ext_neg,
         "evt_handlers": handlers,
         "tls_args": tls_args(tls_node),

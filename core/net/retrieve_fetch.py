@@ -66,7 +66,7 @@ class _Fetcher:
             self.lean = request_association(
                 n.host, n.port, n.calling_ae, n.called_ae, contexts,
                 connect_timeout=n.connect_timeout, acse_timeout=n.acse_timeout,
-                dimse_timeout=n.dimse_timeout, tls=self.job.tls)
+                dimse_timeout=n.dimse_timeout, tls=self.job.tls, max_pdu=n.max_pdu)
         return self.lean
 
     def choose_move_model(self, preferred: str) -> None:

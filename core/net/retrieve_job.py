@@ -278,7 +278,8 @@ class _Job:
 
                 scp = StorageSCP(node.calling_ae, self.tmp, host=opts.scp_bind or local, port=opts.scp_port,
                                  allowed_aes={node.called_ae}, allowed_hosts=allowed, on_received=received,
-                                 network_timeout=node.network_timeout, ssl_context=self.scp_tls)
+                                 network_timeout=node.network_timeout, ssl_context=self.scp_tls,
+                                 max_pdu=node.max_pdu)
                 scp.start()
             f = _Fetcher(self, q.model, scp, self.getter)
             if opts.method == "move":

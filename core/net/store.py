@@ -135,6 +135,14 @@ def _contexts(items: Sequence[StoreItem]) -> list[list[tuple[str, str]]]:
     return [g for g in groups if g]
 
 
+class AssociationUnavailable(NetError):
+    """Our association request was not answered or refused (no data was in flight)."""
+
+
+class _Retired(Exception):
+    """A parallel sender whose association the node would not take: its item goes back."""
+
+
 class _Sender:
     """One worker's associations (one per context group), opened on first use."""
 
@@ -160,11 +168,14 @@ class _Sender:
             # serve one association after the other, so a second one would wait.
             self.close()
             n = self.node
-            a = request_association(
-                n.host, n.port, n.calling_ae, n.called_ae, self.groups[gi],
-                connect_timeout=n.connect_timeout, acse_timeout=n.acse_timeout,
-                dimse_timeout=n.dimse_timeout, tls=self.tls,
-            )
+            try:
+                a = request_association(
+                    n.host, n.port, n.calling_ae, n.called_ae, self.groups[gi],
+                    connect_timeout=n.connect_timeout, acse_timeout=n.acse_timeout,
+                    dimse_timeout=n.dimse_timeout, tls=self.tls, max_pdu=n.max_pdu,
+                )
+            except NetError as exc:
+                raise AssociationUnavailable(str(exc)) from None
             self.assocs[gi] = a
         return a
 
@@ -223,6 +234,7 @@ class _Run:
         self.done = 0
         groups = _contexts(items)
         self.senders = [_Sender(node, groups, use_tls) for _ in range(max(1, associations))]
+        self.retired: list[_Sender] = []
 
     def _count(self, text: str, nbytes: int = 0) -> None:
         with self.lock:
@@ -244,6 +256,16 @@ class _Run:
             status, comment = sender.send(item, payload, ts)
             if sender.note:
                 self.rep.message(f"warning: {item.path}: {sender.note}", "warning")
+        except AssociationUnavailable as exc:
+            if any(s.assocs for s in self.senders if s is not sender and s not in self.retired):
+                raise _Retired(str(exc)) from None  # another one got through: the node takes fewer
+            with self.lock:
+                if not res.aborted:
+                    res.aborted = str(exc)
+                res.not_sent += 1
+            self.cancel.cancel()
+            self._count("")
+            return
         except NetError as exc:
             with self.lock:
                 if not res.aborted:
@@ -299,7 +321,14 @@ class _Run:
                     if not queue:
                         return
                     item = queue.popleft()
-                self.handle(sender, item)
+                try:
+                    self.handle(sender, item)
+                except _Retired as exc:
+                    with self.lock:
+                        queue.appendleft(item)
+                        self.retired.append(sender)
+                    log.info("parallel association refused: %s", exc)
+                    return
 
         threads = [threading.Thread(target=worker, args=(s,), daemon=True)
                    for s in self.senders[: min(len(self.senders), len(stage))]]
@@ -307,6 +336,14 @@ class _Run:
             t.start()
         for t in threads:
             t.join()
+        if self.retired:
+            live = [s for s in self.senders if s not in self.retired]
+            self.rep.message(f"note: {self.node.called_ae} took only {len(live)} association(s) at a time; "
+                             f"continuing with {len(live)} instead of {len(self.senders)}", "warning")
+            self.senders = live
+            self.retired = []
+            while queue:  # what the retired senders gave back
+                self.handle(self.senders[0], queue.popleft())
 
     def abort_all(self) -> None:
         """From another thread: close every socket so a blocked send or read returns now."""

@@ -165,3 +165,35 @@ def order_for_store(forest: Sequence[PatientTree], include_all: bool = False) ->
     return orderer.plan
 
 
+
+
+def split_conflicts(
+    instances: Sequence[InstanceSummary],
+) -> tuple[list[InstanceSummary], list[tuple[InstanceSummary, str]]]:
+    """(instances to order, held back with why): files sharing a SOP Instance UID with different content.
+
+    Sending one of them would let the node keep whichever came first, silently;
+    neither is sent and each is named. Identical copies are one instance.
+    """
+    import filecmp
+
+    by_uid: dict[str, list[InstanceSummary]] = {}
+    for inst in instances:
+        by_uid.setdefault(inst.sop_instance_uid, []).append(inst)
+    keep: list[InstanceSummary] = []
+    held: list[tuple[InstanceSummary, str]] = []
+    for uid, group in by_uid.items():
+        group = sorted(group, key=lambda i: i.path)
+        first = group[0]
+        try:
+            differ = [i for i in group[1:] if not filecmp.cmp(first.path, i.path, shallow=False)]
+        except OSError:
+            differ = group[1:]
+        if not differ:
+            keep.append(first)
+            continue
+        others = ", ".join(i.path for i in group if i is not first)
+        for inst in group:
+            partner = others if inst is first else first.path
+            held.append((inst, f"not sent: SOP Instance UID {uid} is also in {partner} with different content"))
+    return keep, held

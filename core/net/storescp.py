@@ -171,6 +171,7 @@ class StorageSCP:
         ssl_context: ssl.SSLContext | None = None,
         on_received: Callable[[Received], None] | None = None,
         network_timeout: float = 120.0,
+        max_pdu: int = 0,
     ) -> None:
         self.ae_title = ae_title
         self.out_dir = Path(out_dir)
@@ -181,6 +182,7 @@ class StorageSCP:
         self.ssl_context = ssl_context
         self.on_received = on_received
         self.network_timeout = network_timeout
+        self.max_pdu = max_pdu if max_pdu > 0 else OUR_MAX_PDU  # announced to senders
         self.stats = ScpStats()
         self._lock = threading.Lock()
         self._sock: socket.socket | None = None
@@ -352,7 +354,7 @@ class StorageSCP:
         ac_prim.result = 0x00
         ac_prim.result_source = 0x01
         ac_prim.presentation_context_definition_results_list = results
-        ac_prim.user_information = _user_info(OUR_MAX_PDU)
+        ac_prim.user_information = _user_info(self.max_pdu)
         ac = A_ASSOCIATE_AC()
         ac.from_primitive(ac_prim)
         conn.send(ac.encode())

@@ -476,10 +476,12 @@ def request_association(
     acse_timeout: float = 30.0,
     dimse_timeout: float = 120.0,
     tls: tuple[ssl.SSLContext, str] | None = None,
+    max_pdu: int = 0,
 ) -> ClientAssociation:
     """Connect and negotiate one presentation context per (SOP class, transfer syntax).
 
     At most 128 contexts fit in one association (odd IDs 1..255); callers split.
+    ``max_pdu`` is what we announce we receive (0: our 4 MiB default).
     """
     if len(contexts) > 128:
         raise ValueError("at most 128 presentation contexts per association")
@@ -512,7 +514,7 @@ def request_association(
     prim.application_context_name = APPLICATION_CONTEXT
     prim.calling_ae_title = calling_ae
     prim.called_ae_title = called_ae
-    prim.user_information = _user_info(OUR_MAX_PDU)
+    prim.user_information = _user_info(max_pdu if max_pdu > 0 else OUR_MAX_PDU)  # the preset's max_pdu
     pcs: list[PresentationContext] = []
     by_id: dict[int, tuple[str, str]] = {}
     for index, (abstract, ts) in enumerate(contexts):
