@@ -57,9 +57,9 @@ def build_parser(tui_launcher: TuiLauncher | None = None, only: str | None = Non
 def main(argv: Sequence[str] | None = None, tui_launcher: TuiLauncher | None = None) -> int:
     """Run one command. ``argv`` None means a real process: Ctrl-C then ends it within a second."""
     process = argv is None
-    if process:
-        interrupt.install()
     try:
+        if process:
+            interrupt.install()
         code = _main(argv, tui_launcher)
     except KeyboardInterrupt:  # during start-up imports or argument parsing
         sys.stderr.write("dicomtools: interrupted\n")
