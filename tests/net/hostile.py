@@ -503,10 +503,10 @@ class StoragePeer:
                 sock = assoc_socket(event.assoc)
                 with self._lock:
                     self._cut.add(id(event.assoc))
+                    self.aborted += 1  # before the abort: the client may look as soon as it sees it
                 with contextlib.suppress(OSError):
                     sock.sendall(ABORT_PDU)
                     sock.shutdown(socket.SHUT_RDWR)
-                self.aborted += 1
                 return
 
 

@@ -63,7 +63,7 @@ def test_compressed_files_to_a_node_that_takes_only_uncompressed(tmp_path: Path,
 def _odd_deflated(path: Path) -> Path:
     """A deflated file whose deflated stream has an odd length (as some writers leave it)."""
     for n in range(40):
-        src = write_ct_series(path.parent / f"raw{n}", 1, patient_id="DEFLATE-1", seed=n)[0]
+        src = write_ct_series(path.parent.parent / f"raw{n}", 1, patient_id="DEFLATE-1", seed=n)[0]
         ds = dcmread(src)
         ds.StudyDescription = "x" * (n + 1)
         ds.save_as(path, implicit_vr=False, little_endian=True)
