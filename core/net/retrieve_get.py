@@ -139,13 +139,14 @@ class GetPlan:
         return next((gi for gi, g in enumerate(self.groups) if cls in g), None)
 
     def simple(self) -> bool:
-        """One association holds every class and the node took them all: requests go as they are."""
-        return len(self.groups) == 1 and not self.refused
+        """Requests go as they are: one association holds every class and the node took them all,
+        or the classes are not known (then a refused one cannot be told from one never held)."""
+        return len(self.groups) == 1 and (not self.refused or not self.listed)
 
 
 def plan_get(members: dict[str, list[InstanceInfo]], fallback: Sequence[str], reserved: int) -> GetPlan:
-    classes = {i.sop_class_uid for lst in members.values() for i in lst if i.sop_class_uid}
-    if classes:
+    classes = {i.sop_class_uid for lst in members.values() for i in lst}
+    if classes and "" not in classes:  # every instance's class known (dcmqrscp returns none)
         return GetPlan(class_groups(sorted(classes), len(GET_TRANSFER_SYNTAXES), reserved),
                        GET_TRANSFER_SYNTAXES, True, members)
     return GetPlan(class_groups(fallback, len(FALLBACK_SYNTAXES), reserved), FALLBACK_SYNTAXES, False, members)

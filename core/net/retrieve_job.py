@@ -241,6 +241,8 @@ class _Job:
         return plan
 
     def name_refused(self, plan: GetPlan) -> None:
+        if not plan.listed:
+            return  # the fallback list: a refused class may hold nothing of this patient
         for cls in sorted(plan.refused):
             n = sum(1 for lst in plan.members.values() for i in lst if i.sop_class_uid == cls)
             self.result.problems.append(f"the node refused SOP class {class_name(cls)} ({cls}) for C-GET: "
