@@ -223,3 +223,17 @@ def query_patient(assoc: Association, patient_id: str, model: str | None = None)
     for st in studies:
         st.series = find_series(assoc, model, patient_id, st.study_uid)
     return PatientQuery(patient_id, name, model, studies)
+
+
+def sop_classes_in_study(assoc: Association, model: str, patient_id: str, study_uid: str) -> set[str]:
+    """SOP Classes in Study (0008,0062) of one study; empty when the node does not return it."""
+    ds = Dataset()
+    ds.QueryRetrieveLevel = "STUDY"
+    if model == "P":
+        ds.PatientID = id_key(patient_id)
+    ds.StudyInstanceUID = study_uid
+    ds.SOPClassesInStudy = ""
+    out: set[str] = set()
+    for ident in c_find(assoc, model, ds):
+        out.update(v for v in _s(ident, "SOPClassesInStudy").split("\\") if v)
+    return out

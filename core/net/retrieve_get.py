@@ -131,9 +131,10 @@ class GetPlan:
 
     groups: list[list[str]]
     syntaxes: list[str]
-    listed: bool  # False: the node listed no SOP classes, the fallback classes are proposed
+    listed: bool  # False: the classes of single instances are not known (requests go as they are)
     members: dict[str, list[InstanceInfo]] = field(default_factory=dict)  # series UID -> instances
     refused: set[str] = field(default_factory=set)  # classes the node accepted in no context
+    in_study: bool = False  # the classes came from SOP Classes in Study: a refused one is held
 
     def group_of(self, cls: str) -> int | None:
         return next((gi for gi, g in enumerate(self.groups) if cls in g), None)
@@ -144,11 +145,17 @@ class GetPlan:
         return len(self.groups) == 1 and (not self.refused or not self.listed)
 
 
-def plan_get(members: dict[str, list[InstanceInfo]], fallback: Sequence[str], reserved: int) -> GetPlan:
+def plan_get(members: dict[str, list[InstanceInfo]], fallback: Sequence[str], reserved: int,
+             in_study: Sequence[str] = ()) -> GetPlan:
+    """Image-level classes when every instance has one; else the study's SOP Classes in Study
+    (all syntaxes when they fit one association, uncompressed otherwise); else ``fallback``."""
     classes = {i.sop_class_uid for lst in members.values() for i in lst}
     if classes and "" not in classes:  # every instance's class known (dcmqrscp returns none)
         return GetPlan(class_groups(sorted(classes), len(GET_TRANSFER_SYNTAXES), reserved),
                        GET_TRANSFER_SYNTAXES, True, members)
+    for syntaxes in (GET_TRANSFER_SYNTAXES, FALLBACK_SYNTAXES):
+        if in_study and len(set(in_study)) * len(syntaxes) + reserved <= MAX_CONTEXTS:
+            return GetPlan([sorted(set(in_study))], list(syntaxes), False, members, in_study=True)
     return GetPlan(class_groups(fallback, len(FALLBACK_SYNTAXES), reserved), FALLBACK_SYNTAXES, False, members)
 
 

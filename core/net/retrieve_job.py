@@ -29,6 +29,7 @@ from dicomtools.core.net.find import (
     SeriesInfo,
     find_instances,
     query_patient,
+    sop_classes_in_study,
 )
 from dicomtools.core.net.retrieve_fetch import (
     _Fetcher,
@@ -234,13 +235,31 @@ class _Job:
                 log.info("image-level C-FIND failed (%s): proposing the usual classes", exc)
                 members = {}
                 break
-        plan = plan_get(members, GET_STORAGE_CLASSES, reserved=2)
-        if not plan.listed:
+        in_study: set[str] = set()
+        if not members or any(not i.sop_class_uid for lst in members.values() for i in lst):
+            for st in q.studies:
+                try:
+                    in_study |= sop_classes_in_study(self.find_assoc(), q.model, self.opts.patient_id,
+                                                     st.study_uid)
+                except NetError as exc:
+                    log.info("SOP Classes in Study not answered (%s)", exc)
+                    in_study = set()
+                    break
+        plan = plan_get(members, GET_STORAGE_CLASSES, reserved=2, in_study=sorted(in_study))
+        if plan.in_study:
+            self.result.notes.append("the node listed no SOP class per instance: the study's SOP Classes in "
+                                     "Study were proposed")
+        elif not plan.listed:
             self.result.notes.append("the node listed no SOP classes at image level: the usual RT classes "
                                      "were proposed, uncompressed only")
         return plan
 
     def name_refused(self, plan: GetPlan) -> None:
+        if plan.in_study:
+            for cls in sorted(plan.refused):
+                self.result.problems.append(f"the node refused SOP class {class_name(cls)} ({cls}) for C-GET: "
+                                            "its instances were not retrieved")
+            return
         if not plan.listed:
             return  # the fallback list: a refused class may hold nothing of this patient
         for cls in sorted(plan.refused):

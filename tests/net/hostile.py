@@ -210,10 +210,12 @@ class QRPeer:
 
     def __init__(self, datasets: list[Dataset], destinations: dict[str, tuple[str, int]], *,
                  aet: str = "HOSTILE", ssl_context: Any = None, sub_tls: Any = None,
-                 models: list[Any] | None = None, get_refuses: set[str] | None = None) -> None:
+                 models: list[Any] | None = None, get_refuses: set[str] | None = None,
+                 image_classes: bool = True) -> None:
         self.datasets = datasets
         self.models = models  # the Q/R contexts it accepts (default: FIND, MOVE, GET in both roots)
         self.get_refuses = get_refuses or set()  # storage classes it refuses as C-GET sub-operations
+        self.image_classes = image_classes  # False: no SOP Class UID at IMAGE level (as dcmqrscp)
         self.destinations = destinations
         self.aet = aet
         self.faults = MoveFaults()
@@ -301,6 +303,10 @@ class QRPeer:
                     rsp.NumberOfSeriesRelatedInstances = len(members)
                 elif elem.keyword == "ModalitiesInStudy":
                     rsp.ModalitiesInStudy = "\\".join(sorted({str(m.Modality) for m in members}))
+                elif elem.keyword == "SOPClassesInStudy":
+                    rsp.SOPClassesInStudy = sorted({str(m.SOPClassUID) for m in members})
+                elif elem.keyword == "SOPClassUID" and not self.image_classes:
+                    rsp.SOPClassUID = ""
                 elif elem.keyword:
                     setattr(rsp, elem.keyword, members[0].get(elem.keyword, ""))
             yield 0xFF00, rsp

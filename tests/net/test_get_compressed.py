@@ -86,6 +86,22 @@ def test_refused_class_is_named_and_the_rest_saved(study: Study, tmp_path: Path,
     assert set(held(tmp_path / "out")) == want
 
 
+def test_classes_from_sop_classes_in_study(study: Study, tmp_path: Path,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    """A node that lists no SOP Class UID per instance but SOP Classes in Study: those are proposed."""
+    peer = hostile.QRPeer(hostile.load(study.files), {}, get_refuses={GSPS}, image_classes=False).start()
+    try:
+        rc, text = cli(peer.port, peer.aet, tmp_path / "out", capsys, "--useGet")
+    finally:
+        peer.stop()
+    assert rc == 1, text
+    assert "SOP Classes in Study were proposed" in text
+    assert f"refused SOP class Grayscale Softcopy Presentation State Storage ({GSPS})" in text
+    assert "C-FIND listed 13 instances, 12 arrived (1 missing" in text
+    want = {u: ts for u, ts in study.syntax.items() if study.sop_class[u] != GSPS}
+    assert held(tmp_path / "out") == want  # every other instance, as held
+
+
 def test_many_classes_are_split_over_associations(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """14 classes x 13 syntaxes do not fit in 128 contexts: two associations, everything saved."""
     base = hostile.load(write_ct_series(tmp_path / "src", 14, patient_id=PID))
