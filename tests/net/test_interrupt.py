@@ -135,3 +135,37 @@ def test_ctrl_c_during_start_up(tmp_path: Path, marker: str, delay: float) -> No
     assert rc == 130, err
     assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
     assert "interrupted" in err
+
+
+@pytest.fixture(scope="module")
+def many_files(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from dicomtools.core.phantom import write_ct_series
+
+    folder = tmp_path_factory.mktemp("many")
+    write_ct_series(folder / "ct", 4000, patient_id="MANY-1", rows=64)
+    return folder
+
+
+def reading(pid: int, folder: Path) -> bool:
+    """True once the process holds a file of ``folder`` open: it is in the middle of its work."""
+    fd_dir = Path(f"/proc/{pid}/fd")
+    try:
+        return any(str(folder) in os.readlink(fd_dir / fd) for fd in os.listdir(fd_dir))
+    except OSError:
+        return False
+
+
+@pytest.mark.parametrize("command", [
+    ["show", "--noCache", "--workers", "1"],
+    ["search", "--noCache", "--workers", "1", "--tag", "PatientID"],
+    ["anonymize", "--newPatientId", "A-1", "--newPatientName", "A^ONE"],
+])
+def test_ctrl_c_in_local_commands(tmp_path: Path, many_files: Path, command: list[str]) -> None:
+    """Not only the network commands: reading and writing files stops at Ctrl-C too."""
+    argv = [command[0], "--path", str(many_files), *command[1:]]
+    if command[0] == "anonymize":
+        argv += ["--out", str(tmp_path / "anon")]
+    proc = spawn(argv, tmp_path)
+    wait_until(lambda: reading(proc.pid, many_files), proc, "reading")
+    rc, err = interrupt(proc)
+    assert_clean(rc, err)
