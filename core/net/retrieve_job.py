@@ -218,8 +218,17 @@ class _Job:
         ae = make_ae(self.node.calling_ae, self.node)
         contexts, roles = get_contexts(plan.groups[group], plan.syntaxes)
         contexts = [build_context(GET_MODELS["P"]), build_context(GET_MODELS["S"]), *contexts]
-        return associate(ae, self.node, contexts, ext_neg=roles, evt_handlers=store_handler(self.getter),
-                         use_tls=self.opts.use_tls)
+        if group == 0:
+            # the first also serves C-FIND: a node taking one association at a time still works
+            contexts = [build_context(c) for c in FIND_CONTEXTS] + contexts
+            if self._assoc is not None:
+                release(self._assoc)
+                self._assoc = None
+        a = associate(ae, self.node, contexts, ext_neg=roles, evt_handlers=store_handler(self.getter),
+                      use_tls=self.opts.use_tls)
+        if group == 0:
+            self._assoc = a
+        return a
 
     def series_list(self) -> list[SeriesInfo]:
         return self.result.query.series if self.result.query is not None else []
@@ -245,7 +254,7 @@ class _Job:
                     log.info("SOP Classes in Study not answered (%s)", exc)
                     in_study = set()
                     break
-        plan = plan_get(members, GET_STORAGE_CLASSES, reserved=2, in_study=sorted(in_study))
+        plan = plan_get(members, GET_STORAGE_CLASSES, reserved=4, in_study=sorted(in_study))
         if plan.in_study:
             self.result.notes.append("the node listed no SOP class per instance: the study's SOP Classes in "
                                      "Study were proposed")

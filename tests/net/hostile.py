@@ -211,11 +211,12 @@ class QRPeer:
     def __init__(self, datasets: list[Dataset], destinations: dict[str, tuple[str, int]], *,
                  aet: str = "HOSTILE", ssl_context: Any = None, sub_tls: Any = None,
                  models: list[Any] | None = None, get_refuses: set[str] | None = None,
-                 image_classes: bool = True) -> None:
+                 image_classes: bool = True, max_associations: int = 10) -> None:
         self.datasets = datasets
         self.models = models  # the Q/R contexts it accepts (default: FIND, MOVE, GET in both roots)
         self.get_refuses = get_refuses or set()  # storage classes it refuses as C-GET sub-operations
         self.image_classes = image_classes  # False: no SOP Class UID at IMAGE level (as dcmqrscp)
+        self.max_associations = max_associations
         self.destinations = destinations
         self.aet = aet
         self.faults = MoveFaults()
@@ -231,6 +232,7 @@ class QRPeer:
     def start(self) -> QRPeer:
         ae = AE(ae_title=self.aet)
         ae.network_timeout = ae.acse_timeout = ae.dimse_timeout = 10
+        ae.maximum_associations = self.max_associations
         ae.add_supported_context(Verification)
         for cx in self.models or (
                 PatientRootQueryRetrieveInformationModelFind, StudyRootQueryRetrieveInformationModelFind,

@@ -102,6 +102,20 @@ def test_classes_from_sop_classes_in_study(study: Study, tmp_path: Path,
     assert held(tmp_path / "out") == want  # every other instance, as held
 
 
+def test_c_get_from_a_node_taking_one_association(study: Study, tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    """C-FIND and C-GET share the first association: a node that takes one at a time still works."""
+    peer = hostile.QRPeer(hostile.load(study.files), {}, max_associations=1).start()
+    try:
+        rc, text = cli(peer.port, peer.aet, tmp_path / "out", capsys, "--useGet", "--planId", "NOPE")
+        assert "no plan with label" in text  # selective: C-FIND between the fetches, same association
+        rc, text = cli(peer.port, peer.aet, tmp_path / "all", capsys, "--useGet")
+    finally:
+        peer.stop()
+    assert rc == 0, text
+    assert held(tmp_path / "all") == study.syntax
+
+
 def test_many_classes_are_split_over_associations(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """14 classes x 13 syntaxes do not fit in 128 contexts: two associations, everything saved."""
     base = hostile.load(write_ct_series(tmp_path / "src", 14, patient_id=PID))
@@ -113,7 +127,7 @@ def test_many_classes_are_split_over_associations(tmp_path: Path, capsys: pytest
     for ds, cls in zip(base, classes, strict=True):
         ds.SOPClassUID = cls
         ds.file_meta.MediaStorageSOPClassUID = cls
-    assert len(class_groups(classes, len(GET_TRANSFER_SYNTAXES), 2)) == 2
+    assert len(class_groups(classes, len(GET_TRANSFER_SYNTAXES), 4)) == 2
     peer = hostile.QRPeer(base, {}).start()
     try:
         rc, text = cli(peer.port, peer.aet, tmp_path / "out", capsys, "--useGet")
