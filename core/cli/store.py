@@ -16,10 +16,8 @@ from dicomtools.core.cli.common import (
     parse_pairs,
 )
 from dicomtools.core.cli.config import add_node_options, node_from_args, node_title
-from dicomtools.core.net.assoc import NetError
 from dicomtools.core.net.machines import group_messages
 from dicomtools.core.net.store import StoreResult, order_for_store, store
-from dicomtools.core.net.store_order import split_conflicts
 from dicomtools.core.progress import LineProgress, ProgressEvent
 from dicomtools.core.scan import scan
 from dicomtools.core.tree import build_forest
@@ -99,6 +97,9 @@ def _report(res: StoreResult, node_text: str, status_file: str | None = None) ->
 
 
 def run(args: argparse.Namespace) -> int:
+    from dicomtools.core.net.assoc import NetError
+    from dicomtools.core.net.store_order import split_conflicts
+
     if args.associations < 1:
         raise UsageError("--associations must be at least 1")
     if not Path(args.path).exists():

@@ -92,7 +92,7 @@ def retrieve(
             if selected:
                 write_anonymization_map(out, [(opts.patient_id, original_name, opts.anonymize.new_patient_id,
                                                opts.anonymize.new_patient_name)])
-            result.saved = _save_anonymized(selected, out, opts.anonymize, sink, cancel)
+            result.saved = _save_anonymized(selected, out, opts.anonymize, sink, cancel, result.problems)
         else:
             result.saved = _save(selected, out, opts.new_patient_id, opts.new_patient_name, rep, cancel)
         result.forest = build_forest(result.saved, opts.default_machines)

@@ -67,11 +67,19 @@ def _save(selected: Sequence[InstanceSummary], out: Path, new_id: str | None, ne
 
 
 def _save_anonymized(selected: Sequence[InstanceSummary], out: Path, settings: Any,
-                     sink: ProgressSink | None, cancel: CancelToken) -> list[InstanceSummary]:
-    """Anonymize from the temporary folder into ``out`` (the anonymizer's tree layout)."""
+                     sink: ProgressSink | None, cancel: CancelToken, problems: list[str]) -> list[InstanceSummary]:
+    """Anonymize from the temporary folder into ``out`` (the anonymizer's tree layout).
+
+    An instance the anonymizer could not copy is a problem (exit 1); the others are still saved.
+    """
     from dicomtools.core.anonymize import anonymize_files
 
     report = anonymize_files([i.path for i in selected], str(out), settings, sink=sink, cancel=cancel)
+    by_path = {i.path: i for i in selected}  # the temporary path means nothing once it is gone
+    for bad in getattr(report, "not_copied", ()):  # main's anonymizer (issue 10) reports these
+        inst = by_path.get(bad.path)
+        what = f"{inst.modality} instance {inst.sop_instance_uid}" if inst is not None else bad.path
+        problems.append(f"not copied: {what}: {bad.reason}")
     saved = [read_summary(o.dest) for o in report.written]
     return [s for s in saved if isinstance(s, InstanceSummary)]
 
