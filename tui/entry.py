@@ -16,9 +16,15 @@ def launch_tui(**kwargs: Any) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from dicomtools.core.cli.main import main as core_main
+    try:  # Ctrl-C while the CLI is still being imported: one line, exit 130, no traceback
+        from dicomtools.core.cli.main import main as core_main
 
-    return core_main(argv, tui_launcher=launch_tui)
+        return core_main(argv, tui_launcher=launch_tui)
+    except KeyboardInterrupt:
+        import sys
+
+        sys.stderr.write("dicomtools: interrupted\n")
+        return 130
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -14,6 +14,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from dicomtools.core import __version__
+from dicomtools.core.cli import interrupt
 from dicomtools.core.cli.common import ArgumentParser, RunError, UsageError
 from dicomtools.core.dicom.text import SanitizingFormatter, sanitize
 
@@ -67,6 +68,21 @@ def build_parser(
 
 
 def main(argv: Sequence[str] | None = None, tui_launcher: TuiLauncher | None = None) -> int:
+    """Run one command. ``argv`` None means a real process: Ctrl-C then ends it within a second."""
+    process = argv is None
+    try:
+        if process:
+            interrupt.install()
+        code = _main(argv, tui_launcher)
+    except KeyboardInterrupt:  # during start-up imports or argument parsing
+        sys.stderr.write("dicomtools: interrupted\n")
+        code = interrupt.EXIT_CODE
+    if process and interrupt.interrupted():
+        interrupt.hard_exit(code)
+    return code
+
+
+def _main(argv: Sequence[str] | None, tui_launcher: TuiLauncher | None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
     for stream in (sys.stdout, sys.stderr):
         # File names that are not valid UTF-8 arrive as surrogate escapes: print, don't crash.
@@ -75,6 +91,9 @@ def main(argv: Sequence[str] | None = None, tui_launcher: TuiLauncher | None = N
             reconfigure(errors="backslashreplace")
     parser = build_parser(tui_launcher, _chosen_command(args_list), commands=not _only_version(args_list))
     args = parser.parse_args(args_list)
+    interrupt.set_prefix(f"dicomtools {args.command}" if args.command else "dicomtools")
+    if args.command in (None, "tui", "demo"):
+        interrupt.uninstall()  # the TUI reads Ctrl-C as a key and must restore the terminal itself
     stderr_handler = logging.StreamHandler()  # log lines quote file names and values: sanitized
     stderr_handler.setFormatter(SanitizingFormatter("%(levelname)s %(name)s: %(message)s"))
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING, handlers=[stderr_handler])
@@ -93,7 +112,7 @@ def main(argv: Sequence[str] | None = None, tui_launcher: TuiLauncher | None = N
         return exc.code
     except KeyboardInterrupt:
         sys.stderr.write(f"dicomtools {args.command}: interrupted\n")
-        return 130
+        return interrupt.EXIT_CODE
     except BrokenPipeError:
         return 0
     except Exception as exc:  # last line of defence: one line, never a traceback

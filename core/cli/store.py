@@ -82,7 +82,10 @@ def _report(res: StoreResult, node_text: str, status_file: str | None = None) ->
         sys.stderr.write(f"patient {pid or '<no id>'} stopped: {why}\n")
     if res.aborted:
         sys.stderr.write(f"stopped: {res.aborted}\n")
-        if status_file:
+        if res.status_file_failed:
+            sys.stderr.write(f"free some space, then rerun with the same --statusFileName: it continues after "
+                             f"the last line written to {status_file}\n")
+        elif status_file:
             sys.stderr.write(f"{res.stored + res.warned} confirmed instances are in {status_file}; "
                              "rerun with the same --statusFileName to send the rest\n")
     sys.stdout.write(f"store to {node_text}: {res.summary()}\n")
@@ -94,8 +97,10 @@ def _report(res: StoreResult, node_text: str, status_file: str | None = None) ->
 
 def run(args: argparse.Namespace) -> int:
     # Imported here, not at the top: `store -h` must not import pydicom/pynetdicom (start-up speed).
+    from dicomtools.core.net.assoc import NetError
     from dicomtools.core.net.machines import group_messages
     from dicomtools.core.net.store import order_for_store, store
+    from dicomtools.core.net.store_order import split_conflicts
     from dicomtools.core.scan import scan
     from dicomtools.core.tree import build_forest
 
@@ -111,8 +116,12 @@ def run(args: argparse.Namespace) -> int:
     if args.showMessages:
         for u in scanned.unreadable:
             sys.stderr.write(f"not sent: {u.path}: {u.reason}\n")
-    forest = build_forest(scanned.instances, defaults)
+    instances, conflicts = split_conflicts(scanned.instances)
+    for inst, why in conflicts:  # never one of them silently: the node would keep whichever came first
+        sys.stderr.write(f"warning: {inst.path}: {why}\n")
+    forest = build_forest(instances, defaults)
     plan = order_for_store(forest, include_all=args.includeAll)
+    plan.skipped.extend(conflicts)
     if args.showMessages:
         for w in plan.warnings:
             sys.stderr.write(f"warning: {w}\n")
@@ -123,8 +132,11 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if not plan.items:
         raise RunError(f"nothing to send in {args.path!r} ({len(scanned.unreadable)} unreadable files)")
-    res = store(node, plan, status_file=args.statusFileName, associations=args.associations,
-                mapping=mapping, defaults=defaults, use_tls=args.useTls, sink=sink)
+    try:
+        res = store(node, plan, status_file=args.statusFileName, associations=args.associations,
+                    mapping=mapping, defaults=defaults, use_tls=args.useTls, sink=sink)
+    except NetError as exc:  # the status file cannot be opened
+        raise RunError(str(exc)) from None
     if res.problems:
         for line in group_messages(res.problems):
             sys.stderr.write(f"{line}\n")

@@ -15,6 +15,7 @@ import copy
 import logging
 import socket
 import ssl
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -29,6 +30,7 @@ log = logging.getLogger(__name__)
 
 # Big PDUs mean fewer fragments per C-STORE; pynetdicom's default is 16 KiB.
 DEFAULT_MAX_PDU = 4 * 1024 * 1024
+TRANSIENT_RETRIES = 3  # a rejected-transient association request is tried again this often
 
 
 class NetError(Exception):
@@ -229,19 +231,28 @@ def associate(
         tls_node.tls.enabled = use_tls
     kwargs: dict[str, Any] = {
         "ae_title": node.called_ae,
-        "max_pdu": max_pdu,
+        "max_pdu": node.max_pdu if node.max_pdu > 0 else max_pdu,  # the preset's max_pdu wins
         "ext_neg": ext_neg,
         "evt_handlers": handlers,
         "tls_args": tls_args(tls_node),
     }
     if contexts is not None:
         kwargs["contexts"] = list(contexts)
-    try:
-        assoc = ae.associate(node.host, node.port, **kwargs)
-    except socket.gaierror:
-        raise NetError(f"unknown host {node.host!r}") from None
-    except (OSError, ValueError) as exc:
-        raise NetError(f"cannot associate with {node.host}:{node.port}: {exc}") from None
+    for attempt in range(TRANSIENT_RETRIES + 1):
+        try:
+            assoc = ae.associate(node.host, node.port, **kwargs)
+        except socket.gaierror:
+            raise NetError(f"unknown host {node.host!r}") from None
+        except (OSError, ValueError) as exc:
+            raise NetError(f"cannot associate with {node.host}:{node.port}: {exc}") from None
+        prim = state["reject"]
+        if not (assoc.is_rejected and prim is not None and prim.result == 0x02) or attempt == TRANSIENT_RETRIES:
+            break
+        # rejected-transient (local limit, congestion): a node that counts the association we
+        # just released for a moment longer takes the next one a little later
+        log.debug("association rejected (transient): retrying")
+        time.sleep(0.3 * (attempt + 1))
+        state.update(opened=False, reject=None, answered=False, closed=False)
     if assoc.is_established:
         sock = _assoc_socket(assoc)
         if sock is not None:

@@ -83,6 +83,30 @@ class PatientQuery:
         return sum(c for c in counts if c is not None)
 
 
+CHARSET = "ISO_IR 192"  # UTF-8: every identifier says how its text is encoded
+WILDCARDS = "*?\\"
+
+
+def with_charset(ds: Dataset, charset: str = CHARSET) -> Dataset:
+    """Declare (0008,0005) in an identifier so non-ASCII values travel as what they are.
+
+    Without it a node reads the bytes as ASCII: ``Jörg`` matches nothing, and
+    an encoder that falls back to ``?`` turns a letter into a wildcard.
+    """
+    if "SpecificCharacterSet" not in ds:
+        ds.SpecificCharacterSet = charset
+    return ds
+
+
+def id_key(patient_id: str) -> str:
+    """The Patient ID as a matching key: universal ("") when it holds ``*``, ``?`` or ``\\``.
+
+    Those are legal in the ID but a node reads them as wildcards (or a value
+    separator); the answers are then filtered exactly by the caller.
+    """
+    return "" if any(c in patient_id for c in WILDCARDS) else patient_id
+
+
 def choose_model(assoc: Association) -> str:
     """'P' (Patient Root) when accepted, else 'S' (Study Root)."""
     accepted = {str(cx.abstract_syntax) for cx in assoc.accepted_contexts}
@@ -104,7 +128,7 @@ def _s(ds: Dataset, keyword: str) -> str:
 def c_find(assoc: Association, model: str, identifier: Dataset) -> list[Dataset]:
     """All pending identifiers of one C-FIND; raises :class:`NetError` on a failure status."""
     out: list[Dataset] = []
-    for status, ident in assoc.send_c_find(identifier, FIND_MODELS[model]):
+    for status, ident in assoc.send_c_find(with_charset(identifier), FIND_MODELS[model]):
         if "Status" not in status:
             raise NetError(f"C-FIND: no response from the node within {assoc.dimse_timeout:g} s "
                            "(dimse_timeout), or the association was aborted")
@@ -122,7 +146,7 @@ def c_find(assoc: Association, model: str, identifier: Dataset) -> list[Dataset]
 def find_studies(assoc: Association, model: str, patient_id: str) -> tuple[str, list[StudyInfo]]:
     ds = Dataset()
     ds.QueryRetrieveLevel = "STUDY"
-    ds.PatientID = patient_id
+    ds.PatientID = id_key(patient_id)
     ds.PatientName = ""
     ds.StudyInstanceUID = ""
     ds.StudyDate = ""
@@ -132,8 +156,9 @@ def find_studies(assoc: Association, model: str, patient_id: str) -> tuple[str, 
     studies: dict[str, StudyInfo] = {}
     for ident in c_find(assoc, model, ds):
         uid = _s(ident, "StudyInstanceUID")
-        if not uid or _s(ident, "PatientID") not in ("", patient_id):
-            continue
+        got = _s(ident, "PatientID")
+        if not uid or got not in ("", patient_id) or (got != patient_id and not id_key(patient_id)):
+            continue  # exact match: an ID with wildcard characters was queried universally
         name = name or _s(ident, "PatientName")
         studies[uid] = StudyInfo(uid, _s(ident, "StudyDate"), _s(ident, "StudyDescription"),
                                  _s(ident, "ModalitiesInStudy"))
@@ -143,7 +168,7 @@ def find_studies(assoc: Association, model: str, patient_id: str) -> tuple[str, 
 def find_series(assoc: Association, model: str, patient_id: str, study_uid: str) -> list[SeriesInfo]:
     ds = Dataset()
     ds.QueryRetrieveLevel = "SERIES"
-    ds.PatientID = patient_id
+    ds.PatientID = id_key(patient_id)
     ds.StudyInstanceUID = study_uid
     ds.SeriesInstanceUID = ""
     ds.Modality = ""
@@ -171,7 +196,7 @@ def find_instances(
 ) -> list[InstanceInfo]:
     ds = Dataset()
     ds.QueryRetrieveLevel = "IMAGE"
-    ds.PatientID = patient_id
+    ds.PatientID = id_key(patient_id)
     ds.StudyInstanceUID = study_uid
     ds.SeriesInstanceUID = series_uid
     ds.SOPInstanceUID = ""
@@ -189,10 +214,26 @@ def find_instances(
 
 def query_patient(assoc: Association, patient_id: str, model: str | None = None) -> PatientQuery:
     """Studies and their series for one Patient ID (exact match, no wildcards)."""
-    if any(c in patient_id for c in "*?\\"):
-        raise NetError(f"patient ID {patient_id!r} contains a wildcard; give the exact ID")
-    model = model or choose_model(assoc)
+    if model is None:
+        model = choose_model(assoc)
+        accepted = {str(cx.abstract_syntax) for cx in assoc.accepted_contexts}
+        if not id_key(patient_id) and str(FIND_MODELS["S"]) in accepted:
+            model = "S"  # Study Root needs no Patient ID below the study: the ID is matched by us
     name, studies = find_studies(assoc, model, patient_id)
     for st in studies:
         st.series = find_series(assoc, model, patient_id, st.study_uid)
     return PatientQuery(patient_id, name, model, studies)
+
+
+def sop_classes_in_study(assoc: Association, model: str, patient_id: str, study_uid: str) -> set[str]:
+    """SOP Classes in Study (0008,0062) of one study; empty when the node does not return it."""
+    ds = Dataset()
+    ds.QueryRetrieveLevel = "STUDY"
+    if model == "P":
+        ds.PatientID = id_key(patient_id)
+    ds.StudyInstanceUID = study_uid
+    ds.SOPClassesInStudy = ""
+    out: set[str] = set()
+    for ident in c_find(assoc, model, ds):
+        out.update(v for v in _s(ident, "SOPClassesInStudy").split("\\") if v)
+    return out

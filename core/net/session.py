@@ -96,7 +96,7 @@ def find_patients(node: NodeConfig, patient_id: str = "", patient_name: str = ""
 def _plans(assoc: Any, model: str, patient_id: str) -> tuple[list[PlanRow], int]:
     from pydicom.dataset import Dataset
 
-    from dicomtools.core.net.find import c_find, query_patient
+    from dicomtools.core.net.find import c_find, id_key, query_patient
 
     q = query_patient(assoc, patient_id, model)
     plans: list[PlanRow] = []
@@ -105,7 +105,7 @@ def _plans(assoc: Any, model: str, patient_id: str) -> tuple[list[PlanRow], int]
             continue
         ds = Dataset()
         ds.QueryRetrieveLevel = "IMAGE"
-        ds.PatientID = patient_id
+        ds.PatientID = id_key(patient_id)
         ds.StudyInstanceUID = s.study_uid
         ds.SeriesInstanceUID = s.series_uid
         ds.SOPInstanceUID = ""

@@ -28,7 +28,6 @@ from dicomtools.core.config import NodeConfig
 from dicomtools.core.model import InstanceSummary
 from dicomtools.core.net.assoc import NetError, tls_args
 from dicomtools.core.net.files import (
-    DEFLATED_LE,
     EXPLICIT_BE,
     EXPLICIT_LE,
     IMPLICIT_LE,
@@ -42,225 +41,24 @@ from dicomtools.core.net.machines import (
     plan_problems,
 )
 from dicomtools.core.net.status import FAILURE, SUCCESS, WARNING, describe_status, status_category
+from dicomtools.core.net.store_order import (  # noqa: F401 - re-exported
+    CRITICAL,
+    StoreItem,
+    StorePlan,
+    order_for_store,
+)
+from dicomtools.core.net.store_status import (  # noqa: F401 - re-exported
+    StatusFileError,
+    _StatusFile,
+    read_status_file,
+)
+from dicomtools.core.net.transcode import even_deflated, fallback_for, reencode
 from dicomtools.core.net.ul import ClientAssociation, PeerAborted, request_association
 from dicomtools.core.progress import CancelToken, ProgressSink, Reporter
-from dicomtools.core.tree import PLAN_KINDS, Node, PatientTree
 
 log = logging.getLogger(__name__)
 
 MAX_CONTEXTS = 128
-CRITICAL = frozenset({"plan", "dose"})
-
-
-# ------------------------------------------------------------------ ordering
-
-
-@dataclass
-class StoreItem:
-    inst: InstanceSummary
-    category: str  # image, struct, plan, cbct, dose, rt-image, record, reg, other
-    stage: int  # items of one stage may go in parallel; stages go in order
-    transfer_syntax: str = ""
-
-    @property
-    def uid(self) -> str:
-        return self.inst.sop_instance_uid
-
-    @property
-    def path(self) -> str:
-        return self.inst.path
-
-    @property
-    def critical(self) -> bool:
-        return self.category in CRITICAL
-
-
-@dataclass
-class StorePlan:
-    items: list[StoreItem] = field(default_factory=list)
-    skipped: list[tuple[InstanceSummary, str]] = field(default_factory=list)  # not sent, why
-    warnings: list[str] = field(default_factory=list)
-
-
-def _kids(node: Node, *kinds: str) -> list[Node]:
-    return [c for c in node.children if c.kind in kinds]
-
-
-def _series_of_structs(structs: Sequence[Node]) -> list[InstanceSummary]:
-    return [i for s in structs for c in _kids(s, "Image", "CBCT") for i in c.instances]
-
-
-def _sorted_plans(plans: list[Node]) -> list[Node]:
-    """Referenced plans before the plans that reference them (verification -> treatment)."""
-    uid_of = {id(p): (p.instances[0].sop_instance_uid if p.instances else "") for p in plans}
-    by_uid = {uid_of[id(p)]: p for p in plans}
-    out: list[Node] = []
-    seen: set[int] = set()
-
-    def visit(p: Node, depth: int = 0) -> None:
-        if id(p) in seen or depth > 50:
-            return
-        seen.add(id(p))
-        refs = p.instances[0].referenced_plans if p.instances else ()
-        for ref in refs:
-            other = by_uid.get(ref)
-            if other is not None:
-                visit(other, depth + 1)
-        out.append(p)
-
-    for p in plans:
-        visit(p)
-    return out
-
-
-class _Orderer:
-    def __init__(self, include_all: bool) -> None:
-        self.include_all = include_all
-        self.plan = StorePlan()
-        self.stage = 0
-        self.placed: set[str] = set()
-
-    def add(self, category: str, instances: Sequence[InstanceSummary]) -> None:
-        fresh = []
-        for inst in instances:
-            if inst.sop_instance_uid in self.placed:
-                continue
-            self.placed.add(inst.sop_instance_uid)
-            if inst.truncated:
-                self.plan.skipped.append((inst, "pixel data truncated (file cut short), not sent"))
-                continue
-            fresh.append(inst)
-        if not fresh:
-            return
-        self.stage += 1
-        self.plan.items.extend(StoreItem(i, category, self.stage, i.transfer_syntax_uid) for i in fresh)
-
-    def hold(self, instances: Sequence[InstanceSummary], why: str) -> None:
-        for inst in instances:
-            if inst.sop_instance_uid not in self.placed:
-                self.placed.add(inst.sop_instance_uid)
-                self.plan.skipped.append((inst, why))
-
-    def registrations(self, group: Node) -> None:
-        for reg in _kids(group, "REG"):
-            structs = _kids(reg, "RT-Struct")
-            self.add("image", [i for c in _kids(reg, "Image", "CBCT") for i in c.instances])
-            self.add("image", _series_of_structs(structs))
-            self.add("struct", [i for s in structs for i in s.instances])
-            if self.include_all:
-                self.add("reg", reg.instances)
-
-    def plan_node(self, plan: Node) -> None:
-        structs = _kids(plan, "RT-Struct")
-        self.add("image", _series_of_structs(structs))
-        self.add("struct", [i for s in structs for i in s.instances])
-        related = [c for c in plan.children if c.kind in PLAN_KINDS and c.fields.get("related")]
-        self.add("plan", [i for r in related for i in r.instances])
-        self.add("plan", plan.instances)
-        self.add("cbct", [i for c in _kids(plan, "CBCT") for i in c.instances])
-        self.add("dose", [i for c in _kids(plan, "RT-Dose") for i in c.instances])
-        images = [i for n in plan.walk() if n.kind == "RT-Image" for i in n.instances]
-        records = [i for n in plan.walk() if n.kind == "RT-Record" for i in n.instances]
-        if self.include_all:
-            self.add("rt-image", images)
-            self.add("record", records)
-        for group in _kids(plan, "Registrations"):
-            self.registrations(group)
-
-    def unconnected(self, nodes: Sequence[Node]) -> None:
-        for node in nodes:
-            if node.kind in ("Image", "CBCT"):
-                self.add("image", node.instances)
-            elif node.kind == "RT-Struct":
-                self.add("image", _series_of_structs([node]))
-                self.add("struct", node.instances)
-        for node in nodes:
-            if node.kind == "RT-Dose" and not self.include_all:
-                why = node.note or "its plan is not in the set"
-                self.hold(node.instances, f"dose not sent: {why}; ARIA refuses a dose without its plan "
-                                          "(--include-all sends it anyway)")
-            elif self.include_all:
-                category = {"RT-Dose": "dose", "REG": "reg", "RT-Image": "rt-image",
-                            "RT-Record": "record"}.get(node.kind, "other")
-                self.add(category, [i for n in node.walk() for i in n.instances])
-
-    def patient(self, tree: PatientTree) -> None:
-        for plan in _sorted_plans(tree.plans):
-            self.plan_node(plan)
-        self.unconnected(tree.unconnected)
-        rest = [i for i in tree.all_instances() if i.sop_instance_uid not in self.placed]
-        if self.include_all:
-            self.add("other", rest)
-        else:
-            self.hold(rest, "REG, RT image, record or other object: sent only with --include-all")
-
-
-def order_for_store(forest: Sequence[PatientTree], include_all: bool = False) -> StorePlan:
-    """Turn reference trees into the ordered, staged list of instances to send."""
-    orderer = _Orderer(include_all)
-    for tree in forest:
-        orderer.patient(tree)
-    for inst, why in orderer.plan.skipped:
-        if why.startswith(("dose not sent", "pixel data")):
-            orderer.plan.warnings.append(f"{inst.path}: {why}")
-    return orderer.plan
-
-
-# ------------------------------------------------------------------ status file
-
-
-def read_status_file(path: str | Path | None) -> tuple[set[str], set[str]]:
-    """(SOP Instance UIDs, paths) already stored; a torn last line is ignored."""
-    uids: set[str] = set()
-    paths: set[str] = set()
-    if path is None:
-        return uids, paths
-    try:
-        text = Path(path).read_text(encoding="utf-8", errors="replace")
-    except FileNotFoundError:
-        return uids, paths
-    for line in text.splitlines(keepends=True):
-        if not line.endswith("\n"):
-            break  # written while the process died
-        line = line.rstrip("\r\n")
-        if not line or line.startswith("#"):
-            continue
-        if "\t" in line:
-            uid, p = line.split("\t", 1)
-            uids.add(uid)
-            paths.add(p)
-        else:
-            paths.add(line)  # the seed tool's format: one stored file per line
-    return uids, paths
-
-
-class _StatusFile:
-    def __init__(self, path: str | Path | None) -> None:
-        self._fh = None
-        self._lock = threading.Lock()
-        if path is not None:
-            p = Path(path)
-            p.parent.mkdir(parents=True, exist_ok=True)
-            needs_newline = p.exists() and p.stat().st_size > 0 and not p.read_bytes().endswith(b"\n")
-            # An append-only log, flushed per line: rewriting it atomically for
-            # every instance would be quadratic, and a torn last line is ignored.
-            self._fh = open(p, "a", encoding="utf-8")  # noqa: SIM115
-            if needs_newline:
-                self._fh.write("\n")
-
-    def add(self, uid: str, path: str) -> None:
-        if self._fh is None:
-            return
-        with self._lock:
-            self._fh.write(f"{uid}\t{path}\n")
-            self._fh.flush()
-
-    def close(self) -> None:
-        if self._fh is not None:
-            self._fh.close()
-
-
-# ------------------------------------------------------------------ sending
 
 
 @dataclass
@@ -284,6 +82,7 @@ class StoreResult:
     skipped: list[tuple[InstanceSummary, str]] = field(default_factory=list)
     cancelled: bool = False
     aborted: str = ""
+    status_file_failed: bool = False  # the status file could not be written (full disk)
     elapsed: float = 0.0
 
     @property
@@ -325,15 +124,23 @@ def _contexts(items: Sequence[StoreItem]) -> list[list[tuple[str, str]]]:
     groups: list[list[tuple[str, str]]] = [[]]
     for cls in sorted(per_class):
         syntaxes = list(per_class[cls])
-        for fallback in (IMPLICIT_LE, EXPLICIT_LE):
-            if fallback not in syntaxes:
-                syntaxes.append(fallback)
-                break
+        if not any(ts in UNCOMPRESSED for ts in syntaxes):
+            syntaxes += [EXPLICIT_LE, IMPLICIT_LE]  # to re-encode into when the node refuses the stored one
+        elif IMPLICIT_LE not in syntaxes:
+            syntaxes.append(IMPLICIT_LE)
         ctx = [(cls, ts) for ts in syntaxes]
         if len(groups[-1]) + len(ctx) > MAX_CONTEXTS:
             groups.append([])
         groups[-1].extend(ctx)
     return [g for g in groups if g]
+
+
+class AssociationUnavailable(NetError):
+    """Our association request was not answered or refused (no data was in flight)."""
+
+
+class _Retired(Exception):
+    """A parallel sender whose association the node would not take: its item goes back."""
 
 
 class _Sender:
@@ -344,6 +151,7 @@ class _Sender:
         self.groups = groups
         self.group_of = {cls: gi for gi, g in enumerate(groups) for cls, _ in g}
         self.assocs: dict[int, ClientAssociation] = {}
+        self.note = ""  # a warning about the last instance sent (decompressed lossy image)
         tls_node = node
         if use_tls is not None and use_tls != node.tls.enabled:
             import copy
@@ -360,11 +168,14 @@ class _Sender:
             # serve one association after the other, so a second one would wait.
             self.close()
             n = self.node
-            a = request_association(
-                n.host, n.port, n.calling_ae, n.called_ae, self.groups[gi],
-                connect_timeout=n.connect_timeout, acse_timeout=n.acse_timeout,
-                dimse_timeout=n.dimse_timeout, tls=self.tls,
-            )
+            try:
+                a = request_association(
+                    n.host, n.port, n.calling_ae, n.called_ae, self.groups[gi],
+                    connect_timeout=n.connect_timeout, acse_timeout=n.acse_timeout,
+                    dimse_timeout=n.dimse_timeout, tls=self.tls, max_pdu=n.max_pdu,
+                )
+            except NetError as exc:
+                raise AssociationUnavailable(str(exc)) from None
             self.assocs[gi] = a
         return a
 
@@ -372,12 +183,15 @@ class _Sender:
         cls = item.inst.sop_class_uid
         a = self.assoc(cls)
         cx = a.context_for(cls, ts)
+        self.note = ""
         if cx is None:
-            fb_ts, cx = next(((t, c) for (k, t), c in a.accepted.items() if k == cls and t in UNCOMPRESSED), ("", None))
+            fb_ts = fallback_for([t for (k, t) in a.accepted if k == cls])
+            cx = a.context_for(cls, fb_ts) if fb_ts else None
             if cx is None:
                 return -1, f"the peer accepts no transfer syntax we offered for SOP class {cls}"
-            payload = _reencode(item.path, ts, fb_ts)
-        return a.c_store(cx, cls, item.uid, payload)
+            payload, self.note = reencode(item.path, ts, fb_ts)
+            ts = fb_ts
+        return a.c_store(cx, cls, item.uid, even_deflated(payload, ts))
 
     def close(self) -> None:
         for a in self.assocs.values():
@@ -388,23 +202,6 @@ class _Sender:
         for a in self.assocs.values():
             a.abort()
         self.assocs.clear()
-
-
-def _reencode(path: str, ts: str, target: str) -> bytes:
-    """Decode and re-encode for a peer that refused the stored transfer syntax."""
-    from pydicom import dcmread
-    from pynetdicom.dsutils import encode
-
-    ds = dcmread(path, force=True)
-    if ts not in UNCOMPRESSED and ts != DEFLATED_LE:
-        try:
-            ds.decompress()
-        except Exception as exc:  # noqa: BLE001 - codecs may be missing
-            raise ValueError(f"peer refused the compressed transfer syntax and decompression failed: {exc}") from None
-    data = encode(ds, target == IMPLICIT_LE, target != EXPLICIT_BE, False)
-    if data is None:
-        raise ValueError("cannot re-encode the data set")
-    return data
 
 
 def _payload(item: StoreItem, mapping: Mapping[str, str], defaults: Mapping[str, str]) -> tuple[bytes | memoryview, str]:
@@ -437,6 +234,7 @@ class _Run:
         self.done = 0
         groups = _contexts(items)
         self.senders = [_Sender(node, groups, use_tls) for _ in range(max(1, associations))]
+        self.retired: list[_Sender] = []
 
     def _count(self, text: str, nbytes: int = 0) -> None:
         with self.lock:
@@ -456,6 +254,18 @@ class _Run:
         try:
             payload, ts = _payload(item, self.mapping, self.defaults)
             status, comment = sender.send(item, payload, ts)
+            if sender.note:
+                self.rep.message(f"warning: {item.path}: {sender.note}", "warning")
+        except AssociationUnavailable as exc:
+            if any(s.assocs for s in self.senders if s is not sender and s not in self.retired):
+                raise _Retired(str(exc)) from None  # another one got through: the node takes fewer
+            with self.lock:
+                if not res.aborted:
+                    res.aborted = str(exc)
+                res.not_sent += 1
+            self.cancel.cancel()
+            self._count("")
+            return
         except NetError as exc:
             with self.lock:
                 if not res.aborted:
@@ -470,15 +280,21 @@ class _Run:
         text = describe_status(status) if status >= 0 else comment
         if comment and status >= 0:
             text += f" ({comment})"
-        if category == SUCCESS:
+        if category in (SUCCESS, WARNING):
             with self.lock:
-                res.stored += 1
-            self.status.add(item.uid, item.path)
-        elif category == WARNING:
-            with self.lock:
-                res.warned += 1
-            self.status.add(item.uid, item.path)
-            self.rep.message(f"warning: {item.path}: {text}", "warning")
+                if category == SUCCESS:
+                    res.stored += 1
+                else:
+                    res.warned += 1
+            if category == WARNING:
+                self.rep.message(f"warning: {item.path}: {text}", "warning")
+            try:
+                self.status.add(item.uid, item.path)
+            except StatusFileError as exc:  # full disk: stop; what is confirmed so far is in the file
+                with self.lock:
+                    res.aborted = res.aborted or str(exc)
+                    res.status_file_failed = True
+                self.cancel.cancel()
         else:
             with self.lock:
                 res.failed.append(Failure(item.path, item.uid, text, status if status >= 0 else None))
@@ -505,7 +321,14 @@ class _Run:
                     if not queue:
                         return
                     item = queue.popleft()
-                self.handle(sender, item)
+                try:
+                    self.handle(sender, item)
+                except _Retired as exc:
+                    with self.lock:
+                        queue.appendleft(item)
+                        self.retired.append(sender)
+                    log.info("parallel association refused: %s", exc)
+                    return
 
         threads = [threading.Thread(target=worker, args=(s,), daemon=True)
                    for s in self.senders[: min(len(self.senders), len(stage))]]
@@ -513,6 +336,20 @@ class _Run:
             t.start()
         for t in threads:
             t.join()
+        if self.retired:
+            live = [s for s in self.senders if s not in self.retired]
+            self.rep.message(f"note: {self.node.called_ae} took only {len(live)} association(s) at a time; "
+                             f"continuing with {len(live)} instead of {len(self.senders)}", "warning")
+            self.senders = live
+            self.retired = []
+            while queue:  # what the retired senders gave back
+                self.handle(self.senders[0], queue.popleft())
+
+    def abort_all(self) -> None:
+        """From another thread: close every socket so a blocked send or read returns now."""
+        for s in self.senders:
+            for a in list(s.assocs.values()):
+                a.abort()
 
     def run(self) -> None:
         stage: list[StoreItem] = []
@@ -589,6 +426,9 @@ def store(
             except KeyboardInterrupt:
                 cancel.cancel()
                 rep.message("interrupted: stopping after the instances in flight", "warning")
+                engine.join(0.4)
+                if engine.is_alive():  # a node that does not answer: cut the associations
+                    run.abort_all()
     finally:
         engine.join()
         status.close()

@@ -9,6 +9,8 @@ Runs its accept loop and one thread per association in the background.
 
 from __future__ import annotations
 
+import contextlib
+import filecmp
 import hashlib
 import logging
 import os
@@ -17,7 +19,7 @@ import socket
 import ssl
 import struct
 import threading
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,6 +29,7 @@ from pynetdicom.presentation import PresentationContext
 
 from dicomtools.core.atomic import atomic_writer
 from dicomtools.core.net.assoc import NetError, set_nodelay, tls_error_text
+from dicomtools.core.net.transcode import prefer_lossless
 from dicomtools.core.net.ul import (
     APPLICATION_CONTEXT,
     C_ECHO_RQ,
@@ -97,6 +100,34 @@ def file_meta(sop_class: str, sop_uid: str, transfer_syntax: str, source_ae: str
     return b"\0" * 128 + b"DICM" + _meta_el(0x0000, b"UL", struct.pack("<I", len(body))) + body
 
 
+def write_received(target: Path, chunks: Iterable[bytes | memoryview]) -> str:
+    """Write an arrival atomically; ``new``, ``same`` (identical copy) or ``differs``.
+
+    A second copy of an instance never replaces the first: an uninvited sender
+    (or a confused node) must not swap data under us. It is written beside
+    the first, compared byte by byte and removed.
+    """
+    if not target.exists():
+        with atomic_writer(target) as fh:
+            for chunk in chunks:
+                fh.write(chunk)
+        return "new"
+    second = target.with_name(f".second-{target.name}")
+    try:
+        with atomic_writer(second) as fh:
+            for chunk in chunks:
+                fh.write(chunk)
+        return "same" if filecmp.cmp(target, second, shallow=False) else "differs"
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(second)
+
+
+def write_problem(exc: OSError, folder: Path) -> str:
+    """``No space left on device in /data/out``: the local cause, named once."""
+    return f"{exc.strerror or exc} in {folder}"
+
+
 @dataclass(frozen=True, slots=True)
 class Received:
     sop_instance_uid: str
@@ -115,6 +146,8 @@ class ScpStats:
     # the distinct instances one request brought, so a resent one never hides a missing one
     arrivals: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)  # one line per instance we could not write
+    write_error: str = ""  # the first local write failure (full disk...): the transfer must stop
+    conflicts: list[str] = field(default_factory=list)  # a second, different copy of an instance
     refused: list[str] = field(default_factory=list)  # associations we turned away, with reason
 
 
@@ -138,6 +171,7 @@ class StorageSCP:
         ssl_context: ssl.SSLContext | None = None,
         on_received: Callable[[Received], None] | None = None,
         network_timeout: float = 120.0,
+        max_pdu: int = 0,
     ) -> None:
         self.ae_title = ae_title
         self.out_dir = Path(out_dir)
@@ -148,6 +182,7 @@ class StorageSCP:
         self.ssl_context = ssl_context
         self.on_received = on_received
         self.network_timeout = network_timeout
+        self.max_pdu = max_pdu if max_pdu > 0 else OUR_MAX_PDU  # announced to senders
         self.stats = ScpStats()
         self._lock = threading.Lock()
         self._sock: socket.socket | None = None
@@ -304,7 +339,7 @@ class StorageSCP:
             cx.abstract_syntax = rq_cx.abstract_syntax
             if rq_cx.transfer_syntax:
                 # We never decode, so any transfer syntax can be written as received.
-                ts = str(rq_cx.transfer_syntax[0])
+                ts = prefer_lossless([str(t) for t in rq_cx.transfer_syntax])
                 cx.add_transfer_syntax(ts)
                 cx.result = 0x00
                 contexts[int(rq_cx.context_id or 0)] = (str(rq_cx.abstract_syntax), ts)
@@ -319,7 +354,7 @@ class StorageSCP:
         ac_prim.result = 0x00
         ac_prim.result_source = 0x01
         ac_prim.presentation_context_definition_results_list = results
-        ac_prim.user_information = _user_info(OUR_MAX_PDU)
+        ac_prim.user_information = _user_info(self.max_pdu)
         ac = A_ASSOCIATE_AC()
         ac.from_primitive(ac_prim)
         conn.send(ac.encode())
@@ -353,22 +388,32 @@ class StorageSCP:
         target = self.out_dir / safe_uid_name(sop_uid)
         nbytes = 0
         frags = iter(conn.iter_dataset())
+
+        def chunks() -> Iterator[bytes]:
+            nonlocal nbytes
+            yield file_meta(sop_class, sop_uid, ts, calling)
+            for frag in frags:
+                nbytes += len(frag)
+                yield frag
+
         try:
-            with atomic_writer(target) as fh:
-                fh.write(file_meta(sop_class, sop_uid, ts, calling))
-                for frag in frags:
-                    fh.write(frag)
-                    nbytes += len(frag)
+            how = write_received(target, chunks())
         except OSError as exc:
             with self._lock:
                 self.stats.failed.append(f"{sop_uid}: cannot write: {exc.strerror or exc}")
+                self.stats.write_error = self.stats.write_error or write_problem(exc, self.out_dir.parent)
             for _ in frags:  # read the rest of this data set so the association stays in step
                 pass
             return 0xA700, "out of resources: cannot write file", None
-        rec = Received(sop_uid, sop_class, str(target), nbytes, calling, move_id if move_id >= 0 else None)
         with self._lock:
+            if how == "differs":
+                self.stats.conflicts.append(f"instance {sop_uid} arrived a second time with different content "
+                                            f"(from {calling}): the first copy was kept, the second not saved")
+                self.stats.arrivals.append(sop_uid)
+                return 0x0000, "", None
+            rec = Received(sop_uid, sop_class, str(target), nbytes, calling, move_id if move_id >= 0 else None)
             if sop_uid in self.stats.received:
                 self.stats.duplicates += 1
-            self.stats.received[sop_uid] = rec
+            self.stats.received.setdefault(sop_uid, rec)
             self.stats.arrivals.append(sop_uid)
         return 0x0000, "", rec

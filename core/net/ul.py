@@ -34,6 +34,27 @@ from pynetdicom.presentation import PresentationContext
 
 from dicomtools.core import __version__
 from dicomtools.core.net.assoc import NetError, set_nodelay, tls_error_text, tls_probe
+from dicomtools.core.net.ul_commands import (  # noqa: F401 - re-exported for the SCP and tests
+    C_CANCEL_RQ,
+    C_ECHO_RQ,
+    C_ECHO_RSP,
+    C_MOVE_RQ,
+    C_MOVE_RSP,
+    C_STORE_RQ,
+    C_STORE_RSP,
+    NO_DATASET,
+    MoveStatus,
+    cancel_rq,
+    cmd_str,
+    cmd_us,
+    decode_command,
+    echo_rq,
+    echo_rsp,
+    encode_command,
+    move_rq,
+    store_rq,
+    store_rsp,
+)
 
 log = logging.getLogger(__name__)
 
@@ -45,12 +66,6 @@ SEND_CHUNK = 4 * 1024 * 1024  # our fragment size when the peer sets no limit
 
 PDU_ASSOC_RQ, PDU_ASSOC_AC, PDU_ASSOC_RJ = 0x01, 0x02, 0x03
 PDU_DATA, PDU_RELEASE_RQ, PDU_RELEASE_RP, PDU_ABORT = 0x04, 0x05, 0x06, 0x07
-
-C_STORE_RQ, C_STORE_RSP = 0x0001, 0x8001
-C_ECHO_RQ, C_ECHO_RSP = 0x0030, 0x8030
-C_MOVE_RQ, C_MOVE_RSP = 0x0021, 0x8021
-C_CANCEL_RQ = 0x0FFF
-NO_DATASET = 0x0101
 
 REJECT_REASONS = {
     (1, 1): "no reason given",
@@ -72,134 +87,15 @@ class PeerTimedOut(PeerAborted):
     """Nothing arrived within the socket timeout (ACSE, DIMSE or network timeout)."""
 
 
+class NoContextAccepted(NetError):
+    """The peer accepted the association request but none of its presentation contexts."""
+
+
 class PeerReleased(NetError):
     """The peer asked to release the association (answered already); a normal end."""
 
 
 # ------------------------------------------------------------------ commands
-
-
-def _el(tag: int, value: bytes) -> bytes:
-    return struct.pack("<HHI", tag >> 16, tag & 0xFFFF, len(value)) + value
-
-
-def _uid(value: str) -> bytes:
-    raw = value.encode("ascii")
-    return raw + b"\0" if len(raw) % 2 else raw
-
-
-def _ae(value: str) -> bytes:
-    raw = value.encode("ascii")
-    return raw + b" " if len(raw) % 2 else raw
-
-
-def encode_command(elements: Sequence[tuple[int, bytes]]) -> bytes:
-    """Implicit VR little endian command set with its group length first."""
-    body = b"".join(_el(tag, value) for tag, value in sorted(elements))
-    return _el(0x00000000, struct.pack("<I", len(body))) + body
-
-
-def decode_command(data: bytes) -> dict[int, bytes]:
-    out: dict[int, bytes] = {}
-    off = 0
-    n = len(data)
-    while off + 8 <= n:
-        group, elem, length = struct.unpack_from("<HHI", data, off)
-        off += 8
-        out[(group << 16) | elem] = data[off : off + length]
-        off += length
-    return out
-
-
-def cmd_us(cmd: dict[int, bytes], tag: int, default: int = -1) -> int:
-    raw = cmd.get(tag)
-    return struct.unpack("<H", raw[:2])[0] if raw and len(raw) >= 2 else default
-
-
-def cmd_str(cmd: dict[int, bytes], tag: int) -> str:
-    return cmd.get(tag, b"").rstrip(b"\0 ").decode("ascii", "replace")
-
-
-def store_rq(msg_id: int, sop_class: str, sop_uid: str, priority: int = 0,
-             move_ae: str = "", move_id: int | None = None) -> bytes:
-    els = [
-        (0x00000002, _uid(sop_class)),
-        (0x00000100, struct.pack("<H", C_STORE_RQ)),
-        (0x00000110, struct.pack("<H", msg_id & 0xFFFF)),
-        (0x00000700, struct.pack("<H", priority)),
-        (0x00000800, struct.pack("<H", 0x0000)),
-        (0x00001000, _uid(sop_uid)),
-    ]
-    if move_ae:
-        els.append((0x00001030, _ae(move_ae)))
-    if move_id is not None:
-        els.append((0x00001031, struct.pack("<H", move_id & 0xFFFF)))
-    return encode_command(els)
-
-
-def store_rsp(msg_id: int, sop_class: str, sop_uid: str, status: int, comment: str = "") -> bytes:
-    els = [
-        (0x00000002, _uid(sop_class)),
-        (0x00000100, struct.pack("<H", C_STORE_RSP)),
-        (0x00000120, struct.pack("<H", msg_id & 0xFFFF)),
-        (0x00000800, struct.pack("<H", NO_DATASET)),
-        (0x00000900, struct.pack("<H", status)),
-        (0x00001000, _uid(sop_uid)),
-    ]
-    if comment:
-        els.append((0x00000902, _ae(comment[:64])))
-    return encode_command(els)
-
-
-def move_rq(msg_id: int, model: str, destination: str, priority: int = 0) -> bytes:
-    return encode_command([
-        (0x00000002, _uid(model)),
-        (0x00000100, struct.pack("<H", C_MOVE_RQ)),
-        (0x00000110, struct.pack("<H", msg_id & 0xFFFF)),
-        (0x00000600, _ae(destination)),
-        (0x00000700, struct.pack("<H", priority)),
-        (0x00000800, struct.pack("<H", 0x0000)),
-    ])
-
-
-def cancel_rq(msg_id: int) -> bytes:
-    return encode_command([
-        (0x00000100, struct.pack("<H", C_CANCEL_RQ)),
-        (0x00000120, struct.pack("<H", msg_id & 0xFFFF)),
-        (0x00000800, struct.pack("<H", NO_DATASET)),
-    ])
-
-
-@dataclass
-class MoveStatus:
-    """The final C-MOVE response: status and sub-operation counts."""
-
-    status: int = 0xFFFF
-    completed: int = 0
-    failed: int = 0
-    warning: int = 0
-    comment: str = ""
-
-
-def echo_rq(msg_id: int) -> bytes:
-    return encode_command([
-        (0x00000002, _uid("1.2.840.10008.1.1")),
-        (0x00000100, struct.pack("<H", C_ECHO_RQ)),
-        (0x00000110, struct.pack("<H", msg_id & 0xFFFF)),
-        (0x00000800, struct.pack("<H", NO_DATASET)),
-    ])
-
-
-def echo_rsp(msg_id: int, status: int = 0) -> bytes:
-    return encode_command([
-        (0x00000002, _uid("1.2.840.10008.1.1")),
-        (0x00000100, struct.pack("<H", C_ECHO_RSP)),
-        (0x00000120, struct.pack("<H", msg_id & 0xFFFF)),
-        (0x00000800, struct.pack("<H", NO_DATASET)),
-        (0x00000900, struct.pack("<H", status)),
-    ])
-
-
 # ------------------------------------------------------------------ transport
 
 
@@ -472,10 +368,12 @@ def request_association(
     acse_timeout: float = 30.0,
     dimse_timeout: float = 120.0,
     tls: tuple[ssl.SSLContext, str] | None = None,
+    max_pdu: int = 0,
 ) -> ClientAssociation:
     """Connect and negotiate one presentation context per (SOP class, transfer syntax).
 
     At most 128 contexts fit in one association (odd IDs 1..255); callers split.
+    ``max_pdu`` is what we announce we receive (0: our 4 MiB default).
     """
     if len(contexts) > 128:
         raise ValueError("at most 128 presentation contexts per association")
@@ -508,7 +406,7 @@ def request_association(
     prim.application_context_name = APPLICATION_CONTEXT
     prim.calling_ae_title = calling_ae
     prim.called_ae_title = called_ae
-    prim.user_information = _user_info(OUR_MAX_PDU)
+    prim.user_information = _user_info(max_pdu if max_pdu > 0 else OUR_MAX_PDU)  # the preset's max_pdu
     pcs: list[PresentationContext] = []
     by_id: dict[int, tuple[str, str]] = {}
     for index, (abstract, ts) in enumerate(contexts):
@@ -565,6 +463,6 @@ def request_association(
             assoc.rejected.append(key)
     if not assoc.accepted:
         conn.abort()
-        raise NetError(f"{who} accepted none of the {len(contexts)} proposed presentation contexts")
+        raise NoContextAccepted(f"{who} accepted none of the {len(contexts)} proposed presentation contexts")
     sock.settimeout(dimse_timeout)
     return assoc

@@ -57,6 +57,9 @@ from dicomtools.core.net.assoc import guard_response_race
 HOST = "127.0.0.1"
 IMPLICIT_LE = "1.2.840.10008.1.2"
 EXPLICIT_LE = "1.2.840.10008.1.2.1"
+COMPRESSED = ["1.2.840.10008.1.2.1.99", "1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.4.51", "1.2.840.10008.1.2.4.57",
+              "1.2.840.10008.1.2.4.70", "1.2.840.10008.1.2.4.80", "1.2.840.10008.1.2.4.81", "1.2.840.10008.1.2.4.90",
+              "1.2.840.10008.1.2.4.91", "1.2.840.10008.1.2.5"]
 ABORT_PDU = struct.pack(">BBI", 0x07, 0, 4) + b"\x00\x00\x00\x00"
 
 LEVEL_KEY = {"PATIENT": "PatientID", "STUDY": "StudyInstanceUID", "SERIES": "SeriesInstanceUID",
@@ -190,6 +193,7 @@ class MoveFaults:
     hang: bool = False  # never send the final C-MOVE response
     intruder_ae: str | None = None  # first try a sub-association with this calling AE title
     intruder_bind: str | None = None  # ... or from this source address (calling AE as usual)
+    intruder_sends: list[Dataset] | None = None  # what the intruder stores (default: the first match)
     on_move: Callable[[], None] | None = None  # called when a C-MOVE arrives (inspect our SCP meanwhile)
 
 
@@ -205,8 +209,14 @@ class QRPeer:
     """A pynetdicom Q/R SCP over in-memory data sets; C-MOVE misbehaves as ``faults`` says."""
 
     def __init__(self, datasets: list[Dataset], destinations: dict[str, tuple[str, int]], *,
-                 aet: str = "HOSTILE", ssl_context: Any = None, sub_tls: Any = None) -> None:
+                 aet: str = "HOSTILE", ssl_context: Any = None, sub_tls: Any = None,
+                 models: list[Any] | None = None, get_refuses: set[str] | None = None,
+                 image_classes: bool = True, max_associations: int = 10) -> None:
         self.datasets = datasets
+        self.models = models  # the Q/R contexts it accepts (default: FIND, MOVE, GET in both roots)
+        self.get_refuses = get_refuses or set()  # storage classes it refuses as C-GET sub-operations
+        self.image_classes = image_classes  # False: no SOP Class UID at IMAGE level (as dcmqrscp)
+        self.max_associations = max_associations
         self.destinations = destinations
         self.aet = aet
         self.faults = MoveFaults()
@@ -222,14 +232,17 @@ class QRPeer:
     def start(self) -> QRPeer:
         ae = AE(ae_title=self.aet)
         ae.network_timeout = ae.acse_timeout = ae.dimse_timeout = 10
+        ae.maximum_associations = self.max_associations
         ae.add_supported_context(Verification)
-        for cx in (PatientRootQueryRetrieveInformationModelFind, StudyRootQueryRetrieveInformationModelFind,
-                   PatientRootQueryRetrieveInformationModelMove, StudyRootQueryRetrieveInformationModelMove,
-                   PatientRootQueryRetrieveInformationModelGet, StudyRootQueryRetrieveInformationModelGet):
+        for cx in self.models or (
+                PatientRootQueryRetrieveInformationModelFind, StudyRootQueryRetrieveInformationModelFind,
+                PatientRootQueryRetrieveInformationModelMove, StudyRootQueryRetrieveInformationModelMove,
+                PatientRootQueryRetrieveInformationModelGet, StudyRootQueryRetrieveInformationModelGet):
             ae.add_supported_context(cx)
-        classes = sorted({str(ds.SOPClassUID) for ds in self.datasets})
+        classes = sorted({str(ds.SOPClassUID) for ds in self.datasets} - self.get_refuses)
         for cls in classes:
-            ae.add_supported_context(cls, [EXPLICIT_LE, IMPLICIT_LE], scu_role=False, scp_role=True)
+            # every syntax a C-GET may bring, so the data sets are sent as they are held
+            ae.add_supported_context(cls, [EXPLICIT_LE, IMPLICIT_LE, *COMPRESSED], scu_role=False, scp_role=True)
         handlers = [(evt.EVT_C_ECHO, lambda e: 0x0000), (evt.EVT_C_FIND, self._find),
                     (evt.EVT_C_MOVE, self._move), (evt.EVT_C_GET, self._get), (evt.EVT_CONN_OPEN, _nodelay)]
         kwargs: dict[str, Any] = {"block": False, "evt_handlers": handlers}
@@ -292,6 +305,10 @@ class QRPeer:
                     rsp.NumberOfSeriesRelatedInstances = len(members)
                 elif elem.keyword == "ModalitiesInStudy":
                     rsp.ModalitiesInStudy = "\\".join(sorted({str(m.Modality) for m in members}))
+                elif elem.keyword == "SOPClassesInStudy":
+                    rsp.SOPClassesInStudy = sorted({str(m.SOPClassUID) for m in members})
+                elif elem.keyword == "SOPClassUID" and not self.image_classes:
+                    rsp.SOPClassUID = ""
                 elif elem.keyword:
                     setattr(rsp, elem.keyword, members[0].get(elem.keyword, ""))
             yield 0xFF00, rsp
@@ -349,13 +366,14 @@ class QRPeer:
 
     def _suboperations(self, parent: Any, dest: tuple[str, int], called: str, sends: list[Dataset | RawStore]) -> int:
         f = self.faults
-        classes = sorted({_sop(item)[0] for item in sends}) or [str(SecondaryCaptureImageStorage)]
+        classes = sorted({_sop(item)[0] for item in [*sends, *(f.intruder_sends or [])]}) \
+            or [str(SecondaryCaptureImageStorage)]
         contexts = [build_context(c, [EXPLICIT_LE]) for c in classes]
         if f.intruder_ae or f.intruder_bind:
             intruder = self._sub_assoc(dest, called, contexts, calling=f.intruder_ae, bind=f.intruder_bind)
             self.log.intruder_accepted.append(bool(intruder.is_established))
             if intruder.is_established:
-                for ds in sends[:1]:
+                for ds in (f.intruder_sends if f.intruder_sends is not None else sends[:1]):
                     intruder.send_c_store(ds)
                 intruder.release()
         if not sends:
@@ -493,10 +511,10 @@ class StoragePeer:
                 sock = assoc_socket(event.assoc)
                 with self._lock:
                     self._cut.add(id(event.assoc))
+                    self.aborted += 1  # before the abort: the client may look as soon as it sees it
                 with contextlib.suppress(OSError):
                     sock.sendall(ABORT_PDU)
                     sock.shutdown(socket.SHUT_RDWR)
-                self.aborted += 1
                 return
 
 

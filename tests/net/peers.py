@@ -200,12 +200,14 @@ class StoreSCP(Peer):
     out_dir: Path = Path()
 
     @classmethod
-    def start(cls, workdir: Path, aet: str = "STORESCP", port: int | None = None, unique: bool = True, extra: list[str] | None = None) -> StoreSCP:
+    def start(cls, workdir: Path, aet: str = "STORESCP", port: int | None = None, unique: bool = True, extra: list[str] | None = None,
+              accept_all: bool = True) -> StoreSCP:
         binary = find_binary("storescp")
         out = workdir / "received"
         out.mkdir(parents=True, exist_ok=True)
         peer = cls(aet=aet, port=port or free_port(), workdir=workdir, out_dir=out)
-        argv = [binary, "-aet", aet, "-od", str(out), "+xa", "-pm", "+B", "-v"]
+        # accept_all=False: only the uncompressed syntaxes (storescp's default), as many nodes do
+        argv = [binary, "-aet", aet, "-od", str(out), *(["+xa"] if accept_all else []), "-pm", "+B", "-v"]
         if unique:
             argv.append("+uf")
         argv += list(extra or [])

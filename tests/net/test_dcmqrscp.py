@@ -78,3 +78,14 @@ def test_cli_whole_patient_from_dcmqrscp(qrscp: peers.Dcmqrscp, archive: Archive
     assert rc == 0
     got = {str(dcmread(p, stop_before_pixels=True).SOPInstanceUID) for p in out.iterdir()}
     assert got == expected(archive, [])
+
+
+def test_c_get_from_dcmqrscp_without_sop_classes_in_c_find(qrscp: peers.Dcmqrscp, archive: Archive,
+                                                             tmp_path: Path) -> None:
+    """dcmqrscp returns no SOP Class UID at image level: the usual classes are proposed, all arrive."""
+    out = tmp_path / "get"
+    node = NodeConfig(port=qrscp.port, called_ae=qrscp.aet, calling_ae=OUR_AE)
+    res = retrieve(node, RetrieveOptions(PID, out, method="get"))
+    assert res.ok, res.problems
+    assert any("listed no SOP classes" in n for n in res.notes)
+    assert {i.sop_instance_uid for i in res.saved} == expected(archive, [])

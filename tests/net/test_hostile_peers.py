@@ -381,7 +381,7 @@ def test_store_peer_aborts_mid_c_store_then_resume(tmp_path: Path, big_slices: t
     with hostile.StoragePeer(abort_after=10) as peer:
         rc, out, err = store(folder, peer.port, status, tmp_path, capsys)
         assert rc == 1, err
-        assert peer.aborted == 1
+        assert peer.aborted == 1, err
         assert "stopped: peer aborted the association" in err and "(sending CT." in err
         assert "rerun with the same --statusFileName" in err
         done, _ = read_status_file(status)

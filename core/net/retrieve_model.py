@@ -1,0 +1,94 @@
+"""Options and results of a retrieve: what was asked, fetched, saved and what went wrong."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pynetdicom.sop_class import (  # type: ignore[attr-defined]
+    PatientRootQueryRetrieveInformationModelFind,
+    PatientRootQueryRetrieveInformationModelGet,
+    PatientRootQueryRetrieveInformationModelMove,
+    StudyRootQueryRetrieveInformationModelFind,
+    StudyRootQueryRetrieveInformationModelGet,
+    StudyRootQueryRetrieveInformationModelMove,
+)
+
+from dicomtools.core.model import InstanceSummary
+from dicomtools.core.net.find import PatientQuery
+from dicomtools.core.tree import PatientTree
+
+log = logging.getLogger(__name__)
+
+MOVE_MODELS = {"P": PatientRootQueryRetrieveInformationModelMove, "S": StudyRootQueryRetrieveInformationModelMove}
+GET_MODELS = {"P": PatientRootQueryRetrieveInformationModelGet, "S": StudyRootQueryRetrieveInformationModelGet}
+FIND_CONTEXTS = [PatientRootQueryRetrieveInformationModelFind, StudyRootQueryRetrieveInformationModelFind]
+RT_OBJECT_MODALITIES = ("RTSTRUCT", "RTDOSE", "RTRECORD", "RTIMAGE", "REG")
+
+FILE_PREFIX = {"RTPLAN": "RP", "RTSTRUCT": "RS", "RTDOSE": "RD", "RTIMAGE": "RI", "RTRECORD": "RT", "REG": "RE"}
+
+
+@dataclass
+class RetrieveOptions:
+    patient_id: str
+    out_dir: str | Path
+    plan_ids: list[str] = field(default_factory=list)  # RT Plan Label or plan SOP Instance UID
+    only_approved: bool = False
+    new_patient_id: str | None = None
+    new_patient_name: str | None = None
+    method: str = "move"  # "move" or "get"
+    scp_port: int = 104
+    scp_bind: str = ""  # "" = the local address used to reach the node
+    use_tls: bool | None = None
+    selective: bool = True
+    default_machines: dict[str, str] = field(default_factory=dict)
+    # dicomtools.core.anonymize.AnonymizeSettings: anonymize while saving (new ID/name from it)
+    anonymize: Any = None
+
+
+@dataclass
+class FetchOutcome:
+    what: str
+    status: int = 0
+    completed: int = 0
+    failed: int = 0
+    warning: int = 0
+    received: int = 0  # distinct instances that arrived for this request
+    duplicates: int = 0  # arrivals of an instance already received in this request
+    expected: int | None = None
+
+
+@dataclass
+class RetrieveResult:
+    patient_id: str
+    query: PatientQuery | None = None
+    fetches: list[FetchOutcome] = field(default_factory=list)
+    selective: bool = False
+    saved: list[InstanceSummary] = field(default_factory=list)
+    forest: list[PatientTree] = field(default_factory=list)  # tree of what was saved
+    chosen_plans: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    cancelled: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems and not self.cancelled
+
+    @property
+    def received(self) -> int:
+        return sum(f.received for f in self.fetches)
+
+    @property
+    def reported(self) -> int:
+        return sum(f.completed + f.warning for f in self.fetches)
+
+    def summary(self) -> str:
+        failed = sum(f.failed for f in self.fetches)
+        how = "selective" if self.selective else "whole patient"
+        return (f"{len(self.saved)} instances saved; {self.received} received / {self.reported} reported "
+                f"by the node ({failed} failed sub-operations, {len(self.fetches)} requests, {how})")
+
+

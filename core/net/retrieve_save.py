@@ -1,0 +1,151 @@
+"""Saving what was retrieved into the target folder; the temporary folder's lock and clean-up."""
+
+from __future__ import annotations
+
+import csv
+import datetime as _dt
+import logging
+import os
+import shutil
+import time
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from dicomtools.core.atomic import atomic_writer
+from dicomtools.core.model import InstanceSummary
+from dicomtools.core.net.retrieve_model import FILE_PREFIX
+from dicomtools.core.net.storescp import safe_uid_name
+from dicomtools.core.progress import CancelToken, ProgressSink, Reporter
+from dicomtools.core.scan import read_summary
+
+log = logging.getLogger(__name__)
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not POSIX: stale temp folders are found by age only
+    fcntl = None  # type: ignore[assignment]
+
+
+def _target_name(inst: InstanceSummary) -> str:
+    prefix = FILE_PREFIX.get(inst.modality.upper(), inst.modality.upper() or "OT")
+    prefix = "".join(c for c in prefix if c.isalnum()) or "OT"
+    return f"{prefix}.{safe_uid_name(inst.sop_instance_uid)}"
+
+
+def _save(selected: Sequence[InstanceSummary], out: Path, new_id: str | None, new_name: str | None,
+          rep: Reporter, cancel: CancelToken) -> list[InstanceSummary]:
+    saved: list[InstanceSummary] = []
+    rep.started(len(selected), "saving")
+    for n, inst in enumerate(selected, 1):
+        if cancel.cancelled:
+            break
+        target = out / _target_name(inst)
+        if new_id is None and new_name is None:
+            os.replace(inst.path, target)  # same file system: the temp folder is inside `out`
+        else:
+            from pydicom import dcmread
+
+            ds = dcmread(inst.path)
+            if new_id is not None:
+                ds.PatientID = new_id
+            if new_name is not None:
+                ds.PatientName = new_name
+            # rewrite inside the temporary folder, then move: `out` never holds a partial file
+            with atomic_writer(inst.path) as fh:
+                ds.save_as(fh, enforce_file_format=True)
+            os.replace(inst.path, target)
+        copy = InstanceSummary(**{f: getattr(inst, f) for f in inst.__dataclass_fields__})
+        copy.path = str(target)
+        if new_id is not None:
+            copy.patient_id = new_id
+        if new_name is not None:
+            copy.patient_name = new_name
+        saved.append(copy)
+        rep.advanced(n, len(selected), target.name)
+    return saved
+
+
+def _save_anonymized(selected: Sequence[InstanceSummary], out: Path, settings: Any,
+                     sink: ProgressSink | None, cancel: CancelToken, problems: list[str]) -> list[InstanceSummary]:
+    """Anonymize from the temporary folder into ``out`` (the anonymizer's tree layout).
+
+    An instance the anonymizer could not copy is a problem (exit 1); the others are still saved.
+    """
+    from dicomtools.core.anonymize import anonymize_files
+
+    report = anonymize_files([i.path for i in selected], str(out), settings, sink=sink, cancel=cancel)
+    by_path = {i.path: i for i in selected}  # the temporary path means nothing once it is gone
+    for bad in report.not_copied:
+        inst = by_path.get(bad.path)
+        what = f"{inst.modality} instance {inst.sop_instance_uid}" if inst is not None else bad.path
+        problems.append(f"not copied: {what}: {bad.reason}")
+    saved = [read_summary(o.dest) for o in report.written]
+    return [s for s in saved if isinstance(s, InstanceSummary)]
+
+
+def write_anonymization_map(out: Path, rows: Iterable[tuple[str, str, str, str]]) -> Path:
+    """Append (original ID, original name, new ID, new name, UTC time) rows; sensitive file."""
+    path = out / "anonymization_map.csv"
+    old = path.read_bytes() if path.exists() else b""
+    stamp = _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    import io
+
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    if not old:
+        w.writerow(["original_patient_id", "original_patient_name", "new_patient_id", "new_patient_name", "utc_time"])
+    for row in rows:
+        w.writerow([*row, stamp])
+    with atomic_writer(path) as fh:
+        fh.write(old + buf.getvalue().encode("utf-8"))
+    return path
+
+
+
+TEMP_PREFIX = ".dicomtools-retrieve-"
+_LOCK_NAME = ".lock"
+_UNLOCKED_GRACE = 600.0  # a temp folder without a lock file is stale after this many seconds
+
+
+def _lock_temp_folder(tmp: Path) -> BinaryIO | None:
+    """Hold an exclusive lock inside our temp folder for the whole run.
+
+    The kernel drops it when the process dies, even by ``kill -9``, so the
+    next run can tell a stale folder from one a concurrent run is filling.
+    """
+    if fcntl is None:  # pragma: no cover - not POSIX
+        return None
+    fh = open(tmp / _LOCK_NAME, "wb")  # noqa: SIM115 - held until the run ends
+    fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    return fh
+
+
+def remove_stale_temp_folders(out: Path) -> list[str]:
+    """Remove temp folders of earlier runs that died (their lock is free); return their names."""
+    removed: list[str] = []
+    try:
+        entries = [e for e in os.scandir(out) if e.name.startswith(TEMP_PREFIX) and e.is_dir(follow_symlinks=False)]
+    except OSError:
+        return removed
+    for entry in entries:
+        lock_path = os.path.join(entry.path, _LOCK_NAME)
+        try:
+            if fcntl is not None and os.path.exists(lock_path):
+                with open(lock_path, "rb") as fh:
+                    try:
+                        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    except OSError:
+                        continue  # a running retrieve owns it
+                    shutil.rmtree(entry.path, ignore_errors=True)
+            elif time.time() - entry.stat(follow_symlinks=False).st_mtime > _UNLOCKED_GRACE:
+                shutil.rmtree(entry.path, ignore_errors=True)
+            else:
+                continue
+        except OSError as exc:
+            log.info("cannot remove stale %s: %s", entry.path, exc)
+            continue
+        removed.append(entry.name)
+    return removed
+
+

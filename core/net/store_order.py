@@ -1,0 +1,199 @@
+"""The order ``store`` sends in: per patient and plan, ARIA's import order, in stages."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from dicomtools.core.model import InstanceSummary
+from dicomtools.core.tree import PLAN_KINDS, Node, PatientTree
+
+log = logging.getLogger(__name__)
+
+CRITICAL = frozenset({"plan", "dose"})
+
+
+@dataclass
+class StoreItem:
+    inst: InstanceSummary
+    category: str  # image, struct, plan, cbct, dose, rt-image, record, reg, other
+    stage: int  # items of one stage may go in parallel; stages go in order
+    transfer_syntax: str = ""
+
+    @property
+    def uid(self) -> str:
+        return self.inst.sop_instance_uid
+
+    @property
+    def path(self) -> str:
+        return self.inst.path
+
+    @property
+    def critical(self) -> bool:
+        return self.category in CRITICAL
+
+
+@dataclass
+class StorePlan:
+    items: list[StoreItem] = field(default_factory=list)
+    skipped: list[tuple[InstanceSummary, str]] = field(default_factory=list)  # not sent, why
+    warnings: list[str] = field(default_factory=list)
+
+
+def _kids(node: Node, *kinds: str) -> list[Node]:
+    return [c for c in node.children if c.kind in kinds]
+
+
+def _series_of_structs(structs: Sequence[Node]) -> list[InstanceSummary]:
+    return [i for s in structs for c in _kids(s, "Image", "CBCT") for i in c.instances]
+
+
+def _sorted_plans(plans: list[Node]) -> list[Node]:
+    """Referenced plans before the plans that reference them (verification -> treatment)."""
+    uid_of = {id(p): (p.instances[0].sop_instance_uid if p.instances else "") for p in plans}
+    by_uid = {uid_of[id(p)]: p for p in plans}
+    out: list[Node] = []
+    seen: set[int] = set()
+
+    def visit(p: Node, depth: int = 0) -> None:
+        if id(p) in seen or depth > 50:
+            return
+        seen.add(id(p))
+        refs = p.instances[0].referenced_plans if p.instances else ()
+        for ref in refs:
+            other = by_uid.get(ref)
+            if other is not None:
+                visit(other, depth + 1)
+        out.append(p)
+
+    for p in plans:
+        visit(p)
+    return out
+
+
+class _Orderer:
+    def __init__(self, include_all: bool) -> None:
+        self.include_all = include_all
+        self.plan = StorePlan()
+        self.stage = 0
+        self.placed: set[str] = set()
+
+    def add(self, category: str, instances: Sequence[InstanceSummary]) -> None:
+        fresh = []
+        for inst in instances:
+            if inst.sop_instance_uid in self.placed:
+                continue
+            self.placed.add(inst.sop_instance_uid)
+            if inst.truncated:
+                self.plan.skipped.append((inst, "pixel data truncated (file cut short), not sent"))
+                continue
+            fresh.append(inst)
+        if not fresh:
+            return
+        self.stage += 1
+        self.plan.items.extend(StoreItem(i, category, self.stage, i.transfer_syntax_uid) for i in fresh)
+
+    def hold(self, instances: Sequence[InstanceSummary], why: str) -> None:
+        for inst in instances:
+            if inst.sop_instance_uid not in self.placed:
+                self.placed.add(inst.sop_instance_uid)
+                self.plan.skipped.append((inst, why))
+
+    def registrations(self, group: Node) -> None:
+        for reg in _kids(group, "REG"):
+            structs = _kids(reg, "RT-Struct")
+            self.add("image", [i for c in _kids(reg, "Image", "CBCT") for i in c.instances])
+            self.add("image", _series_of_structs(structs))
+            self.add("struct", [i for s in structs for i in s.instances])
+            if self.include_all:
+                self.add("reg", reg.instances)
+
+    def plan_node(self, plan: Node) -> None:
+        structs = _kids(plan, "RT-Struct")
+        self.add("image", _series_of_structs(structs))
+        self.add("struct", [i for s in structs for i in s.instances])
+        related = [c for c in plan.children if c.kind in PLAN_KINDS and c.fields.get("related")]
+        self.add("plan", [i for r in related for i in r.instances])
+        self.add("plan", plan.instances)
+        self.add("cbct", [i for c in _kids(plan, "CBCT") for i in c.instances])
+        self.add("dose", [i for c in _kids(plan, "RT-Dose") for i in c.instances])
+        images = [i for n in plan.walk() if n.kind == "RT-Image" for i in n.instances]
+        records = [i for n in plan.walk() if n.kind == "RT-Record" for i in n.instances]
+        if self.include_all:
+            self.add("rt-image", images)
+            self.add("record", records)
+        for group in _kids(plan, "Registrations"):
+            self.registrations(group)
+
+    def unconnected(self, nodes: Sequence[Node]) -> None:
+        for node in nodes:
+            if node.kind in ("Image", "CBCT"):
+                self.add("image", node.instances)
+            elif node.kind == "RT-Struct":
+                self.add("image", _series_of_structs([node]))
+                self.add("struct", node.instances)
+        for node in nodes:
+            if node.kind == "RT-Dose" and not self.include_all:
+                why = node.note or "its plan is not in the set"
+                self.hold(node.instances, f"dose not sent: {why}; ARIA refuses a dose without its plan "
+                                          "(--include-all sends it anyway)")
+            elif self.include_all:
+                category = {"RT-Dose": "dose", "REG": "reg", "RT-Image": "rt-image",
+                            "RT-Record": "record"}.get(node.kind, "other")
+                self.add(category, [i for n in node.walk() for i in n.instances])
+
+    def patient(self, tree: PatientTree) -> None:
+        for plan in _sorted_plans(tree.plans):
+            self.plan_node(plan)
+        self.unconnected(tree.unconnected)
+        rest = [i for i in tree.all_instances() if i.sop_instance_uid not in self.placed]
+        if self.include_all:
+            self.add("other", rest)
+        else:
+            self.hold(rest, "REG, RT image, record or other object: sent only with --include-all")
+
+
+def order_for_store(forest: Sequence[PatientTree], include_all: bool = False) -> StorePlan:
+    """Turn reference trees into the ordered, staged list of instances to send."""
+    orderer = _Orderer(include_all)
+    for tree in forest:
+        orderer.patient(tree)
+    for inst, why in orderer.plan.skipped:
+        if why.startswith(("dose not sent", "pixel data")):
+            orderer.plan.warnings.append(f"{inst.path}: {why}")
+    return orderer.plan
+
+
+
+
+def split_conflicts(
+    instances: Sequence[InstanceSummary],
+) -> tuple[list[InstanceSummary], list[tuple[InstanceSummary, str]]]:
+    """(instances to order, held back with why): files sharing a SOP Instance UID with different content.
+
+    Sending one of them would let the node keep whichever came first, silently;
+    neither is sent and each is named. Identical copies are one instance.
+    """
+    import filecmp
+
+    by_uid: dict[str, list[InstanceSummary]] = {}
+    for inst in instances:
+        by_uid.setdefault(inst.sop_instance_uid, []).append(inst)
+    keep: list[InstanceSummary] = []
+    held: list[tuple[InstanceSummary, str]] = []
+    for uid, group in by_uid.items():
+        group = sorted(group, key=lambda i: i.path)
+        first = group[0]
+        try:
+            differ = [i for i in group[1:] if not filecmp.cmp(first.path, i.path, shallow=False)]
+        except OSError:
+            differ = group[1:]
+        if not differ:
+            keep.append(first)
+            continue
+        others = ", ".join(i.path for i in group if i is not first)
+        for inst in group:
+            partner = others if inst is first else first.path
+            held.append((inst, f"not sent: SOP Instance UID {uid} is also in {partner} with different content"))
+    return keep, held
