@@ -31,7 +31,7 @@ sys.stdout.flush()
 sys.stderr.write("\\nPROBE " + json.dumps({"code": code, "modules": mods}) + "\\n")
 """
 
-COMMANDS = ["show", "search", "retrieve", "store", "anonymize", "echo", "config", "demo", "tui"]
+from dicomtools.core.cli.main import COMMANDS  # every command, the new ones too
 
 
 def run_probe(args: list[str], tmp_path: Path) -> tuple[dict[str, object], str]:
