@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from dicomtools.core.cli.main import COMMANDS  # every registered command, the new ones too
+
 HEAVY = ("pydicom", "pynetdicom", "textual", "rich", "numpy")
 
 PROBE = """
@@ -31,7 +33,6 @@ sys.stdout.flush()
 sys.stderr.write("\\nPROBE " + json.dumps({"code": code, "modules": mods}) + "\\n")
 """
 
-from dicomtools.core.cli.main import COMMANDS  # every command, the new ones too
 
 
 def run_probe(args: list[str], tmp_path: Path) -> tuple[dict[str, object], str]:
