@@ -38,6 +38,7 @@ from dicomtools.core.anonymize.valuetext import (
     has_unspaced_script,
     iter_elements,
     name_groups,
+    quiet_pydicom,
     spellings,
     values_of,
 )
@@ -97,6 +98,7 @@ def collect_identifiers(
     paths: Iterable[str], ignore: Iterable[str] = (), on_error: Callable[[str, str], None] | None = None
 ) -> Identifiers:
     """Read original files and collect their identifying values."""
+    quiet_pydicom()
     ids = Identifiers(ignore={*ignore, *OUR_VALUES})
     for path in paths:
         reason = _not_dicom(path)
@@ -291,6 +293,7 @@ def verify_files(
 
     With ``root`` (the output folder) each file's path below it is checked too.
     """
+    quiet_pydicom()
     report = VerifyReport(with_originals=identifiers is not None)
     checker = _Checker(identifiers, allow_private, set(retained))
     for path in paths:
