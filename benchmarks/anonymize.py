@@ -1,8 +1,9 @@
 """Anonymization speed: ``dicomtools anonymize`` vs plain pydicom read + write of the same files.
 
-Run: python benchmarks/anonymize.py [--count 20000] [--dir DIR] [--repeat 3] [--layout tree|keep]
+Run: python benchmarks/anonymize.py [--count 20000] [--dir DIR] [--rounds 5] [--layout tree|keep]
 The floor is what any anonymizer built on pydicom must pay: ``dcmread`` + ``save_as`` per file,
-one process. Prints files/s and peak RSS of both and the ratio (ours / floor time; target <= 1.5).
+one process. Both run interleaved round by round on the same files; prints median time, files/s
+and peak RSS of both and the median of the per-round ratios (our time / floor time; target <= 1.3).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import Timed, dicomtools_cmd, make_archive, timed  # noqa: E402
+from common import Timed, dicomtools_cmd, interleaved, line, make_archive, median_ratio, timed  # noqa: E402
 
 FLOOR = """
 import os, sys, pydicom
@@ -34,24 +35,11 @@ print(n)
 """
 
 
-def run_best(cmd: list[str], out: Path, repeat: int) -> Timed:
-    best: Timed | None = None
-    for _ in range(repeat):
-        shutil.rmtree(out, ignore_errors=True)
-        t = timed(cmd)
-        if t.returncode != 0:
-            sys.exit(f"failed ({t.returncode}): {' '.join(cmd)}\n{t.stdout.decode(errors='replace')}")
-        if best is None or t.seconds < best.seconds:
-            best = t
-    assert best is not None
-    return best
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--count", type=int, default=20000, help="CT files to generate [default: 20000]")
     ap.add_argument("--dir", default=None, help="work folder (archive kept and reused) [default: a temp dir]")
-    ap.add_argument("--repeat", type=int, default=3, help="best of N runs each")
+    ap.add_argument("--rounds", type=int, default=5, help="interleaved rounds [default: 5]")
     ap.add_argument("--layout", choices=["tree", "keep"], default="tree")
     args = ap.parse_args()
     work = Path(args.dir or tempfile.mkdtemp(prefix="dicomtools-bench-anon-"))
@@ -63,20 +51,26 @@ def main() -> int:
                 "--newPatientId", "BENCH", "--newPatientName", "BENCH^ANON"]
     if args.layout == "keep":
         ours_cmd.append("--keep-layout")
+    outs = {"floor": floor_out, "ours": ours_out}
+
+    def check(name: str, t: Timed) -> None:
+        if t.returncode != 0:
+            sys.exit(f"{name} failed ({t.returncode})\n{t.stdout.decode(errors='replace')}")
+
     timed(floor_cmd)  # warm the page cache once for both
-    floor = run_best(floor_cmd, floor_out, args.repeat)
-    ours = run_best(ours_cmd, ours_out, args.repeat)
+    runs = interleaved({"floor": floor_cmd, "ours": ours_cmd}, args.rounds,
+                       before=lambda name: shutil.rmtree(outs[name], ignore_errors=True), check=check)
     written = sum(1 for p in ours_out.rglob("*.dcm"))
     if written != args.count:
         sys.exit(f"anonymize wrote {written} files, expected {args.count}")
     shutil.rmtree(floor_out, ignore_errors=True)
     shutil.rmtree(ours_out, ignore_errors=True)
-    print(f"files: {args.count} CT slices (phantom write_ct_series), layout {args.layout}")
-    print(f"pydicom read+write (floor): {floor.seconds:.2f}s  {args.count / floor.seconds:,.0f} files/s  "
-          f"peak RSS {floor.peak_rss_mb:.0f} MB")
-    print(f"dicomtools anonymize:       {ours.seconds:.2f}s  {args.count / ours.seconds:,.0f} files/s  "
-          f"peak RSS {ours.peak_rss_mb:.0f} MB")
-    print(f"ratio (anonymize time / floor time): {ours.seconds / floor.seconds:.2f}x (target <= 1.5x)")
+    print(f"files: {args.count} CT slices (phantom write_ct_series), layout {args.layout}, "
+          f"{args.rounds} interleaved rounds")
+    print(line("pydicom read+write (floor)", runs["floor"], args.count))
+    print(line("dicomtools anonymize", runs["ours"], args.count))
+    ratio = median_ratio(runs["ours"], runs["floor"])
+    print(f"median ratio (anonymize time / floor time): {ratio:.2f}x (target <= 1.3x)")
     return 0
 
 

@@ -5,9 +5,11 @@ from __future__ import annotations
 import os
 import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,6 +40,54 @@ def timed(cmd: list[str], env: dict[str, str] | None = None) -> Timed:
     r = subprocess.run([sys.executable, "-c", probe, *cmd], capture_output=True, env=env)
     dt, rss, rc = r.stderr.decode().strip().splitlines()[-1].split()
     return Timed(float(dt), float(rss), int(rc), r.stdout)
+
+
+def interleaved(
+    cmds: dict[str, list[str]],
+    rounds: int,
+    env: dict[str, str] | None = None,
+    before: Callable[[str], None] | None = None,
+    check: Callable[[str, Timed], None] | None = None,
+) -> dict[str, list[Timed]]:
+    """Run every command once per round, in turn, for ``rounds`` rounds.
+
+    Interleaving puts the tools under the same background load (the machine is
+    shared); ``before(name)`` resets state (an output folder) outside the timing,
+    ``check(name, result)`` validates each run.
+    """
+    runs: dict[str, list[Timed]] = {name: [] for name in cmds}
+    for _ in range(rounds):
+        for name, cmd in cmds.items():
+            if before is not None:
+                before(name)
+            t = timed(cmd, env)
+            if check is not None:
+                check(name, t)
+            elif t.returncode != 0:
+                sys.exit(f"{name} failed ({t.returncode}): {' '.join(cmd)}")
+            runs[name].append(t)
+    return runs
+
+
+def median_s(runs: list[Timed]) -> float:
+    return statistics.median(t.seconds for t in runs)
+
+
+def peak_mb(runs: list[Timed]) -> float:
+    return max(t.peak_rss_mb for t in runs)
+
+
+def median_ratio(theirs: list[Timed], ours: list[Timed]) -> float:
+    """Median over rounds of (their time / our time) within the same round: > 1 means we are faster."""
+    return statistics.median(t.seconds / o.seconds for t, o in zip(theirs, ours, strict=True))
+
+
+def line(label: str, runs: list[Timed], items: int | None = None, unit: str = "files") -> str:
+    """One result line: median time, rate, peak RSS, and every round (so the spread is visible)."""
+    med = median_s(runs)
+    rate = f"  {items / med:10,.0f} {unit}/s" if items else ""
+    every = ", ".join(f"{t.seconds:.2f}" for t in runs)
+    return f"{label:46s} median {med:7.3f} s{rate}  peak RSS {peak_mb(runs):5.0f} MB  (rounds: {every})"
 
 
 def need(binary: str) -> str:

@@ -1,137 +1,204 @@
 """Time ``dicomtools store`` / ``retrieve`` against dcmtk in the same run, same instances.
 
-    python benchmarks/network.py [--count 2000]
+    python benchmarks/network.py [--count 2000] [--dir FOLDER] [--rounds 5] [--only store|orthanc|retrieve]
 
-Store: ``dicomtools store`` vs dcmtk ``storescu``, both into a dcmtk
-``storescp`` writing files. Retrieve: ``dicomtools retrieve`` (C-MOVE into
-our SCP) vs dcmtk ``movescu`` with a dcmtk ``storescp`` as the destination,
-both from one Orthanc. Every process runs with ``TCP_NODELAY=1``; every
-command is a subprocess, so start-up costs count on both sides. Prints
-instances/s and our/dcmtk ratios (targets: store >= 0.5, retrieve >= 0.8),
-best of ``--rounds`` interleaved runs because the machine may be shared.
+Input: ``--count`` small CT slices of one patient, or every file of ``--dir`` (e.g. the
+archive of ``benchmarks/realistic.py``; retrieve then runs once per patient in it).
+
+- store: ``dicomtools store --includeAll`` vs dcmtk ``storescu``, both into a dcmtk
+  ``storescp`` writing files, one association each.
+- orthanc: ``dicomtools store --associations N`` vs ``storescu`` into the same Orthanc (a
+  PACS that takes associations in parallel), Orthanc emptied before every run.
+- retrieve: ``dicomtools retrieve`` (C-MOVE into our SCP) vs ``movescu`` with a dcmtk
+  ``storescp`` as the destination, and ``retrieve --useGet`` vs ``getscu``, all from one Orthanc.
+
+Every process runs with ``TCP_NODELAY=1``; every command is a subprocess, so start-up
+costs count on both sides. Tools run interleaved round by round (the machine may be
+shared); prints median time, instances/s, peak RSS, and the median of the per-round
+ratios (dcmtk time / ours; > 1 means we are faster).
 """
 
 from __future__ import annotations
 
 import argparse
 import shutil
-import subprocess
 import sys
 import tempfile
-import time
+from collections import Counter
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "net"))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import peers  # noqa: E402
+from common import Timed, dicomtools_cmd, line, median_ratio, timed  # noqa: E402
 
 from dicomtools.core.phantom import write_ct_series  # noqa: E402
 
-
-def dicomtools(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "dicomtools.core", *args], capture_output=True, text=True,
-                          env=peers.peer_env(), timeout=1800)
-
-
-def timed(fn):  # type: ignore[no-untyped-def]
-    t0 = time.perf_counter()
-    out = fn()
-    return out, time.perf_counter() - t0
+OURS_AET = "DICOMTOOLS"
 
 
 def count_files(folder: Path) -> int:
     return sum(1 for p in folder.rglob("*") if p.is_file() and not p.name.startswith("."))
 
 
+def fresh(folder: Path) -> None:
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+
+
+def run(cmd: list[str], what: str) -> Timed:
+    t = timed(cmd, env=peers.peer_env())
+    if t.returncode != 0:
+        sys.exit(f"{what} failed ({t.returncode}): {t.stdout.decode(errors='replace')[-800:]}")
+    return t
+
+
+def summed(parts: list[Timed]) -> Timed:
+    """One round over several patients: times add up, peak memory is the largest."""
+    return Timed(sum(p.seconds for p in parts), max(p.peak_rss_mb for p in parts), 0, b"")
+
+
+def storescu_argv(port: int, aet: str, files: list[Path]) -> list[str]:
+    return [peers.find_binary("storescu"), "-aet", "STORESCU", "-aec", aet, "-nh", peers.HOST, str(port),
+            *map(str, files)]
+
+
+def our_store_argv(src: Path, port: int, aet: str, associations: int) -> list[str]:
+    return [*dicomtools_cmd(), "store", "--path", str(src), "--hostName", peers.HOST, "--hostPort", str(port),
+            "--calledAet", aet, "--callingAet", OURS_AET, "--showMessages", "false", "--noCache", "--includeAll",
+            "--associations", str(associations)]
+
+
+def report(what: str, theirs_label: str, ours_label: str, n: int, theirs: list[Timed], ours: list[Timed],
+           target: float) -> float:
+    ratio = median_ratio(theirs, ours)
+    print(line(f"{what}: {theirs_label}", theirs, n, "inst"))
+    print(line(f"{what}: {ours_label}", ours, n, "inst"))
+    print(f"{what}: median ratio (dcmtk time / ours) {ratio:.2f}x (target >= {target})")
+    return ratio
+
+
 def bench_store(work: Path, files: list[Path], src: Path, rounds: int) -> float:
     n = len(files)
     scp = peers.StoreSCP.start(work / "scp-store", unique=False)
-    dcmtk_times, our_times = [], []
+    theirs, ours = [], []
     try:
-        for _ in range(rounds):  # interleaved, best of N: the machine is shared
-            shutil.rmtree(scp.out_dir)
-            scp.out_dir.mkdir()
-            r, t = timed(lambda: peers.storescu(scp.port, scp.aet, files))
-            if r.returncode != 0 or count_files(scp.out_dir) != n:
-                raise SystemExit(f"storescu failed: {r.stderr.decode(errors='replace')[-500:]}")
-            dcmtk_times.append(t)
-            shutil.rmtree(scp.out_dir)
-            scp.out_dir.mkdir()
-            r2, t = timed(lambda: dicomtools(
-                "store", "--path", str(src), "--hostName", peers.HOST, "--hostPort", str(scp.port),
-                "--calledAet", scp.aet, "--callingAet", "DICOMTOOLS", "--showMessages", "false", "--noCache"))
-            if r2.returncode != 0 or count_files(scp.out_dir) != n:
-                raise SystemExit(f"dicomtools store failed: {r2.stdout}{r2.stderr}")
-            our_times.append(t)
+        for _ in range(rounds):
+            fresh(scp.out_dir)
+            theirs.append(run(storescu_argv(scp.port, scp.aet, files), "storescu"))
+            if count_files(scp.out_dir) != n:
+                sys.exit(f"storescu stored {count_files(scp.out_dir)} of {n}")
+            fresh(scp.out_dir)
+            ours.append(run(our_store_argv(src, scp.port, scp.aet, 1), "dicomtools store"))
+            if count_files(scp.out_dir) != n:
+                sys.exit(f"dicomtools store stored {count_files(scp.out_dir)} of {n}")
     finally:
         scp.stop()
-    return report("store", "storescu", "dicomtools store", n, dcmtk_times, our_times, 0.5)
+    return report("store", "storescu -> storescp", "dicomtools store -> storescp", n, theirs, ours, 1.0)
 
 
-def report(what: str, theirs: str, ours: str, n: int, dcmtk: list[float], mine: list[float], target: float) -> float:
-    td, to = min(dcmtk), min(mine)
-    print(f"{what:8s} {theirs:26s} {n / td:7.0f} inst/s  best {td:.2f} s  (all: {', '.join(f'{t:.2f}' for t in dcmtk)})")
-    print(f"{what:8s} {ours:26s} {n / to:7.0f} inst/s  best {to:.2f} s  (all: {', '.join(f'{t:.2f}' for t in mine)})")
-    print(f"{what:8s} ratio {td / to:.2f} (target >= {target})")
-    return td / to
+def bench_store_orthanc(work: Path, files: list[Path], src: Path, rounds: int, associations: int) -> float:
+    n = len(files)
+    orthanc = peers.Orthanc.start(work / "orthanc-store")
+    theirs, ours = [], []
+    try:
+        for _ in range(rounds):
+            orthanc.clear()
+            theirs.append(run(storescu_argv(orthanc.port, orthanc.aet, files), "storescu"))
+            if orthanc.instance_count() != n:
+                sys.exit(f"storescu stored {orthanc.instance_count()} of {n} into Orthanc")
+            orthanc.clear()
+            ours.append(run(our_store_argv(src, orthanc.port, orthanc.aet, associations), "dicomtools store"))
+            if orthanc.instance_count() != n:
+                sys.exit(f"dicomtools store stored {orthanc.instance_count()} of {n} into Orthanc")
+    finally:
+        orthanc.stop()
+    return report("orthanc", "storescu -> Orthanc", f"store --associations {associations} -> Orthanc",
+                  n, theirs, ours, 1.5)
 
 
-def bench_retrieve(work: Path, files: list[Path], patient_id: str, rounds: int) -> float:
+def bench_retrieve(work: Path, files: list[Path], patients: Counter[str], rounds: int) -> None:
     n = len(files)
     our_port = peers.free_port()
     dest = peers.StoreSCP.start(work / "scp-move", aet="MOVESCP", unique=False)
     orthanc = peers.Orthanc.start(work / "orthanc", modalities={
-        "dicomtools": ("DICOMTOOLS", peers.HOST, our_port),
+        "dicomtools": (OURS_AET, peers.HOST, our_port),
         "movescp": ("MOVESCP", peers.HOST, dest.port),
     })
-    dcmtk_times, our_times = [], []
+    out, get_out = work / "retrieved", work / "getscu"
+    runs: dict[str, list[Timed]] = {"movescu": [], "move": [], "getscu": [], "get": []}
+    node = ["--hostName", peers.HOST, "--hostPort", str(orthanc.port), "--calledAet", orthanc.aet,
+            "--callingAet", OURS_AET]
     try:
         r = peers.storescu(orthanc.port, orthanc.aet, files)
         if r.returncode != 0 or orthanc.instance_count() != n:
-            raise SystemExit(f"loading Orthanc failed: {r.stderr.decode(errors='replace')[-300:]}")
-        movescu = peers.find_binary("movescu")
-        argv = [movescu, "-aet", "MOVESCP", "-aem", "MOVESCP", "-aec", orthanc.aet, "-P",
-                "-k", "QueryRetrieveLevel=PATIENT", "-k", f"PatientID={patient_id}", peers.HOST, str(orthanc.port)]
-        out = work / "retrieved"
+            sys.exit(f"loading Orthanc failed: {r.stderr.decode(errors='replace')[-300:]}")
+        qr = ["-aec", orthanc.aet, "-P", "-k", "QueryRetrieveLevel=PATIENT"]
+        movescu = [peers.find_binary("movescu"), "-aet", "MOVESCP", "-aem", "MOVESCP", *qr]
+        getscu = [peers.find_binary("getscu"), "-aet", "GETSCU", *qr, "-od", str(get_out)]
+        host = [peers.HOST, str(orthanc.port)]
         for _ in range(rounds):
-            shutil.rmtree(dest.out_dir)
-            dest.out_dir.mkdir()
-            r, t = timed(lambda: subprocess.run(argv, capture_output=True, env=peers.peer_env(), timeout=1800))
-            got = count_files(dest.out_dir)
-            if r.returncode != 0 or got != n:
-                raise SystemExit(f"movescu failed ({got}/{n}): {r.stderr.decode(errors='replace')[-500:]}")
-            dcmtk_times.append(t)
-            shutil.rmtree(out, ignore_errors=True)
-            r2, t = timed(lambda: dicomtools(
-                "retrieve", "--patientId", patient_id, "--path", str(out), "--force",
-                "--hostName", peers.HOST, "--hostPort", str(orthanc.port), "--calledAet", orthanc.aet,
-                "--callingAet", "DICOMTOOLS", "--scpPort", str(our_port)))
-            got2 = count_files(out)
-            if r2.returncode != 0 or got2 != n:
-                raise SystemExit(f"dicomtools retrieve failed ({got2}/{n}): {r2.stdout}{r2.stderr}")
-            our_times.append(t)
+            fresh(dest.out_dir)
+            runs["movescu"].append(summed([run([*movescu, "-k", f"PatientID={pid}", *host], "movescu")
+                                           for pid in patients]))
+            fresh(out)
+            runs["move"].append(summed([run([*dicomtools_cmd(), "retrieve", "--patientId", pid, "--path",
+                                             str(out / pid), "--force", *node, "--scpPort", str(our_port)],
+                                            "dicomtools retrieve") for pid in patients]))
+            fresh(get_out)
+            runs["getscu"].append(summed([run([*getscu, "-k", f"PatientID={pid}", *host], "getscu")
+                                          for pid in patients]))
+            fresh(out)
+            runs["get"].append(summed([run([*dicomtools_cmd(), "retrieve", "--patientId", pid, "--path",
+                                            str(out / pid), "--force", "--useGet", *node], "dicomtools retrieve")
+                                       for pid in patients]))
+            for label, folder in (("movescu", dest.out_dir), ("getscu", get_out), ("dicomtools --useGet", out)):
+                if count_files(folder) != n:
+                    sys.exit(f"{label} retrieved {count_files(folder)} of {n}")
     finally:
         orthanc.stop()
         dest.stop()
-    return report("retrieve", "movescu + storescp", "dicomtools retrieve (move)", n, dcmtk_times, our_times, 0.8)
+    report("move", "movescu + storescp", "dicomtools retrieve (C-MOVE)", n, runs["movescu"], runs["move"], 0.9)
+    report("get", "getscu", "dicomtools retrieve --useGet", n, runs["getscu"], runs["get"], 0.9)
+
+
+def patients_of(files: list[Path]) -> Counter[str]:
+    from pydicom import dcmread
+
+    seen: Counter[str] = Counter()
+    for f in files:
+        seen[str(dcmread(f, stop_before_pixels=True, specific_tags=["PatientID"]).PatientID)] += 1
+    return seen
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--count", type=int, default=2000, help="instances [default: 2000]")
-    ap.add_argument("--only", choices=["store", "retrieve"], default=None)
-    ap.add_argument("--rounds", type=int, default=3, help="interleaved runs per tool, best counts [default: 3]")
+    ap.add_argument("--count", type=int, default=2000, help="small CT instances when no --dir [default: 2000]")
+    ap.add_argument("--dir", default=None, help="send every file of this folder instead (all DICOM)")
+    ap.add_argument("--only", choices=["store", "orthanc", "retrieve"], default=None)
+    ap.add_argument("--associations", type=int, default=4, help="for the Orthanc store [default: 4]")
+    ap.add_argument("--rounds", type=int, default=5, help="interleaved rounds [default: 5]")
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="dicomtools-bench-"))
     try:
-        src = work / "src"
-        files = write_ct_series(src, args.count, patient_id="BENCH-001")
-        print(f"{args.count} CT instances of {files[0].stat().st_size} bytes, TCP_NODELAY=1 everywhere")
+        if args.dir:
+            src = Path(args.dir)
+            files = sorted(p for p in src.rglob("*") if p.is_file() and not p.name.startswith("."))
+        else:
+            src = work / "src"
+            files = write_ct_series(src, args.count, patient_id="BENCH-001")
+        patients = patients_of(files)
+        size = sum(f.stat().st_size for f in files)
+        print(f"{len(files)} instances, {size / 1e6:.1f} MB, {len(patients)} patient(s), TCP_NODELAY=1 everywhere, "
+              f"{args.rounds} interleaved rounds")
         if args.only in (None, "store"):
             bench_store(work, files, src, args.rounds)
+        if args.only in (None, "orthanc"):
+            bench_store_orthanc(work, files, src, args.rounds, args.associations)
         if args.only in (None, "retrieve"):
-            bench_retrieve(work, files, "BENCH-001", args.rounds)
+            bench_retrieve(work, files, patients, args.rounds)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return 0

@@ -21,11 +21,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from dicomtools.core.archive.reasons import ReasonKind
 from dicomtools.core.model import InstanceSummary, UnreadableFile
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4  # 4: unreadable rows carry their ReasonKind
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
 CREATE TABLE IF NOT EXISTS files (
@@ -33,7 +34,8 @@ CREATE TABLE IF NOT EXISTS files (
     size INTEGER NOT NULL,
     mtime_ns INTEGER NOT NULL,
     unreadable TEXT,
-    summary BLOB
+    summary BLOB,
+    kind TEXT
 );
 CREATE TABLE IF NOT EXISTS elements (
     path TEXT NOT NULL,
@@ -97,7 +99,11 @@ class IndexCache:
         if row is None:
             conn.execute("INSERT OR REPLACE INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
         elif row[0] != str(SCHEMA_VERSION):
-            raise sqlite3.DatabaseError(f"cache schema {row[0]}, expected {SCHEMA_VERSION}")
+            # An index written by another version: start it again (it is only a cache).
+            log.info("index cache %s has schema %s, rebuilding as %s", self.path, row[0], SCHEMA_VERSION)
+            conn.executescript("DROP TABLE files; DROP TABLE elements;")
+            conn.executescript(_SCHEMA)
+            conn.execute("INSERT OR REPLACE INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
         conn.execute("SELECT count(*) FROM files LIMIT 1").fetchone()
         return conn
 
@@ -173,10 +179,10 @@ class IndexCache:
             if stamp is not None:
                 stamps[p] = stamp
                 keys[os.path.abspath(p)] = p
-        rows: dict[str, tuple[int, int, str | None, bytes | None]] = {}
+        rows: dict[str, tuple[int, int, str | None, bytes | None, str | None]] = {}
 
         def fetch(conn: sqlite3.Connection) -> None:
-            sql = "SELECT path, size, mtime_ns, unreadable, summary FROM files WHERE path IN ({marks})"
+            sql = "SELECT path, size, mtime_ns, unreadable, summary, kind FROM files WHERE path IN ({marks})"
             for row in _select_in(conn, sql, (), list(keys)):
                 rows[row[0]] = row[1:]
 
@@ -189,7 +195,7 @@ class IndexCache:
                 continue
             try:
                 if row[2] is not None:
-                    found[given] = UnreadableFile(given, row[2])
+                    found[given] = UnreadableFile(given, row[2], ReasonKind.parse(row[4]))
                 else:
                     summary = pickle.loads(row[3] or b"")  # noqa: S301 - our own cache file
                     if not isinstance(summary, InstanceSummary):
@@ -203,7 +209,7 @@ class IndexCache:
         return found, {p: s for p, s in stamps.items() if p not in found}
 
     def store(self, results: Iterable[InstanceSummary | UnreadableFile], stamps: dict[str, FileStamp]) -> None:
-        rows: list[tuple[str, int, int, str | None, bytes | None]] = []
+        rows: list[tuple[str, int, int, str | None, bytes | None, str | None]] = []
         for item in results:
             stamp = stamps.get(item.path)
             if stamp is None:
@@ -211,15 +217,22 @@ class IndexCache:
             if isinstance(item, InstanceSummary):
                 if (item.size, item.mtime_ns) != (stamp.size, stamp.mtime_ns):
                     continue  # changed while we read it: do not cache
-                rows.append((os.path.abspath(item.path), stamp.size, stamp.mtime_ns, None, pickle.dumps(item)))
-            elif item.reason.startswith(("cannot read", "cannot stat", "symlink", "broken symlink")):
-                continue  # transient or not about the content
+                rows.append(
+                    (os.path.abspath(item.path), stamp.size, stamp.mtime_ns, None, pickle.dumps(item), None)
+                )
+            elif item.kind.transient:
+                continue  # may read next time (I/O error, permission), or not about the content
             else:
-                rows.append((os.path.abspath(item.path), stamp.size, stamp.mtime_ns, item.reason, None))
+                rows.append(
+                    (os.path.abspath(item.path), stamp.size, stamp.mtime_ns, item.reason, None, item.kind.value)
+                )
         if not rows:
             return
 
-        self._write_rows("INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?)", rows)
+        self._write_rows(
+            "INSERT OR REPLACE INTO files (path, size, mtime_ns, unreadable, summary, kind) VALUES (?, ?, ?, ?, ?, ?)",
+            rows,
+        )
 
     # -- element values for searches ------------------------------------------
     @staticmethod

@@ -89,6 +89,19 @@ class AnonymizeConfig:
 
 
 @dataclass
+class ReceiveConfig:
+    """The ``receive`` service: where it listens, who may send to it."""
+
+    ae_title: str = ""  # "" = [local] ae_title
+    bind: str = "127.0.0.1"  # loopback unless set: a service open to the network is a choice
+    port: int = 11112
+    folder: str = ""  # default --path ("path" names the preset file itself)
+    allow: list[str] = field(default_factory=list)  # "AE" or "AE@HOST"
+    nodes: list[str] = field(default_factory=list)  # preset nodes allowed to send (their AE and host)
+    tls: TlsConfig = field(default_factory=TlsConfig)  # our certificate/key; ca verifies callers
+
+
+@dataclass
 class LoggingConfig:
     level: str = "WARNING"
 
@@ -102,6 +115,7 @@ class Config:
     machines: MachinesConfig = field(default_factory=MachinesConfig)
     anonymize: AnonymizeConfig = field(default_factory=AnonymizeConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
+    receive: ReceiveConfig = field(default_factory=ReceiveConfig)
     path: Path | None = field(default=None, compare=False)
 
     def node(self, name: str) -> NodeConfig:
@@ -191,6 +205,13 @@ def _validate(cfg: Config, src: Path) -> None:
             raise ConfigError(f"{src}: key '{p}.retrieve_method': expected 'move' or 'get'")
         if not node.host:
             raise ConfigError(f"{src}: key '{p}.host': must not be empty")
+    rc = cfg.receive
+    _check_port(src, "receive.port", rc.port)
+    if rc.ae_title:
+        _check_ae(src, "receive.ae_title", rc.ae_title)
+    for name in rc.nodes:
+        if name not in cfg.nodes:
+            raise ConfigError(f"{src}: key 'receive.nodes': no node [nodes.{name}]")
 
 
 def _check_port(src: Path | str, key: str, port: int) -> None:
@@ -207,7 +228,7 @@ def config_from_dict(data: dict[str, Any], src: Path | str = "<config>") -> Conf
     """Build a typed :class:`Config` from parsed TOML, rejecting unknown keys."""
     src = Path(src)
     cfg = Config()
-    top = {"local", "nodes", "machines", "anonymize", "logging"}
+    top = {"local", "nodes", "machines", "anonymize", "logging", "receive"}
     for key, value in data.items():
         if key not in top:
             raise ConfigError(f"{src}: unknown key '{key}'")
@@ -224,6 +245,7 @@ def config_from_dict(data: dict[str, Any], src: Path | str = "<config>") -> Conf
                 "machines": MachinesConfig,
                 "anonymize": AnonymizeConfig,
                 "logging": LoggingConfig,
+                "receive": ReceiveConfig,
             }[key]
             setattr(cfg, key, _build(cls, value, src, key))
     _validate(cfg, src)
@@ -272,6 +294,11 @@ def config_to_dict(cfg: Config) -> dict[str, Any]:
             d.pop("tls")
         nodes[name] = d
     out["nodes"] = nodes
+    if cfg.receive != ReceiveConfig():
+        rc = dataclasses.asdict(cfg.receive)
+        if cfg.receive.tls == TlsConfig():
+            rc.pop("tls")
+        out["receive"] = rc
     return out
 
 
@@ -351,6 +378,19 @@ defaults = { }               # e.g. { RDS = "HALCYON" }
 [anonymize]
 profile = "aria"
 options = ["CleanDesc", "RetainDeviceIdent"]
+
+# [receive]                  # `dicomtools receive`: our Storage SCP service
+# ae_title = ""              # "" = [local] ae_title
+# bind = "127.0.0.1"         # listen address; set the LAN address to receive from other hosts
+# port = 11112
+# folder = ""                # default --path
+# allow = ["ORTHANC@127.0.0.1"]   # callers allowed (AE or AE@HOST); with nodes below
+# nodes = ["aria"]           # preset nodes allowed to send (their called_ae and host)
+# [receive.tls]              # our certificate for TLS callers; ca verifies theirs
+# enabled = true
+# ca = "/etc/dicomtools/ca.pem"
+# cert = "/etc/dicomtools/receive.pem"
+# key = "/etc/dicomtools/receive.key"
 
 # [nodes.aria]
 # host = "aria-dicom.example.org"

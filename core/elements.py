@@ -11,6 +11,9 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+from dicomtools.core.dicom.pydicom_setup import pydicom as configured_pydicom
+from dicomtools.core.dicom.text import sanitize
+
 log = logging.getLogger(__name__)
 
 MAX_VALUE_CHARS = 160
@@ -58,7 +61,7 @@ def format_value(elem: Any) -> str:
             text = str(value)
     except Exception as exc:  # odd private data must not break the viewer
         text = f"<unprintable: {type(exc).__name__}>"
-    text = text.replace("\r", " ").replace("\n", " ").replace("\x00", "")
+    text = sanitize(text.replace("\r", " ").replace("\n", " ").replace("\x00", ""))
     if len(text) > MAX_VALUE_CHARS:
         text = text[: MAX_VALUE_CHARS - 1] + "…"
     return text
@@ -83,9 +86,7 @@ def dataset_rows(path: str, *, include_meta: bool = True) -> list[ElementRow]:
 
     Raises ``OSError`` / pydicom errors for unreadable files; the caller shows them.
     """
-    import pydicom
-
-    ds = pydicom.dcmread(path, stop_before_pixels=True, force=True, defer_size="256 KB")
+    ds = configured_pydicom().dcmread(path, stop_before_pixels=True, force=True, defer_size="256 KB")
     rows: list[ElementRow] = []
 
     def add(dataset: Any, depth: int) -> None:

@@ -115,6 +115,17 @@ def _skip_undefined(buf: bytes, pos: int, implicit: bool, depth: int = 0) -> int
                 pos = start + length
 
 
+def _check_encoding(buf: bytes, pos: int, implicit: bool) -> None:
+    """Verify the declared VR encoding on the first data set element (meta can lie)."""
+    if pos + 8 > len(buf):
+        return
+    looks_explicit = buf[pos + 4 : pos + 6] in SHORT_VRS or buf[pos + 4 : pos + 6] in LONG_VRS
+    if implicit and looks_explicit:
+        raise NeedsFallback("file meta says implicit VR, the data set is explicit")
+    if not implicit and not looks_explicit and _UNPACK_U16(buf, pos)[0] != 0xFFFE:
+        raise NeedsFallback("file meta says explicit VR, the data set is not")
+
+
 _INTERESTING_CACHE: dict[tuple[frozenset[int], frozenset[int]], frozenset[int]] = {}
 
 
@@ -155,11 +166,19 @@ def parse(buf: bytes, file_size: int, wanted: frozenset[int], wanted_sequences: 
             pos = start + length
         ts = hdr.meta.get(0x00020010, EXPLICIT_LE)
     else:
-        ts = EXPLICIT_LE if buf[4:6].isalpha() and buf[4:6].isupper() else IMPLICIT_LE
+        # No file meta: only a data set that starts with a little-endian group 0008
+        # element is ours; big endian (00 08 ...) and anything else go to pydicom.
+        if len(buf) < 8 or _UNPACK_U16(buf, 0)[0] != 0x0008:
+            raise NeedsFallback("no file meta and no little-endian group 0008 at the start")
+        ts = EXPLICIT_LE if buf[4:6] in SHORT_VRS or buf[4:6] in LONG_VRS else IMPLICIT_LE
     if ts == IMPLICIT_LE:
         hdr.implicit = True
-    elif ts in ("1.2.840.10008.1.2.2", "1.2.840.10008.1.2.1.99"):
-        raise NeedsFallback("big endian or deflated")
+    elif ts != EXPLICIT_LE:
+        # Big endian, deflated, or a compressed syntax whose data set we have not
+        # verified: never guess, let pydicom read it.
+        if ts in ("1.2.840.10008.1.2.2", "1.2.840.10008.1.2.1.99") or not ts.startswith("1.2.840.10008.1.2."):
+            raise NeedsFallback("big endian, deflated or unknown transfer syntax")
+    _check_encoding(buf, pos, hdr.implicit)
     codec = "ascii"
     implicit = hdr.implicit
     tag = 0
@@ -212,7 +231,11 @@ def parse(buf: bytes, file_size: int, wanted: frozenset[int], wanted_sequences: 
                         hdr.sequences.add(tag)
                 else:
                     if length == UNDEFINED:
-                        raise NeedsFallback("undefined length value")
+                        # Only pydicom decodes this; walk on so the verdict on the
+                        # rest of the file does not depend on which tags were asked for.
+                        hdr.sequences.add(tag)
+                        pos = _skip_undefined(buf, start, implicit and vr != b"UN")
+                        continue
                     if start + length > nbuf:
                         raise _Incomplete
                     value = buf[start : start + length]

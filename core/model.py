@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
 
+from dicomtools.core.archive.reasons import ReasonKind
+
 # SOP Class UIDs the tree knows about.
 RT_PLAN = "1.2.840.10008.5.1.4.1.1.481.5"
 RT_ION_PLAN = "1.2.840.10008.5.1.4.1.1.481.8"
@@ -118,6 +120,7 @@ class UnreadableFile:
 
     path: str
     reason: str
+    kind: ReasonKind = ReasonKind.OTHER
 
 
 @dataclass(slots=True)

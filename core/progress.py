@@ -13,6 +13,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Protocol, TextIO
 
+from dicomtools.core.dicom.text import sanitize
+
 
 @dataclass(frozen=True, slots=True)
 class ProgressEvent:
@@ -112,12 +114,12 @@ class LineProgress:
         self._last = now
         if event.kind == "message":
             self._clear()
-            self.stream.write(f"{event.text}\n")
+            self.stream.write(f"{sanitize(event.text)}\n")
             self.stream.flush()
             return
         rate = event.done / max(now - self._start, 1e-6)
         total = f"/{event.total}" if event.total is not None else ""
-        line = f"{event.job}: {event.done}{total} ({rate:.0f}/s) {event.text}"[:120]
+        line = sanitize(f"{event.job}: {event.done}{total} ({rate:.0f}/s) {event.text}")[:120]
         self._clear()
         self.stream.write(line)
         self._width = len(line)

@@ -10,6 +10,7 @@ import json
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+from dicomtools.core.dicom.text import sanitize
 from dicomtools.core.model import InstanceSummary, UnreadableFile
 from dicomtools.core.tree import PLAN_KINDS, Node, PatientTree
 
@@ -65,7 +66,12 @@ def render_tree(
             lines.append(f"  warning: {warning}")
     lines.extend(_unreadable_lines(unreadable))
     lines.append(summary_line(patients, unreadable, files_seen))
-    return "\n".join(lines) + "\n"
+    return _screen_text(lines)
+
+
+def _screen_text(lines: list[str]) -> str:
+    """Lines for a terminal: no control character from a file (or file name) gets through."""
+    return "\n".join(sanitize(line) for line in lines) + "\n"
 
 
 def _unreadable_lines(unreadable: list[UnreadableFile] | None) -> list[str]:
@@ -120,7 +126,7 @@ def render_flat(
             lines.extend(_flat_lines(node, f"{base} / {UNCONNECTED_TITLE}"))
     lines.extend(_unreadable_lines(unreadable))
     lines.append(summary_line(patients, unreadable, files_seen))
-    return "\n".join(lines) + "\n"
+    return _screen_text(lines)
 
 
 def instance_json(inst: InstanceSummary) -> dict[str, Any]:

@@ -11,16 +11,18 @@ from __future__ import annotations
 import gc
 import logging
 import os
-import struct
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
 from dicomtools.core import fastread
+from dicomtools.core.archive.read import Instance, read_instance
+from dicomtools.core.archive.read import sniff_dicom as sniff_dicom  # re-exported for old importers
+from dicomtools.core.archive.reasons import ReasonKind
 from dicomtools.core.cache import FileStamp, IndexCache
+from dicomtools.core.dicom.text import pn_text, value_text
 from dicomtools.core.model import (
-    MEDIA_STORAGE_DIRECTORY,
     BeamInfo,
     InstanceSummary,
     ScanResult,
@@ -80,8 +82,6 @@ NEEDED_SEQUENCES: frozenset[int] = frozenset(
     }
 )
 NEEDED_FLAT: frozenset[int] = frozenset(NEEDED_TAGS) - NEEDED_SEQUENCES
-HEAD_BYTES = 65536
-MAX_HEADER_BYTES = 64 * 1024 * 1024
 
 # Flat top-level tag -> InstanceSummary attribute, for the fast path.
 FLAT_FIELDS: dict[int, str] = {
@@ -115,41 +115,21 @@ BATCH_SIZE = 256
 CACHE_CHUNK = 4096
 
 
-def sniff_dicom(head: bytes) -> tuple[bool, str]:
-    """Decide cheaply whether bytes look like DICOM.
-
-    Returns ``(has_preamble, "")`` when they do, ``(False, reason)`` when not.
-    A file without the 128-byte preamble is accepted only when it starts with a
-    plausible group 0002/0008 element, so text or JPEG is never "parsed".
-    """
-    if not head:
-        return False, "empty file"
-    if len(head) >= 132 and head[128:132] == b"DICM":
-        return True, ""
-    if len(head) >= 8:
-        if struct.unpack(">H", head[:2])[0] in (0x0002, 0x0008) and head[4:6].isalpha():
-            return False, ""  # big endian without file meta
-        group = struct.unpack("<H", head[:2])[0]
-        vr_ok = head[4:6].isalpha() and head[4:6].isupper()
-        implicit_len = struct.unpack("<I", head[4:8])[0]
-        if group in (0x0002, 0x0008) and (vr_ok or implicit_len < 0x10000):
-            return False, ""
-    if head[:3] == b"\xff\xd8\xff":
-        return False, "not DICOM: JPEG image"
-    if head[:4] == b"%PDF":
-        return False, "not DICOM: PDF document"
-    if all(32 <= b < 127 or b in (9, 10, 13) for b in head[:64]):
-        return False, "not DICOM: text file"
-    return False, "not DICOM: no DICM prefix and no DICOM header at the start"
-
-
 def _s(value: Any) -> str:
-    """A DICOM value as a clean string ('' for missing); multi-values joined with \\."""
-    if value is None:
-        return ""
-    if isinstance(value, list | tuple) or type(value).__name__ == "MultiValue":
-        return "\\".join(str(v) for v in value)
-    return str(value).strip()
+    return value_text(value)
+
+
+def _get(ds: Any, key: Any) -> Any:
+    """``ds.get(key)``, or None when pydicom cannot convert the element (a damaged value).
+
+    The reader has already said the file is an instance (every command agrees);
+    a value it cannot decode leaves that field of the summary empty.
+    """
+    try:
+        return ds.get(key)
+    except Exception:
+        log.debug("cannot convert %s", key, exc_info=True)
+        return None
 
 
 def _int(value: Any) -> int | None:
@@ -161,19 +141,19 @@ def _int(value: Any) -> int | None:
 
 def _items(ds: Any, keyword: str) -> list[Any]:
     """The items of a sequence, or [] when absent, empty or not a sequence."""
-    seq = ds.get(keyword)
+    seq = _get(ds, keyword)
     if seq is None:
         return []
     try:
         return list(seq)
-    except TypeError:
+    except Exception:  # a damaged sequence: no items
         return []
 
 
 def _uids(items: Iterable[Any], keyword: str) -> tuple[str, ...]:
     out: list[str] = []
     for item in items:
-        value = _s(item.get(keyword))
+        value = _s(_get(item, keyword))
         if value and value not in out:
             out.append(value)
     return tuple(out)
@@ -184,11 +164,11 @@ def _beams(ds: Any) -> tuple[BeamInfo, ...]:
     for item in _items(ds, "BeamSequence") + _items(ds, "IonBeamSequence"):
         beams.append(
             BeamInfo(
-                number=_int(item.get("BeamNumber")),
-                name=_s(item.get("BeamName")),
-                delivery_type=_s(item.get("TreatmentDeliveryType")),
-                machine=_s(item.get("TreatmentMachineName")),
-                machine_model=_s(item.get("ManufacturerModelName")),
+                number=_int(_get(item, "BeamNumber")),
+                name=_s(_get(item, "BeamName")),
+                delivery_type=_s(_get(item, "TreatmentDeliveryType")),
+                machine=_s(_get(item, "TreatmentMachineName")),
+                machine_model=_s(_get(item, "ManufacturerModelName")),
                 reference_images=_uids(
                     _items(item, "ReferencedReferenceImageSequence"), "ReferencedSOPInstanceUID"
                 ),
@@ -203,7 +183,7 @@ def _summary_from_dataset(ds: Any, path: str) -> InstanceSummary:
     s = InstanceSummary(path=path, sop_instance_uid="", sop_class_uid="")
     # The same flat fields the fast path fills, from the same table.
     for tag, name in FLAT_FIELDS.items():
-        elem = ds.get(tag)
+        elem = _get(ds, tag)
         setattr(s, name, _s(elem.value if elem is not None else None))
     if meta:
         s.sop_class_uid = s.sop_class_uid or _s(meta.get("MediaStorageSOPClassUID"))
@@ -216,15 +196,15 @@ def _summary_from_dataset(ds: Any, path: str) -> InstanceSummary:
     s.referenced_plans = _uids(_items(ds, "ReferencedRTPlanSequence"), "ReferencedSOPInstanceUID")
     # RT image / records
     beam_numbers: list[int] = []
-    top_beam = _int(ds.get("ReferencedBeamNumber"))
+    top_beam = _int(_get(ds, "ReferencedBeamNumber"))
     if top_beam is not None:
         beam_numbers.append(top_beam)
     fractions: list[int] = []
     for item in _items(ds, "TreatmentSessionBeamSequence"):
-        n = _int(item.get("ReferencedBeamNumber"))
+        n = _int(_get(item, "ReferencedBeamNumber"))
         if n is not None and n not in beam_numbers:
             beam_numbers.append(n)
-        f = _int(item.get("CurrentFractionNumber"))
+        f = _int(_get(item, "CurrentFractionNumber"))
         if f is not None:
             fractions.append(f)
     s.referenced_beam_numbers = tuple(beam_numbers)
@@ -254,53 +234,14 @@ def _summary_from_dataset(ds: Any, path: str) -> InstanceSummary:
     return s
 
 
-def _pixel_data_truncated(fh: Any, size: int, implicit: bool) -> bool:
-    """After a stop-before-pixels read, check the Pixel Data length against the file size."""
-    start = fh.tell()
-    header = fh.read(12)
-    if len(header) < 8:
-        return False
-    group, elem = struct.unpack("<HH", header[:4])
-    if (group, elem) not in ((0x7FE0, 0x0010), (0x7FE0, 0x0008), (0x7FE0, 0x0009)):
-        return False
-    if implicit:
-        (length,) = struct.unpack("<I", header[4:8])
-        value_start = start + 8
-    else:
-        if len(header) < 12:
-            return True
-        (length,) = struct.unpack("<I", header[8:12])
-        value_start = start + 12
-    if length == 0xFFFFFFFF:  # encapsulated: fragments, no cheap size check
-        return value_start >= size
-    return value_start + length > size
-
-
-_PYDICOM: Any = None
-
-
-def _pydicom() -> Any:
-    """Import pydicom once per process, quiet: a scan reports bad values, it does not warn."""
-    global _PYDICOM
-    if _PYDICOM is None:
-        import warnings
-
-        import pydicom
-        from pydicom import config
-
-        config.settings.reading_validation_mode = config.IGNORE
-        logging.getLogger("pydicom").setLevel(logging.ERROR)
-        warnings.filterwarnings("ignore", module="pydicom")
-        _PYDICOM = pydicom
-    return _PYDICOM
-
-
 def _summary_from_fast(hdr: fastread.FastHeader, path: str) -> InstanceSummary:
     s = InstanceSummary(path=path, sop_instance_uid="", sop_class_uid="")
     for tag, value in hdr.values.items():
         name = FLAT_FIELDS.get(tag)
         if name:
             setattr(s, name, value)
+    # pydicom drops trailing empty component groups of a PN ("Wang^XiaoDong=王^小東=")
+    s.patient_name = pn_text(s.patient_name)
     if not s.sop_class_uid:
         s.sop_class_uid = hdr.meta.get(0x00020002, "")
     if not s.sop_instance_uid:
@@ -312,103 +253,32 @@ def _summary_from_fast(hdr: fastread.FastHeader, path: str) -> InstanceSummary:
     return s
 
 
-def read_fast_header(
-    path: str, wanted: frozenset[int], wanted_sequences: frozenset[int]
-) -> tuple[fastread.FastHeader | UnreadableFile | None, os.stat_result | None]:
-    """Sniff and parse one file's header with the fast parser (shared by scan and search).
-
-    Returns the header, an unreadable verdict (not DICOM, cut-off header,
-    DICOMDIR), or None when pydicom must read the file; with the file's stat.
-    """
-    st: os.stat_result | None = None
-    try:
-        with open(path, "rb") as fh:
-            st = os.fstat(fh.fileno())
-            buf = fh.read(HEAD_BYTES)
-            _, reason = sniff_dicom(buf[:132])
-            if reason:
-                return UnreadableFile(path, reason), st
-            try:
-                hdr = fastread.parse(buf, st.st_size, wanted, wanted_sequences)
-            except fastread.Incomplete:
-                if st.st_size > MAX_HEADER_BYTES:
-                    return None, st
-                buf += fh.read()
-                hdr = fastread.parse(buf, st.st_size, wanted, wanted_sequences)
-    except OSError as exc:
-        return UnreadableFile(path, f"cannot read: {exc.strerror or exc}"), st
-    except fastread.Truncated as exc:
-        return UnreadableFile(path, f"truncated DICOM header: {exc}"), st
-    except (fastread.NeedsFallback, fastread.Incomplete, struct.error, UnicodeError):
-        return None, st
-    if hdr.meta.get(0x00020002) == MEDIA_STORAGE_DIRECTORY:
-        return UnreadableFile(path, "DICOMDIR (media directory index), not an instance"), st
-    return hdr, st
-
-
 def read_summary(path: str) -> InstanceSummary | UnreadableFile:
     """Read one file's header into a summary, or say in one line why it can't be used."""
-    hdr, st = read_fast_header(path, NEEDED_FLAT, NEEDED_SEQUENCES)
-    if isinstance(hdr, UnreadableFile):
-        return hdr
-    if hdr is None or hdr.sequences or st is None:
-        return _read_with_pydicom(path)
-    summary = _summary_from_fast(hdr, path)
-    if not summary.sop_instance_uid or not summary.sop_class_uid:
-        return UnreadableFile(path, "DICOM without SOP Class/Instance UID")
-    size = st.st_size
-    if hdr.pixel_offset is not None and hdr.pixel_length is not None:
-        value_start = hdr.pixel_offset + hdr.pixel_header
-        if hdr.pixel_length == fastread.UNDEFINED:
-            summary.truncated = value_start >= size
-        else:
-            summary.truncated = value_start + hdr.pixel_length > size
-    summary.size = size
-    summary.mtime_ns = st.st_mtime_ns
-    return summary
+    found = read_instance(path, NEEDED_FLAT, NEEDED_SEQUENCES, tags=NEEDED_TAGS)
+    return _summary_from_instance(found)
 
 
 def _read_with_pydicom(path: str) -> InstanceSummary | UnreadableFile:
-    """The general reader: every encoding, every sequence."""
-    pydicom = _pydicom()
-    from pydicom.errors import InvalidDicomError
+    """The general reader (every encoding, every sequence): the fast path's reference."""
+    return _summary_from_instance(read_instance(path, tags=NEEDED_TAGS, use_pydicom=True))
 
-    try:
-        st = os.stat(path)
-        with open(path, "rb") as fh:
-            head = fh.read(132)
-            has_preamble, reason = sniff_dicom(head)
-            if reason:
-                return UnreadableFile(path, reason)
-            fh.seek(0)
-            try:
-                ds = pydicom.dcmread(
-                    fh,
-                    stop_before_pixels=True,
-                    force=not has_preamble,
-                    specific_tags=list(NEEDED_TAGS),
-                )
-            except InvalidDicomError as exc:
-                return UnreadableFile(path, f"not DICOM: {exc}")
-            except (EOFError, struct.error):
-                return UnreadableFile(path, "truncated DICOM header")
-            implicit = bool(ds.original_encoding[0])
-            truncated = _pixel_data_truncated(fh, st.st_size, implicit)
-            meta_class = ds.file_meta.get("MediaStorageSOPClassUID", "") if ds.file_meta else ""
-            if meta_class == MEDIA_STORAGE_DIRECTORY or "DirectoryRecordSequence" in ds:
-                return UnreadableFile(path, "DICOMDIR (media directory index), not an instance")
-            summary = _summary_from_dataset(ds, path)
-    except MemoryError:
-        return UnreadableFile(path, "unreadable: declared lengths exceed memory")
-    except OSError as exc:
-        return UnreadableFile(path, f"cannot read: {exc.strerror or exc}")
-    except Exception as exc:  # pydicom raises many types on corrupt data
-        return UnreadableFile(path, f"corrupt DICOM: {type(exc).__name__}: {str(exc)[:120]}")
-    if not summary.sop_instance_uid or not summary.sop_class_uid:
-        return UnreadableFile(path, "DICOM without SOP Class/Instance UID")
-    summary.size = st.st_size
-    summary.mtime_ns = st.st_mtime_ns
-    summary.truncated = truncated
+
+def _summary_from_instance(found: Instance | UnreadableFile) -> InstanceSummary | UnreadableFile:
+    if isinstance(found, UnreadableFile):
+        return found
+    if found.fast is not None:
+        summary = _summary_from_fast(found.fast, found.path)
+    else:
+        assert found.dataset is not None
+        summary = _summary_from_dataset(found.dataset, found.path)
+    # The reader's identity wins (file meta fills what the data set lacks).
+    summary.sop_class_uid = found.sop_class_uid
+    summary.sop_instance_uid = found.sop_instance_uid
+    summary.transfer_syntax_uid = found.transfer_syntax_uid
+    summary.truncated = found.truncated
+    summary.size = found.size
+    summary.mtime_ns = found.mtime_ns
     return summary
 
 
@@ -464,7 +334,7 @@ def scan(
     result = ScanResult(root=root)
 
     def walk_error(path: str, reason: str) -> None:
-        result.unreadable.append(UnreadableFile(path, reason))
+        result.unreadable.append(UnreadableFile(path, reason, ReasonKind.WALK))
 
     paths = list(iter_files(root, pattern, on_error=walk_error))
     total = len(paths)

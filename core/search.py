@@ -11,11 +11,8 @@ from __future__ import annotations
 
 import functools
 import logging
-import multiprocessing
 import os
-import struct
 import time
-import warnings
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -23,12 +20,14 @@ from typing import TYPE_CHECKING
 
 from dicomtools.core import expr as expr_mod
 from dicomtools.core import fastread
+from dicomtools.core.archive.read import Instance, read_instance
+from dicomtools.core.archive.reasons import ReasonKind
 from dicomtools.core.cache import FileStamp, IndexCache
+from dicomtools.core.dicom.text import NUMERIC_VRS, canonical_number, pn_text
 from dicomtools.core.expr import Expression
 from dicomtools.core.model import UnreadableFile
 from dicomtools.core.pool import run_batches
 from dicomtools.core.progress import CancelToken, ProgressSink, Reporter
-from dicomtools.core.scan import read_fast_header, sniff_dicom
 from dicomtools.core.walk import iter_files
 
 if TYPE_CHECKING:
@@ -40,7 +39,6 @@ PARALLEL_THRESHOLD = 4000  # below this, starting worker processes costs more th
 BATCH_SIZE = 256
 PROGRESS_EVERY = 64  # in-process: report every this many files
 SPECIFIC_CHARACTER_SET = 0x00080005
-PIXEL_TAGS = frozenset({0x7FE00008, 0x7FE00009, 0x7FE00010})
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +85,7 @@ class FileOutcome:
     values: dict[str, list[str]] | None = None
     reason: str = ""
     per_expr: tuple[list[str] | None, ...] = ()
+    kind: ReasonKind = ReasonKind.OTHER
 
 
 def combine(exprs: Sequence[Expression], per_expr: Sequence[list[str] | None]) -> dict[str, list[str]] | None:
@@ -98,20 +97,6 @@ def combine(exprs: Sequence[Expression], per_expr: Sequence[list[str] | None]) -
         merged = out.get(expr.path_text, []) + values
         out[expr.path_text] = list(dict.fromkeys(merged))
     return out
-
-
-_QUIET = False
-
-
-def _quiet_pydicom() -> None:
-    """Search reports bad files itself; pydicom's per-value warnings would flood stderr."""
-    global _QUIET
-    if not _QUIET:
-        from pydicom import config
-
-        config.settings.reading_validation_mode = config.IGNORE
-        warnings.filterwarnings("ignore", module=r"pydicom(\.|$)")
-        _QUIET = True
 
 
 # VRs the fast reader hands over as raw bytes (text; pydicom decodes them as usual).
@@ -139,97 +124,58 @@ def _fast_plan(tags: tuple[int, ...]) -> frozenset[int] | None:
 _NO_SEQUENCES: frozenset[int] = frozenset()
 
 
-def _read_fast_header(path: str, wanted: frozenset[int]) -> fastread.FastHeader | UnreadableFile | None:
-    """Flat public text elements straight from the bytes; None when pydicom must read the file."""
-    return read_fast_header(path, wanted, _NO_SEQUENCES)[0]
+def _read(path: str, tags: Sequence[int], flat: frozenset[int] | None) -> Instance | UnreadableFile:
+    """The one reader: the fast header when every tag is flat text, else a pydicom dataset.
 
-
-def _read_fast(path: str, wanted: frozenset[int]) -> Dataset | UnreadableFile | None:
-    """The fast header as a dataset of raw elements, decoded by pydicom exactly as from the file."""
-    from pydicom.datadict import dictionary_VR
-    from pydicom.dataelem import RawDataElement
-    from pydicom.tag import Tag
-
-    hdr = _read_fast_header(path, wanted)
-    if not isinstance(hdr, fastread.FastHeader):
-        return hdr
-    from pydicom.dataset import Dataset
-
-    ds = Dataset()
-    for tag, (vr_bytes, value) in sorted(hdr.raw.items()):
-        vr = vr_bytes.decode("ascii") if vr_bytes else dictionary_VR(tag)
-        ds[tag] = RawDataElement(Tag(tag), vr, len(value), value, 0, hdr.implicit, True)
-    return ds
+    pydicom reads the whole header (never pixel data) so the verdict on a
+    broken file is the one ``show`` gives, whatever the expressions ask for.
+    """
+    if flat is not None:
+        return read_instance(path, flat, _NO_SEQUENCES, tags=tags)
+    return read_instance(path, tags=tags, use_pydicom=True)
 
 
 def read_values(path: str, tags: Sequence[int]) -> Dataset | UnreadableFile:
-    """Read only ``tags`` (top level, with their sequences) from ``path``; never pixel data.
-
-    This is the single place search touches files. Flat public text elements
-    (the common case: IDs, names, modality, dates) are read by the fast header
-    parser; anything else by pydicom.
-    """
-    flat = _fast_plan(tuple(sorted(set(tags))))
-    if flat is not None:
-        fast = _read_fast(path, flat)
-        if fast is not None:
-            return fast
-    # Same verdict as the scanner on cut-off headers and DICOMDIRs, so search and show agree.
-    verdict = _read_fast_header(path, _NO_SEQUENCES)
-    if isinstance(verdict, UnreadableFile):
-        return verdict
-    from pydicom.errors import InvalidDicomError
-    from pydicom.filereader import read_partial
-
-    _quiet_pydicom()
-    wanted = sorted({*tags, SPECIFIC_CHARACTER_SET})
-    last = max(t for t in wanted)
-
-    def stop_when(tag: int, vr: object, length: int) -> bool:
-        return tag > last or tag in PIXEL_TAGS
-
-    try:
-        with open(path, "rb") as fh:
-            has_preamble, reason = sniff_dicom(fh.read(132))
-            if reason:
-                return UnreadableFile(path, reason)
-            fh.seek(0)
-            try:
-                return read_partial(
-                    fh, stop_when=stop_when, force=not has_preamble, specific_tags=list(wanted)
-                )
-            except InvalidDicomError as exc:
-                return UnreadableFile(path, f"not DICOM: {_one_line(exc)}")
-            except (EOFError, struct.error):
-                return UnreadableFile(path, "truncated DICOM header")
-    except MemoryError:
-        return UnreadableFile(path, "unreadable: declared lengths exceed memory")
-    except OSError as exc:
-        return UnreadableFile(path, f"cannot read: {exc.strerror or exc}")
-    except Exception as exc:  # pydicom raises many types on corrupt data
-        return UnreadableFile(path, f"corrupt DICOM: {type(exc).__name__}: {_one_line(exc)}")
+    """Only ``tags`` (top level, with their sequences) of ``path`` as a dataset; never pixel data."""
+    found = _read(path, tags, None)
+    if isinstance(found, UnreadableFile):
+        return found
+    assert found.dataset is not None
+    return found.dataset
 
 
-def _search_flat(path: str, exprs: Sequence[Expression], flat: frozenset[int]) -> FileOutcome | None:
+def _flat_outcome(path: str, exprs: Sequence[Expression], found: Instance) -> FileOutcome:
     """Evaluate single-step expressions on flat text elements without building a dataset."""
-    hdr = _read_fast_header(path, flat)
-    if hdr is None:
-        return None
-    if isinstance(hdr, UnreadableFile):
-        return FileOutcome(path, False, reason=hdr.reason)
+    hdr = found.fast
+    assert hdr is not None
     codec = fastread.SIMPLE_CHARSETS.get(hdr.values.get(SPECIFIC_CHARACTER_SET, ""), "ascii")
+    # SOP UIDs the data set lacks come from the file meta, as in every command.
+    identity = {0x00080016: found.sop_class_uid, 0x00080018: found.sop_instance_uid}
     per_expr: list[list[str] | None] = []
     for e in exprs:
         tag = e.top_level_tag
         raw = hdr.raw.get(tag)
+        if raw is None and identity.get(tag):
+            raw = (b"UI", identity[tag].encode("ascii", errors="replace"))
         if raw is None:
             per_expr.append(None)
             continue
         vr = raw[0].decode("ascii") if raw[0] else expr_mod.dictionary_VR(tag)  # implicit VR: look it up
         text = raw[1].decode(codec if vr in _CHARSET_VRS else "latin_1", errors="replace")
-        m = e.evaluate_strings(vr, expr_mod.text_strings(vr, text))
+        strings = expr_mod.text_strings(vr, text)
+        if vr == "PN":  # as pydicom decodes it: no trailing empty component groups
+            strings = [pn_text(v) for v in strings]
+        m = e.evaluate_strings(vr, strings)
         per_expr.append(None if m is None else list(m.values))
     return FileOutcome(path, True, combine(exprs, per_expr), per_expr=tuple(per_expr))
+
+
+def _search_flat(path: str, exprs: Sequence[Expression], flat: frozenset[int]) -> FileOutcome | None:
+    """The flat path alone (None when the file needs pydicom): tests compare it with pydicom."""
+    found = read_instance(path, flat, _NO_SEQUENCES)
+    if isinstance(found, UnreadableFile):
+        return FileOutcome(path, False, reason=found.reason, kind=found.kind)
+    return _flat_outcome(path, exprs, found) if found.fast is not None else None
 
 
 # VRs pydicom decodes with the Specific Character Set (the rest are default repertoire).
@@ -252,22 +198,22 @@ def search_file(
     """Read one file and evaluate every expression on it; never raises."""
     if flat is _PLAN_UNKNOWN:
         flat = flat_plan(exprs, tags)
-    if flat is not None:
-        outcome = _search_flat(path, exprs, flat)
-        if outcome is not None:
-            return outcome
-    got = read_values(path, tags)
-    if isinstance(got, UnreadableFile):
-        return FileOutcome(path, False, reason=got.reason)
-    try:
-        per_expr = []
-        for e in exprs:
-            m = e.evaluate(got)
-            per_expr.append(None if m is None else list(m.values))
-    except Exception as exc:  # a value pydicom cannot convert (bad charset, corrupt number)
-        return FileOutcome(
-            path, False, reason=f"cannot decode values: {type(exc).__name__}: {_one_line(exc)}"
-        )
+    found = _read(path, tags, flat)
+    if isinstance(found, UnreadableFile):
+        return FileOutcome(path, False, reason=found.reason, kind=found.kind)
+    if found.fast is not None:
+        return _flat_outcome(path, exprs, found)
+    assert found.dataset is not None
+    per_expr: list[list[str] | None] = []
+    for e in exprs:
+        try:
+            m = e.evaluate(found.dataset)
+        except Exception as exc:  # a damaged value pydicom cannot convert (the file is still an instance)
+            log.debug("%s: cannot decode %s", path, e.path_text, exc_info=True)
+            shown = e.op in ("show", "present")
+            per_expr.append([f"<cannot decode: {type(exc).__name__}>"] if shown else None)
+            continue
+        per_expr.append(None if m is None else list(m.values))
     return FileOutcome(path, True, combine(exprs, per_expr), per_expr=tuple(per_expr))
 
 
@@ -279,9 +225,6 @@ def search_batch(
     Expressions travel parsed, with the read plan, so a worker on the flat
     path never imports pydicom.
     """
-    if multiprocessing.parent_process() is not None:
-        # A worker has no log handlers: pydicom's warnings would hit stderr raw.
-        logging.getLogger("pydicom").setLevel(logging.ERROR)
     return [search_file(p, exprs, tags, flat) for p in paths]
 
 
@@ -319,9 +262,10 @@ def search(
     started = time.monotonic()
     result = SearchResult(root=root, expressions=list(sources))
     result.statistics = {p: Counter() for p in shown}
+    shown_vr = {e.path_text: _leaf_vr(e) for e in parsed if e.op == "show"}
 
     def walk_error(path: str, reason: str) -> None:
-        result.unreadable.append(UnreadableFile(path, reason))
+        result.unreadable.append(UnreadableFile(path, reason, ReasonKind.WALK))
 
     paths = list(iter_files(root, pattern, on_error=walk_error))
     total = len(paths)
@@ -344,14 +288,18 @@ def search(
             _to_cache(cache, stamps, parsed, outcomes)
         for o in outcomes:
             if not o.dicom:
-                result.unreadable.append(UnreadableFile(o.path, o.reason))
+                result.unreadable.append(UnreadableFile(o.path, o.reason, o.kind))
                 continue
             result.dicom_files += 1
             if o.values is None:
                 continue
             result.matches.append(SearchMatch(o.path, o.values))
             for p in shown:
-                result.statistics[p].update(dict.fromkeys(o.values.get(p, []), 1))
+                values = o.values.get(p, [])
+                vr = shown_vr[p]
+                if vr in NUMERIC_VRS:  # 6, 6.0 and 6.000 are one value
+                    values = [canonical_number(vr, v) for v in values]
+                result.statistics[p].update(dict.fromkeys(values, 1))
         done += len(outcomes)
 
     def is_cancelled() -> bool:
@@ -387,7 +335,7 @@ def search(
     return result
 
 
-UNREADABLE_KEY = "#unreadable"
+UNREADABLE_KEY = "#unreadable:v2"  # payload [kind, reason]
 
 
 def _expr_key(expr: Expression) -> str:
@@ -397,8 +345,9 @@ def _expr_key(expr: Expression) -> str:
 def _from_cache(cache: IndexCache, stamps: dict[str, FileStamp], exprs: Sequence[Expression]) -> dict[str, FileOutcome]:
     """Outcomes for files whose every expression result (or unreadability) is cached and fresh."""
     out: dict[str, FileOutcome] = {}
-    for path, reason in cache.lookup_elements(stamps, UNREADABLE_KEY).items():
-        out[path] = FileOutcome(path, False, reason=str(reason))
+    for path, payload in cache.lookup_elements(stamps, UNREADABLE_KEY).items():
+        kind, reason = payload if isinstance(payload, list) and len(payload) == 2 else ("", payload)
+        out[path] = FileOutcome(path, False, reason=str(reason), kind=ReasonKind.parse(kind))
     per_key = [cache.lookup_elements(stamps, _expr_key(e)) for e in exprs]
     for path in stamps:
         if path in out or not all(path in known for known in per_key):
@@ -411,12 +360,22 @@ def _from_cache(cache: IndexCache, stamps: dict[str, FileStamp], exprs: Sequence
 def _to_cache(
     cache: IndexCache, stamps: dict[str, FileStamp], exprs: Sequence[Expression], outcomes: list[FileOutcome]
 ) -> None:
-    transient = ("cannot read", "cannot stat", "symlink", "broken symlink")
-    bad = {o.path: o.reason for o in outcomes if not o.dicom and not o.reason.startswith(transient)}
+    bad = {o.path: [o.kind.value, o.reason] for o in outcomes if not o.dicom and not o.kind.transient}
     cache.store_elements(UNREADABLE_KEY, bad, stamps)
     good = [o for o in outcomes if o.dicom and len(o.per_expr) == len(exprs)]
     for i, e in enumerate(exprs):
         cache.store_elements(_expr_key(e), {o.path: o.per_expr[i] for o in good}, stamps)
+
+
+def _leaf_vr(expr: Expression) -> str:
+    """The dictionary VR of the element an expression ends at ('' for private/unknown)."""
+    tag = expr.path[-1].tag
+    if (tag >> 16) % 2:
+        return ""
+    try:
+        return str(expr_mod.dictionary_VR(tag))
+    except KeyError:
+        return ""
 
 
 def _one_line(exc: BaseException) -> str:

@@ -18,22 +18,17 @@ from typing import Any
 from dicomtools.core.model import (
     HALCYON_PLAN,
     PLAN_CLASSES,
-    RECORD_CLASSES,
-    REGISTRATION_CLASSES,
-    RT_DOSE,
-    RT_IMAGE,
     RT_ION_PLAN,
     RT_STRUCT,
     InstanceSummary,
 )
+from dicomtools.core.tree_index import NON_IMAGE_MODALITIES as NON_IMAGE_MODALITIES
+from dicomtools.core.tree_index import OtherPatients, PatientIndex
+from dicomtools.core.tree_index import is_image as is_image
 
 log = logging.getLogger(__name__)
 
 PLAN_KINDS = ("RT-Plan", "RT-Ion-Plan", "RT-Brachy-Plan")
-# Modalities that are not image series even when the SOP class is unknown to us.
-NON_IMAGE_MODALITIES = frozenset(
-    {"RTPLAN", "RTSTRUCT", "RTDOSE", "RTRECORD", "RTIMAGE", "REG", "SR", "KO", "PR", "DOC", "SEG", "PLAN", "RWV", "FID", "RESP"}
-)
 UNCONNECTED_ORDER = ("RT-Struct", "Image", "CBCT", "RT-Dose", "REG", "RT-Image", "RT-Record", "RT-Plan", "Other")
 
 
@@ -109,82 +104,23 @@ def plan_kind(inst: InstanceSummary) -> str:
     return "RT-Plan"
 
 
-def is_image(inst: InstanceSummary) -> bool:
-    known = PLAN_CLASSES | RECORD_CLASSES | REGISTRATION_CLASSES | {RT_STRUCT, RT_DOSE, RT_IMAGE}
-    if inst.sop_class_uid in known:
-        return False
-    return bool(inst.series_instance_uid) and inst.modality.upper() not in NON_IMAGE_MODALITIES
-
-
-def _instance_key(inst: InstanceSummary) -> tuple[int, str, str]:
-    try:
-        number = int(float(inst.instance_number))
-    except ValueError:
-        number = 1 << 30
-    return (number, inst.path, inst.sop_instance_uid)
-
-
-class _PatientIndex:
-    """Look-up tables for one patient's instances."""
-
-    def __init__(self, instances: list[InstanceSummary]) -> None:
-        self.by_uid: dict[str, InstanceSummary] = {i.sop_instance_uid: i for i in instances}
-        self.plans = [i for i in instances if i.sop_class_uid in PLAN_CLASSES]
-        self.structs = [i for i in instances if i.sop_class_uid == RT_STRUCT]
-        self.doses = [i for i in instances if i.sop_class_uid == RT_DOSE]
-        self.rt_images = [i for i in instances if i.sop_class_uid == RT_IMAGE]
-        self.records = [i for i in instances if i.sop_class_uid in RECORD_CLASSES]
-        self.regs = [i for i in instances if i.sop_class_uid in REGISTRATION_CLASSES]
-        self.series: dict[str, list[InstanceSummary]] = defaultdict(list)
-        for inst in instances:
-            if is_image(inst):
-                self.series[inst.series_instance_uid].append(inst)
-        for members in self.series.values():
-            members.sort(key=_instance_key)
-        self.others = [
-            i
-            for i in instances
-            if i.sop_class_uid
-            not in PLAN_CLASSES | RECORD_CLASSES | REGISTRATION_CLASSES | {RT_STRUCT, RT_DOSE, RT_IMAGE}
-            and not is_image(i)
-        ]
-        # A CT series naming a plan in Referenced Instance Sequence is that plan's CBCT.
-        self.cbct_by_plan: dict[str, list[str]] = defaultdict(list)
-        for uid, members in self.series.items():
-            for plan_uid in {p for m in members for p in m.referenced_instances}:
-                self.cbct_by_plan[plan_uid].append(uid)
-        self.cbct_series = {s for lst in self.cbct_by_plan.values() for s in lst}
-
-    def series_frame(self, series_uid: str) -> str:
-        members = self.series.get(series_uid) or []
-        return members[0].frame_of_reference_uid if members else ""
-
-    def series_for_struct(self, ss: InstanceSummary) -> list[str]:
-        """The image series a structure set contours: by series UID, else by frame of reference."""
-        found = [s for s in ss.referenced_series if s in self.series]
-        if found or ss.referenced_series and not ss.referenced_frames:
-            return found
-        candidates = [
-            uid
-            for uid, members in self.series.items()
-            if members[0].frame_of_reference_uid
-            and members[0].frame_of_reference_uid in ss.referenced_frames
-            and uid not in self.cbct_series
-        ]
-        candidates.sort(key=lambda uid: (self.series[uid][0].modality.upper() != "CT", uid))
-        return candidates[:1]
-
-    def struct_frames(self, ss: InstanceSummary) -> set[str]:
-        frames = set(ss.referenced_frames)
-        frames.update(self.series_frame(s) for s in ss.referenced_series if s in self.series)
-        frames.discard("")
-        return frames
-
-
 class _Builder:
-    def __init__(self, index: _PatientIndex, default_machines: Mapping[str, str]) -> None:
+    def __init__(
+        self, index: PatientIndex, default_machines: Mapping[str, str], elsewhere: Mapping[str, str] | None = None
+    ) -> None:
         self.ix = index
         self.default_machines = default_machines
+        # SOP Instance UID -> Patient ID, for the other patients of the same folder
+        self.elsewhere = elsewhere or {}
+        self.cross: dict[str, None] = {}  # patient-level warnings about references to other patients
+
+    def missing(self, what: str, uid: str, referrer: str) -> str:
+        """The note for a reference not found in this patient: elsewhere in the folder, or absent."""
+        other = self.elsewhere.get(uid)
+        if other is None:
+            return f"referenced {what} not in folder"
+        self.cross[f"{referrer} references a {what} filed under another Patient ID: {other} ({uid})"] = None
+        return f"referenced {what} in this folder under patient {other}"
 
     # -- leaves -------------------------------------------------------------
     def series_node(self, series_uid: str, kind: str = "Image") -> Node:
@@ -283,7 +219,7 @@ class _Builder:
     def related_plan_node(self, uid: str) -> Node:
         other = self.ix.by_uid.get(uid)
         if other is None or other.sop_class_uid not in PLAN_CLASSES:
-            return Node("RT-Plan", uid, [], fields={"related": True}, note="referenced plan not in folder")
+            return Node("RT-Plan", uid, [], fields={"related": True}, note=self.missing("plan", uid, "a plan"))
         fields = self.plan_fields(other)
         fields["related"] = True
         return Node(plan_kind(other), self.plan_label(other, fields), [other], fields=fields, note="referenced plan")
@@ -299,7 +235,8 @@ class _Builder:
         for ss_uid in plan.referenced_structure_sets:
             ss = ix.by_uid.get(ss_uid)
             if ss is None or ss.sop_class_uid != RT_STRUCT:
-                node.children.append(Node("RT-Struct", ss_uid, [], note="referenced structure set not in folder"))
+                note = self.missing("structure set", ss_uid, f"plan {plan.plan_label or uid}")
+                node.children.append(Node("RT-Struct", ss_uid, [], note=note))
                 continue
             ss_node = self.struct_node(ss)
             node.children.append(ss_node)
@@ -404,7 +341,10 @@ class _Builder:
         for ss in sorted(ix.structs, key=lambda s: (s.structure_set_label, s.path)):
             if ss.sop_instance_uid in reached:
                 continue
-            node = self.struct_node(ss, skip_series=shown_series)
+            # A structure set always shows the series it contours (by UID or by its frame
+            # of reference), whatever other structure sets name: its node must not depend
+            # on an unrelated file. Only plan-reached series are left to the plan.
+            node = self.struct_node(ss, skip_series=reached_series)
             shown_series.update(c.fields["series_instance_uid"] for c in node.children)
             out.append(node)
         for uid in sorted(ix.series, key=lambda u: (ix.series[u][0].modality, ix.series[u][0].study_date, u)):
@@ -421,9 +361,13 @@ class _Builder:
                 node.note = "its plan is not in the folder"
             out.append(node)
 
-        def missing_plan_note(inst: InstanceSummary) -> str:
+        def missing_plan_note(inst: InstanceSummary, what: str) -> str:
             refs = [p for p in inst.referenced_plans if p]
             if refs and not any(p in present_plans for p in refs):
+                other = self.elsewhere.get(refs[0])
+                if other is not None:
+                    label = inst.series_description or inst.rt_image_label or inst.sop_instance_uid
+                    return self.missing("plan", refs[0], f"{what} {label}")
                 return f"referenced plan not in folder: {refs[0]}"
             if not refs:
                 return "references no plan"
@@ -432,7 +376,7 @@ class _Builder:
         for dose in sorted(ix.doses, key=lambda d: d.path):
             if dose.sop_instance_uid not in reached:
                 n = self.dose_node(dose)
-                n.note = missing_plan_note(dose)
+                n.note = missing_plan_note(dose, "dose")
                 out.append(n)
         for reg in sorted(ix.regs, key=lambda r: r.path):
             if reg.sop_instance_uid not in reached:
@@ -441,12 +385,12 @@ class _Builder:
         for img in sorted(ix.rt_images, key=lambda r: r.path):
             if img.sop_instance_uid not in reached:
                 n = self.rt_image_node(img)
-                n.note = missing_plan_note(img)
+                n.note = missing_plan_note(img, "RT image")
                 out.append(n)
         for rec in sorted(ix.records, key=lambda r: (r.fraction_number or 0, r.path)):
             if rec.sop_instance_uid not in reached:
                 n = self.record_node(rec)
-                n.note = missing_plan_note(rec)
+                n.note = missing_plan_note(rec, "treatment record")
                 out.append(n)
         for other in sorted(ix.others, key=lambda r: (r.sop_class_uid, r.path)):
             if other.sop_instance_uid not in reached:
@@ -472,19 +416,36 @@ def _dedupe(instances: Iterable[InstanceSummary]) -> tuple[list[InstanceSummary]
 
 
 def build_patient(
-    patient_id: str, instances: list[InstanceSummary], default_machines: Mapping[str, str] | None = None
+    patient_id: str,
+    instances: list[InstanceSummary],
+    default_machines: Mapping[str, str] | None = None,
+    elsewhere: Mapping[str, str] | None = None,
+    referenced_from: Mapping[str, str] | None = None,
 ) -> PatientTree:
+    """One patient's tree. ``elsewhere``: UID -> Patient ID of the folder's other
+    patients; ``referenced_from``: UID of an object here -> Patient ID of a plan
+    elsewhere that references it (both empty for a patient built alone)."""
     unique, warnings = _dedupe(sorted(instances, key=lambda i: i.path))
     for w in warnings:
         log.info("%s", w)
-    name = next((i.patient_name for i in unique if i.patient_name), "")
-    ix = _PatientIndex(unique)
-    builder = _Builder(ix, default_machines or {})
+    names = list(dict.fromkeys(i.patient_name for i in unique if i.patient_name))
+    if len(names) > 1:
+        warnings.append(f"Patient ID {patient_id or '<empty>'} has {len(names)} different Patient Names: " + ", ".join(names))
+    name = names[0] if names else ""
+    ix = PatientIndex(unique)
+    builder = _Builder(ix, default_machines or {}, elsewhere)
     tree = PatientTree(patient_id, name, warnings=warnings)
     for plan in sorted(ix.plans, key=lambda p: (p.plan_label, p.plan_date, p.sop_instance_uid)):
         tree.plans.append(builder.plan_node(plan))
     reached = {i.sop_instance_uid for node in tree.plans for i in node.subtree_instances()}
     tree.unconnected = builder.unconnected(reached)
+    for node in tree.unconnected:
+        other = (referenced_from or {}).get(node.instances[0].sop_instance_uid) if node.instances else None
+        if other is not None and not node.note:
+            node.note = f"referenced by a plan in this folder under patient {other}"
+            what = node.kind.replace("RT-Struct", "structure set")
+            builder.cross[f"{what} {node.label} is referenced by a plan filed under another Patient ID: {other}"] = None
+    tree.warnings.extend(builder.cross)
     return tree
 
 
@@ -495,7 +456,23 @@ def build_forest(
     by_patient: dict[str, list[InstanceSummary]] = defaultdict(list)
     for inst in instances:
         by_patient[inst.patient_id].append(inst)
-    return [build_patient(pid, by_patient[pid], default_machines) for pid in sorted(by_patient)]
+    owner: dict[str, str] = {}  # SOP Instance UID -> Patient ID (first in sort order)
+    for pid in sorted(by_patient):
+        for inst in by_patient[pid]:
+            owner.setdefault(inst.sop_instance_uid, pid)
+    plan_refs: dict[str, str] = {}  # structure set UID -> Patient ID of a plan naming it
+    for pid in sorted(by_patient):
+        for inst in by_patient[pid]:
+            if inst.sop_class_uid in PLAN_CLASSES:
+                for uid in inst.referenced_structure_sets:
+                    plan_refs.setdefault(uid, pid)
+    trees = []
+    for pid in sorted(by_patient):
+        # Only what lives under another patient: references inside one patient never change.
+        elsewhere = OtherPatients(owner, pid)
+        referenced_from = {u: p for u, p in plan_refs.items() if p != pid and owner.get(u) == pid}
+        trees.append(build_patient(pid, by_patient[pid], default_machines, elsewhere, referenced_from))
+    return trees
 
 
 def plan_nodes(patients: Iterable[PatientTree]) -> Iterator[tuple[PatientTree, Node]]:

@@ -54,7 +54,7 @@ def display_keys(keys: str) -> str:
     return " / ".join(out)
 
 
-SCREENS = ("browse", "retrieve", "store", "settings", "log")
+SCREENS = ("browse", "retrieve", "store", "settings", "log", "receive")
 
 ACTIONS: tuple[Action, ...] = (
     # everywhere
@@ -65,6 +65,8 @@ ACTIONS: tuple[Action, ...] = (
     Action("screen.store", "app", "f4", "goto('store')", "Store", "Send files to a node", show=False),
     Action("screen.settings", "app", "f5", "goto('settings')", "Settings", "Nodes, local AE, profile, machines", show=False),
     Action("screen.log", "app", "f6", "goto('log')", "Log", "Everything logged since start", show=False),
+    # not "screen.": kept out of the nav bar (full at 80 columns); F1 and the palette list it
+    Action("receive.open", "app", "f7", "goto('receive')", "Receive", "Run a Storage SCP and watch arrivals", show=False),
     # every top-level screen
     Action("quit.q", "top", "q", "app.quit", "Quit", "Quit the application"),
     Action("keys.q", "top", "question_mark", "app.keys", "Keys", "Show all keys", show=False, palette=False),
@@ -93,6 +95,11 @@ ACTIONS: tuple[Action, ...] = (
     Action("retrieve.mark", "retrieve", "space", "mark", "Mark", "Mark the patient / plan row", show=False),
     Action("retrieve.go", "retrieve", "ctrl+r", "retrieve", "Retrieve", "Retrieve the marked rows into the folder"),
     Action("retrieve.cancel", "retrieve", "ctrl+g,f8", "cancel", "Cancel", "Cancel the running retrieve"),
+    Action("retrieve.list", "retrieve", "ctrl+l", "load_list", "Load list",
+           "Load a patient list (text, CSV or hand-off JSON): find its patients and mark them and their plans",
+           show=False),
+    # receive
+    Action("receive.toggle", "receive", "ctrl+s", "start_stop", "Start/stop", "Start or stop the Storage SCP"),
     # store
     Action("store.send", "store", "ctrl+s", "send", "Send", "Store the listed files to the node"),
     Action("store.check", "store", "ctrl+t", "check", "Check", "Re-check machine mappings", show=False),

@@ -27,6 +27,7 @@ from dicomtools.tui.messages import FolderChanged, LogAppended
 from dicomtools.tui.screens.browse import BrowseScreen
 from dicomtools.tui.screens.dialogs import ConfirmDialog, ErrorDialog, KeysDialog
 from dicomtools.tui.screens.log import LogScreen
+from dicomtools.tui.screens.receive import ReceiveScreen
 from dicomtools.tui.screens.retrieve import RetrieveScreen
 from dicomtools.tui.screens.settings import SettingsScreen
 from dicomtools.tui.screens.store import StoreScreen
@@ -81,6 +82,7 @@ class DicomToolsApp(App[int]):
         self.install_screen(StoreScreen(), "store")
         self.install_screen(SettingsScreen(), "settings")
         self.install_screen(LogScreen(), "log")
+        self.install_screen(ReceiveScreen(), "receive")
         self.push_screen("browse")
         log.info("dicomtools TUI started (folder: %s, node: %s)", self.start_path or "-", self.node_name or "-")
 

@@ -14,6 +14,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from dicomtools.core.dicom.text import sanitize
+
 log = logging.getLogger(__name__)
 
 LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
@@ -53,6 +55,8 @@ class BufferHandler(logging.Handler):
                     message = f"{message}: {type(exc).__name__}: {exc}"
         except Exception:
             message = str(record.msg)
+        # log lines quote file names and values; line breaks are the log screen's to lay out
+        message = "\n".join(sanitize(line) for line in message.split("\n"))
         with self._lines_lock:
             self._seq += 1
             self.lines.append(

@@ -30,7 +30,6 @@ from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import pydicom
 from pydicom.dataset import Dataset
 from pydicom.tag import BaseTag
 
@@ -43,7 +42,7 @@ from dicomtools.core.anonymize.uidmap import UidMap
 from dicomtools.core.anonymize.valuetext import element_text, quiet_pydicom
 from dicomtools.core.anonymize.verify import OUR_VALUES, Identifiers, VerifyReport, verify_files
 from dicomtools.core.atomic import atomic_writer
-from dicomtools.core.model import MEDIA_STORAGE_DIRECTORY, InstanceSummary, UnreadableFile
+from dicomtools.core.model import InstanceSummary, UnreadableFile
 from dicomtools.core.progress import CancelToken, ProgressSink, Reporter
 from dicomtools.core.walk import iter_files
 
@@ -150,28 +149,16 @@ def _summary(ds: Dataset, path: str) -> InstanceSummary:
 
 
 def _read(path: str) -> Dataset | str:
-    """The full dataset, or a one-line reason why the file is not copied."""
-    from dicomtools.core.scan import sniff_dicom
+    """The full dataset, or a one-line reason why the file is not copied.
 
-    try:
-        with open(path, "rb") as fh:
-            has_preamble, reason = sniff_dicom(fh.read(132))
-            if reason:
-                return reason
-            fh.seek(0)
-            try:
-                ds = pydicom.dcmread(fh, force=not has_preamble)
-            except Exception as exc:  # pydicom raises many types on corrupt data
-                return f"corrupt DICOM: {type(exc).__name__}: {str(exc)[:120]}"
-    except OSError as exc:
-        return f"cannot read: {exc.strerror or exc}"
-    meta = getattr(ds, "file_meta", None)
-    if meta is not None and meta.get("MediaStorageSOPClassUID", "") == MEDIA_STORAGE_DIRECTORY:
-        return "DICOMDIR (media directory index), not an instance"
-    if "DirectoryRecordSequence" in ds:
-        return "DICOMDIR (media directory index), not an instance"
-    if "SOPInstanceUID" not in ds or "SOPClassUID" not in ds:
-        return "DICOM without SOP Class/Instance UID"
+    The one reader decides what is an instance (same verdict as show and
+    search; SOP UIDs missing from the data set are taken from the file meta).
+    """
+    from dicomtools.core.archive.read import read_dataset
+
+    ds = read_dataset(path)
+    if isinstance(ds, UnreadableFile):
+        return ds.reason
     raw = ds._dict.get(BaseTag(0x7FE00010))
     declared = getattr(raw, "length", None)
     value = getattr(raw, "value", None)

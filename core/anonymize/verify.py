@@ -266,15 +266,11 @@ def _printable(text: str) -> str:
 
 
 def _not_dicom(path: str) -> str:
-    """A reason when the file is not DICOM (or cannot be opened), else ''."""
-    from dicomtools.core.scan import sniff_dicom
+    """A reason when the file is not an instance (the one reader's verdict), else ''."""
+    from dicomtools.core.archive.read import verdict
 
-    try:
-        with open(path, "rb") as fh:
-            head = fh.read(132)
-    except OSError as exc:
-        return f"cannot read: {exc.strerror or exc}"
-    return sniff_dicom(head)[1]
+    found = verdict(path)
+    return found.reason if found is not None else ""
 
 
 def _short(text: str, limit: int = 60) -> str:

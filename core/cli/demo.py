@@ -8,9 +8,6 @@ import sys
 from typing import Any
 
 from dicomtools.core.cli.common import RunError, add_option
-from dicomtools.core.render import render_tree
-from dicomtools.core.scan import scan
-from dicomtools.core.tree import build_forest
 
 MARKER = ".dicomtools-demo"
 DEFAULT_DIR = "dicomtools-demo"
@@ -33,6 +30,9 @@ def register(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from dicomtools.core.phantom import generate
+    from dicomtools.core.render import render_tree
+    from dicomtools.core.scan import scan
+    from dicomtools.core.tree import build_forest
 
     if args.patients < 1 or args.patients > 500:
         raise RunError("--patients must be between 1 and 500", 2)

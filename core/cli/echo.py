@@ -8,9 +8,6 @@ from typing import Any
 
 from dicomtools.core.cli.common import RunError, add_option
 from dicomtools.core.cli.config import add_node_options, node_from_args, node_title
-from dicomtools.core.net.assoc import NetError
-from dicomtools.core.net.echo import echo
-from dicomtools.core.net.status import describe_status
 
 
 def register(sub: Any) -> None:
@@ -22,6 +19,11 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # Imported here, not at the top: `echo -h` must not import pynetdicom (start-up speed).
+    from dicomtools.core.net.assoc import NetError
+    from dicomtools.core.net.echo import echo
+    from dicomtools.core.net.status import describe_status
+
     _, node = node_from_args(args)
     worst = 0
     for _ in range(max(1, args.count)):

@@ -15,11 +15,12 @@ from collections.abc import Callable, Sequence
 
 from dicomtools.core import __version__
 from dicomtools.core.cli.common import ArgumentParser, RunError, UsageError
+from dicomtools.core.dicom.text import SanitizingFormatter, sanitize
 
 log = logging.getLogger(__name__)
 
 # Order is the order shown in --help. A module missing (feature not built yet) is skipped.
-COMMANDS = ["show", "search", "retrieve", "store", "anonymize", "echo", "config", "demo", "tui"]
+COMMANDS = ["show", "search", "retrieve", "store", "receive", "anonymize", "echo", "config", "demo", "tui"]
 
 TuiLauncher = Callable[..., int]
 
@@ -33,7 +34,19 @@ def _chosen_command(argv: Sequence[str]) -> str | None:
     return None
 
 
-def build_parser(tui_launcher: TuiLauncher | None = None, only: str | None = None) -> ArgumentParser:
+def _only_version(argv: Sequence[str]) -> bool:
+    """``--version`` before any command: answer it without building a command's parser."""
+    for arg in argv:
+        if arg == "--version":
+            return True
+        if not arg.startswith("-"):
+            return False
+    return False
+
+
+def build_parser(
+    tui_launcher: TuiLauncher | None = None, only: str | None = None, commands: bool = True
+) -> ArgumentParser:
     parser = ArgumentParser(
         prog="dicomtools",
         description="Radiotherapy DICOM: reference trees, search, Q/R retrieve, store, anonymize.",
@@ -42,7 +55,7 @@ def build_parser(tui_launcher: TuiLauncher | None = None, only: str | None = Non
     parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logging")
     parser.set_defaults(tui_launcher=tui_launcher)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in [only] if only else COMMANDS:
+    for name in ([only] if only else COMMANDS) if commands else []:
         try:
             module = importlib.import_module(f"dicomtools.core.cli.{name}")
         except ModuleNotFoundError as exc:
@@ -60,12 +73,11 @@ def main(argv: Sequence[str] | None = None, tui_launcher: TuiLauncher | None = N
         reconfigure = getattr(stream, "reconfigure", None)
         if reconfigure is not None:
             reconfigure(errors="backslashreplace")
-    parser = build_parser(tui_launcher, _chosen_command(args_list))
+    parser = build_parser(tui_launcher, _chosen_command(args_list), commands=not _only_version(args_list))
     args = parser.parse_args(args_list)
-    logging.basicConfig(
-        level=logging.DEBUG if args.debug else logging.WARNING,
-        format="%(levelname)s %(name)s: %(message)s",
-    )
+    stderr_handler = logging.StreamHandler()  # log lines quote file names and values: sanitized
+    stderr_handler.setFormatter(SanitizingFormatter("%(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING, handlers=[stderr_handler])
     if args.command is None:
         if tui_launcher is not None and sys.stdin.isatty() and sys.stdout.isatty():
             return tui_launcher()
@@ -74,10 +86,10 @@ def main(argv: Sequence[str] | None = None, tui_launcher: TuiLauncher | None = N
     try:
         return int(args.func(args) or 0)
     except UsageError as exc:
-        sys.stderr.write(f"dicomtools {args.command}: {exc}\n")
+        sys.stderr.write(f"dicomtools {args.command}: {sanitize(str(exc))}\n")
         return 2
     except RunError as exc:
-        sys.stderr.write(f"dicomtools {args.command}: {exc}\n")
+        sys.stderr.write(f"dicomtools {args.command}: {sanitize(str(exc))}\n")
         return exc.code
     except KeyboardInterrupt:
         sys.stderr.write(f"dicomtools {args.command}: interrupted\n")
@@ -88,7 +100,7 @@ def main(argv: Sequence[str] | None = None, tui_launcher: TuiLauncher | None = N
         if args.debug:
             raise
         log.debug("unhandled", exc_info=True)
-        sys.stderr.write(f"dicomtools {args.command}: error: {type(exc).__name__}: {exc}\n")
+        sys.stderr.write(f"dicomtools {args.command}: error: {type(exc).__name__}: {sanitize(str(exc))}\n")
         return 1
 
 

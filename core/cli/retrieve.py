@@ -9,10 +9,7 @@ from typing import Any
 
 from dicomtools.core.cli.common import RunError, UsageError, add_option, parse_pairs
 from dicomtools.core.cli.config import add_node_options, node_from_args, node_title
-from dicomtools.core.net.assoc import NetError
-from dicomtools.core.net.retrieve import RetrieveOptions, retrieve
 from dicomtools.core.progress import LineProgress, ProgressEvent
-from dicomtools.core.render import render_tree
 
 
 def register(sub: Any) -> None:
@@ -22,7 +19,12 @@ def register(sub: Any) -> None:
         description="Find the patient's studies, retrieve them (only what the chosen plans need when the "
         "node allows) into a temporary folder, build the reference tree and save the wanted data into --path.",
     )
-    add_option(p, "--patientId", required=True, help="Patient ID (0010,0020), exact")
+    add_option(p, "--patientId", default=None, help="Patient ID (0010,0020), exact")
+    add_option(p, "--patientList", metavar="FILE", default=None,
+               help="batch: text (one ID a line), CSV (PatientId[,PlanId]) or the hand-off JSON; "
+               "each patient into --path/<Patient ID>/")
+    add_option(p, "--parallel", type=int, default=1, metavar="N",
+               help="batch: retrieve N patients at once (C-GET only) [default: 1]")
     add_option(p, "--planId", nargs="+", action="extend", metavar="PLAN",
                help="RT Plan Label (300A,0002) or plan SOP Instance UID; only these plans and their subtrees")
     add_option(p, "--onlyApprovedPlans", action="store_true", help="only plans with Approval Status APPROVED")
@@ -31,7 +33,8 @@ def register(sub: Any) -> None:
     add_option(p, "--anonymize", action="store_true", help="anonymize the saved data (needs --newPatientId/Name)")
     add_option(p, "--path", required=True, help="folder to save into")
     add_option(p, "--showTree", action="store_true", help="print the tree of what was saved")
-    add_option(p, "--force", action="store_true", help="write into an existing non-empty --path without asking")
+    add_option(p, "--force", action="store_true",
+               help="write into an existing non-empty --path without asking; batch: redo complete patients")
     add_option(p, "--useGet", action="store_true", help="C-GET instead of C-MOVE (no inbound port needed)")
     add_option(p, "--scpPort", type=int, default=None, metavar="PORT",
                help="port of our Storage SCP for C-MOVE [default: [local] scp_port]")
@@ -40,7 +43,7 @@ def register(sub: Any) -> None:
     add_option(p, "--defaultMachines", nargs="+", action="extend", metavar="MODEL=MACHINE",
                help="machine names shown in the tree for plans with empty names")
     add_node_options(p)
-    p.set_defaults(func=run)
+    p.set_defaults(func=dispatch)
 
 
 def _confirm_path(path: Path, force: bool) -> None:
@@ -80,6 +83,11 @@ class _Sink:
 
 
 def run(args: argparse.Namespace) -> int:
+    # Imported here, not at the top: `retrieve -h` must not import pydicom/pynetdicom (start-up speed).
+    from dicomtools.core.net.assoc import NetError
+    from dicomtools.core.net.retrieve import RetrieveOptions, retrieve
+    from dicomtools.core.render import render_tree
+
     if args.anonymize and not (args.newPatientId and args.newPatientName):
         raise UsageError("--anonymize needs --newPatientId and --newPatientName")
     cfg, node = node_from_args(args)
@@ -128,3 +136,13 @@ def run(args: argparse.Namespace) -> int:
         return 1
     return 0 if res.ok else 1
 
+
+def dispatch(args: argparse.Namespace) -> int:
+    """One patient (``--patientId``) or a batch (``--patientList``, see :mod:`retrieve_batch`)."""
+    if args.patientList is not None:
+        from dicomtools.core.cli.retrieve_batch import run_batch_cli
+
+        return run_batch_cli(args)
+    if not args.patientId:
+        raise UsageError("give --patientId ID or --patientList FILE")
+    return run(args)

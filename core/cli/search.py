@@ -9,7 +9,7 @@ import json
 import logging
 import os
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dicomtools.core.cli.common import (
     RunError,
@@ -19,9 +19,12 @@ from dicomtools.core.cli.common import (
     add_path_options,
     open_cache,
 )
-from dicomtools.core.expr import ExprError, Expression, parse
+from dicomtools.core.dicom.text import sanitize
 from dicomtools.core.progress import LineProgress
-from dicomtools.core.search import SearchResult, search
+
+if TYPE_CHECKING:
+    from dicomtools.core.expr import Expression
+    from dicomtools.core.search import SearchResult
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +81,8 @@ def register(sub: Any) -> None:
 
 def parse_tags(texts: list[str]) -> list[Expression]:
     """Parse every --tag; the first bad one becomes a one-line usage error."""
+    from dicomtools.core.expr import ExprError, parse
+
     out = []
     for text in texts:
         try:
@@ -88,6 +93,9 @@ def parse_tags(texts: list[str]) -> list[Expression]:
 
 
 def run(args: argparse.Namespace) -> int:
+    # Imported here, not at the top: `search -h` must not pay for the scanner (start-up speed).
+    from dicomtools.core.search import search
+
     exprs = parse_tags(args.tag)
     if not os.path.exists(args.path):
         raise RunError(f"--path {args.path!r}: no such file or folder")
@@ -95,9 +103,6 @@ def run(args: argparse.Namespace) -> int:
         raise RunError(f"--path {args.path!r}: permission denied")
     if args.workers is not None and args.workers < 1:
         raise UsageError("--workers must be 1 or more")
-    if not getattr(args, "debug", False):
-        # Odd files are counted as unreadable with a reason; pydicom's own chatter is noise here.
-        logging.getLogger("pydicom").setLevel(logging.ERROR)
     result = search(
         args.path, exprs, args.searchPattern, sink=LineProgress(), workers=args.workers, cache=open_cache(args)
     )
@@ -126,12 +131,12 @@ def _joined(values: list[str]) -> str:
 
 def render_text(result: SearchResult, exprs: list[Expression], only_dirs: bool) -> str:
     if only_dirs:
-        return "".join(f"{d}\n" for d in result.directories())
+        return "".join(f"{sanitize(d)}\n" for d in result.directories())
     keys = _keys(exprs, text_only=True)
     lines = []
     for m in result.matches:
         parts = [m.path] + [f"{k}={_joined(m.values[k])}" for k in keys if k in m.values]
-        lines.append("  ".join(parts) + "\n")
+        lines.append(sanitize("  ".join(parts)) + "\n")
     return "".join(lines)
 
 
@@ -140,12 +145,12 @@ def render_csv(result: SearchResult, exprs: list[Expression], only_dirs: bool) -
     writer = csv.writer(buf, lineterminator="\n")
     if only_dirs:
         writer.writerow(["directory"])
-        writer.writerows([d] for d in result.directories())
+        writer.writerows([sanitize(d)] for d in result.directories())
         return buf.getvalue()
     keys = _keys(exprs, text_only=False)
     writer.writerow(["path", *keys])
     for m in result.matches:
-        writer.writerow([m.path, *("\\".join(m.values.get(k, [])) for k in keys)])
+        writer.writerow([sanitize(m.path), *(sanitize("\\".join(m.values.get(k, []))) for k in keys)])
     return buf.getvalue()
 
 
@@ -199,4 +204,4 @@ def render_statistics(result: SearchResult) -> str:
             lines.append(f"  ... and {more} more (--format json lists all)")
     if result.cancelled:
         lines.append("Search was cancelled; counts are partial.")
-    return "\n".join(lines) + "\n"
+    return "\n".join(sanitize(line) for line in lines) + "\n"

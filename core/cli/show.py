@@ -15,10 +15,6 @@ from dicomtools.core.cli.common import (
     open_cache,
     parse_pairs,
 )
-from dicomtools.core.progress import LineProgress
-from dicomtools.core.render import render_flat, render_json, render_tree
-from dicomtools.core.scan import scan
-from dicomtools.core.tree import build_forest
 
 
 def register(sub: Any) -> None:
@@ -52,6 +48,12 @@ def check_folder(path: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # Imported here, not at the top: `show -h` must not pay for the scanner (start-up speed).
+    from dicomtools.core.progress import LineProgress
+    from dicomtools.core.render import render_flat, render_json, render_tree
+    from dicomtools.core.scan import scan
+    from dicomtools.core.tree import build_forest
+
     check_folder(args.path)
     defaults = parse_pairs(args.defaultMachines, "--defaultMachines")
     result = scan(args.path, args.searchPattern, sink=LineProgress(), workers=args.workers, cache=open_cache(args))

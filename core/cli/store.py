@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dicomtools.core.cli.common import (
     RunError,
@@ -16,11 +16,10 @@ from dicomtools.core.cli.common import (
     parse_pairs,
 )
 from dicomtools.core.cli.config import add_node_options, node_from_args, node_title
-from dicomtools.core.net.machines import group_messages
-from dicomtools.core.net.store import StoreResult, order_for_store, store
 from dicomtools.core.progress import LineProgress, ProgressEvent
-from dicomtools.core.scan import scan
-from dicomtools.core.tree import build_forest
+
+if TYPE_CHECKING:
+    from dicomtools.core.net.store import StoreResult
 
 
 def _bool(text: str) -> bool:
@@ -94,6 +93,12 @@ def _report(res: StoreResult, node_text: str, status_file: str | None = None) ->
 
 
 def run(args: argparse.Namespace) -> int:
+    # Imported here, not at the top: `store -h` must not import pydicom/pynetdicom (start-up speed).
+    from dicomtools.core.net.machines import group_messages
+    from dicomtools.core.net.store import order_for_store, store
+    from dicomtools.core.scan import scan
+    from dicomtools.core.tree import build_forest
+
     if args.associations < 1:
         raise UsageError("--associations must be at least 1")
     if not Path(args.path).exists():

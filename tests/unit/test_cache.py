@@ -162,3 +162,46 @@ def test_search_uses_the_cache_and_notices_changes(
     assert str(victim) not in values
     shown = next(iter(values[str(plan_path)].values()))
     assert ("CHANGED-ID" in shown) or ("NEWMACHINE" in shown)
+
+
+def test_reason_kind_decides_what_is_cached(tmp_path: Path) -> None:
+    """Transient reasons (I/O, walk) are never cached; others come back with their kind."""
+    from dicomtools.core.archive.reasons import ReasonKind
+    from dicomtools.core.cache import FileStamp, IndexCache
+    from dicomtools.core.model import UnreadableFile
+
+    text, locked = tmp_path / "notes.txt", tmp_path / "locked.dcm"
+    text.write_text("hello\n")
+    locked.write_bytes(b"x" * 200)
+    cache = IndexCache(tmp_path / "cache")
+    items = [
+        UnreadableFile(str(text), "not DICOM: text file", ReasonKind.TEXT),
+        UnreadableFile(str(locked), "cannot read: Permission denied", ReasonKind.CANNOT_READ),
+    ]
+    stamps = {str(p): FileStamp.of(str(p)) for p in (text, locked)}
+    cache.store(items, {k: v for k, v in stamps.items() if v is not None})
+    found, _ = cache.lookup([str(text), str(locked)])
+    assert found == {str(text): items[0]}
+    assert ReasonKind.CANNOT_READ.transient and ReasonKind.WALK.transient and not ReasonKind.TEXT.transient
+
+
+def test_cache_of_an_older_schema_is_rebuilt_quietly(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    import sqlite3
+
+    from dicomtools.core.cache import IndexCache
+
+    folder = tmp_path / "cache"
+    folder.mkdir()
+    conn = sqlite3.connect(folder / "index.sqlite")
+    conn.executescript(
+        "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT); INSERT INTO meta VALUES ('schema', '3');"
+        "CREATE TABLE files (path TEXT PRIMARY KEY, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL,"
+        " unreadable TEXT, summary BLOB);"
+    )
+    conn.commit()
+    conn.close()
+    with caplog.at_level("WARNING"):
+        cache = IndexCache(folder)
+        found, _ = cache.lookup([str(tmp_path / "nothing")])
+    assert found == {} and not caplog.records
+    assert not list(folder.glob("*.corrupt-*"))

@@ -20,6 +20,7 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static, TabbedContent, TabPane, Tree
 
+from dicomtools.core.dicom.text import sanitize
 from dicomtools.tui.actions import bindings_for
 from dicomtools.tui.jobs import Job, MessageSink
 from dicomtools.tui.marks import Mark, instances_of, iter_markables, resolve, subforest
@@ -371,7 +372,9 @@ class BrowseScreen(Screen[None]):
             table.add_column(key, key=key)
         for m in result.matches:
             rel = os.path.relpath(m.path, self.root) if self.root else m.path
-            cells = [rel] + [Text("\\".join(m.values.get(k, [])), no_wrap=True, overflow="ellipsis") for k in shown]
+            cells = [sanitize(rel)] + [
+                Text(sanitize("\\".join(m.values.get(k, []))), no_wrap=True, overflow="ellipsis") for k in shown
+            ]
             table.add_row(*cells)
         lines = [
             f"{result.matched} matched of {result.dicom_files} DICOM files "

@@ -67,6 +67,7 @@ class RetrieveScreen(Screen[None]):
         self.queue: list[tuple[Job, RetrieveRequest]] = []
         self.anonymize = False
         self.node_label = ""
+        self.list_name = ""
 
     def compose(self) -> ComposeResult:
         yield NavBar("retrieve")
@@ -257,6 +258,54 @@ class RetrieveScreen(Screen[None]):
                 self.post_message(JobFinished(job.id, error=str(exc)))
                 continue
             self.post_message(JobFinished(job.id, outcome, cancelled=outcome.cancelled))
+
+    # ------------------------------------------------------------------ patient list (retrieve_list)
+    def action_load_list(self) -> None:
+        from dicomtools.tui.screens.dialogs import Field, FormDialog
+
+        fields = [Field("path", "Patient list (text, CSV or hand-off JSON)", placeholder="/path/to/list.json")]
+        self.app.push_screen(FormDialog("Load a patient list", fields, ok="Load"), self._list_chosen)
+
+    def _list_chosen(self, values: dict[str, str] | None) -> None:
+        from dicomtools.core.patientlist import PatientListError, load_patient_list
+
+        if not values or not values.get("path"):
+            return
+        got = self._node()
+        if got is None:
+            return
+        try:
+            plist = load_patient_list(os.path.expanduser(values["path"]))
+        except PatientListError as exc:
+            self.status(f"! {exc}")
+            return
+        self.node_label = got[0]
+        self.list_name = os.path.basename(values["path"])
+        self.status(f"looking up {len(plist.entries)} patient(s) of {self.list_name} on {got[0]} ...")
+        self._find_list(got[1], plist.entries)
+
+    @work(thread=True, group="find", exit_on_error=False)
+    def _find_list(self, node: Any, entries: Any) -> None:
+        from dicomtools.tui.screens.retrieve_list import ListLoaded, find_listed, marks_for
+
+        try:
+            self.post_message(ListLoaded(marks_for(entries, find_listed(node, entries))))
+        except Exception as exc:
+            self.post_message(ListLoaded(None, str(exc)))
+
+    def on_list_loaded(self, message: Any) -> None:
+        from dicomtools.tui.screens.retrieve_list import summary
+
+        if message.result is None:
+            self.status(f"! C-FIND failed: {message.error}")
+            return
+        self.show_rows(message.result.rows)
+        table = self.query_one("#found", DataTable)
+        for key in message.result.marks:
+            self.marks.add(key)
+            table.update_cell(key, "mark", "[*]")
+        self.status(summary(message.result, self.list_name))
+        table.focus()
 
     def action_cancel(self) -> None:
         if not self.app.jobs.cancel("retrieve"):  # type: ignore[attr-defined]

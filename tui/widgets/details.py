@@ -18,6 +18,7 @@ from textual.binding import Binding
 from textual.containers import Vertical
 from textual.widgets import DataTable, Input, Static
 
+from dicomtools.core.dicom.text import sanitize
 from dicomtools.core.elements import ElementRow, dataset_rows, matching_rows, visible_rows
 from dicomtools.tui.actions import bindings_for
 from dicomtools.tui.messages import DetailsLoaded
@@ -43,16 +44,16 @@ def describe_item(item: TreeItem | None, root: str | None, width: int = 60) -> T
         text.append("Nothing selected.", style="dim")
         return text
     patient = item.patient
-    text.append(f"{patient.patient_id}", style="bold")
+    text.append(sanitize(f"{patient.patient_id}"), style="bold")
     if patient.patient_name:
-        text.append(f"  {patient.patient_name}")
+        text.append(f"  {sanitize(patient.patient_name)}")
     if item.kind == "patient":
         insts = item.instances()
         text.append(
             f"\n{len(patient.plans)} plans, {len(patient.unconnected)} unconnected, {len(insts)} instances"
         )
         for warning in getattr(patient, "warnings", [])[:3]:
-            text.append(f"\nwarning: {warning}", style="bold")
+            text.append(f"\nwarning: {sanitize(warning)}", style="bold")
         return text
     if item.kind == "unconnected":
         text.append(f"\nUnconnected: {len(patient.unconnected)} items no plan references")
@@ -71,7 +72,7 @@ def describe_item(item: TreeItem | None, root: str | None, width: int = 60) -> T
     for key, value in (node.fields or {}).items():
         if key in HIDDEN_FIELDS or value in (None, "", [], ()):
             continue
-        facts.append((key.replace("_", " "), _field_text(value)))
+        facts.append((key.replace("_", " "), sanitize(_field_text(value))))
     used = width  # pack "key: value" pairs into lines no wider than the pane
     for key, value in facts[:FACT_FIELDS_MAX]:
         size = len(key) + 2 + len(value)
@@ -85,7 +86,7 @@ def describe_item(item: TreeItem | None, root: str | None, width: int = 60) -> T
         text.append(value)
         used += size
     if node.note:
-        text.append(f"\n{node.note}", style="italic")
+        text.append(f"\n{sanitize(node.note)}", style="italic")
     if node.instances:
         path = node.instances[0].path
         if root:
@@ -94,7 +95,7 @@ def describe_item(item: TreeItem | None, root: str | None, width: int = 60) -> T
             except ValueError:
                 pass
         text.append("\nfile: ", style="dim")
-        text.append(path)
+        text.append(sanitize(path))
     return text
 
 

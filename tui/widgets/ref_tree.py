@@ -20,6 +20,8 @@ from textual.binding import Binding
 from textual.widgets import Tree
 from textual.widgets.tree import TreeNode
 
+from dicomtools.core.dicom.text import sanitize
+
 log = logging.getLogger(__name__)
 
 PLAN_KINDS = frozenset({"RT-Plan", "RT-Ion-Plan", "RT-Brachy-Plan"})
@@ -81,9 +83,9 @@ def node_key(parent_key: str, node: Any, index: int) -> str:
 
 def patient_label(patient: Any) -> Text:
     text = Text()
-    text.append(patient.patient_id or "(no ID)", style="bold")
+    text.append(sanitize(patient.patient_id) or "(no ID)", style="bold")
     if patient.patient_name:
-        text.append(f"  {patient.patient_name}")
+        text.append(f"  {sanitize(patient.patient_name)}")
     n_plans = len(patient.plans)
     n_unc = len(patient.unconnected)
     extra = f"{n_plans} plan" + ("" if n_plans == 1 else "s")
@@ -106,11 +108,11 @@ def short_label(node: Any) -> str:
         machines = [m for m in dict.fromkeys(fields.get("machines") or []) if m]
         if machines:
             parts.append("/".join(machines))
-        return "  ".join(parts)
+        return sanitize("  ".join(str(p) for p in parts))
     label = _SERIES_UID.sub("", node.label)
     if node.kind in ("Image", "CBCT") and fields.get("modality"):
         label = f"{fields['modality']}: {label}"
-    return label
+    return sanitize(label)
 
 
 def node_label(node: Any) -> Text:
@@ -120,7 +122,7 @@ def node_label(node: Any) -> Text:
     if label:
         text.append(f"  {label}")
     if node.note:
-        text.append(f"  [{node.note}]", style="italic dim")
+        text.append(f"  [{sanitize(node.note)}]", style="italic dim")
     if any(getattr(i, "truncated", False) for i in node.instances):
         text.append("  [TRUNCATED]", style="bold")
     return text

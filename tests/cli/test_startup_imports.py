@@ -1,0 +1,102 @@
+"""Start-up hygiene: ``--version`` and every ``-h`` answer without importing the heavy libraries.
+
+Start-up time is what a user feels on every call; pydicom, pynetdicom and Textual
+cost hundreds of milliseconds to import. Each case runs the installed entry point
+in a fresh interpreter and asserts on ``sys.modules`` (an import assertion, not a
+timing one). A positive control proves the probe sees an import when one happens.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+HEAVY = ("pydicom", "pynetdicom", "textual", "rich", "numpy")
+
+PROBE = """
+import json, sys
+from dicomtools.tui.entry import main
+try:
+    code = main(sys.argv[1:])
+except SystemExit as exc:
+    code = exc.code
+mods = sorted(sys.modules)
+sys.stdout.flush()
+sys.stderr.write("\\nPROBE " + json.dumps({"code": code, "modules": mods}) + "\\n")
+"""
+
+COMMANDS = ["show", "search", "retrieve", "store", "anonymize", "echo", "config", "demo", "tui"]
+
+
+def run_probe(args: list[str], tmp_path: Path) -> tuple[dict[str, object], str]:
+    env = dict(os.environ, XDG_CONFIG_HOME=str(tmp_path / "config"), XDG_CACHE_HOME=str(tmp_path / "cache"))
+    done = subprocess.run([sys.executable, "-c", PROBE, *args], capture_output=True, text=True, env=env,
+                          timeout=120)
+    line = [x for x in done.stderr.splitlines() if x.startswith("PROBE ")]
+    assert line, done.stderr
+    return json.loads(line[-1][len("PROBE "):]), done.stdout
+
+
+def heavy_in(modules: object) -> list[str]:
+    assert isinstance(modules, list)
+    return sorted({m.split(".")[0] for m in modules if m.split(".")[0] in HEAVY})
+
+
+def test_version_builds_no_command_parser_and_imports_nothing_heavy(tmp_path: Path) -> None:
+    result, out = run_probe(["--version"], tmp_path)
+    assert result["code"] == 0
+    assert out.startswith("dicomtools ")
+    assert heavy_in(result["modules"]) == []
+    mods = result["modules"]
+    assert isinstance(mods, list)
+    built = [m for m in mods if m.startswith("dicomtools.core.cli.") and m.split(".")[-1] in COMMANDS]
+    assert built == []
+
+
+def test_top_level_help_lists_every_command_without_heavy_imports(tmp_path: Path) -> None:
+    result, out = run_probe(["-h"], tmp_path)
+    assert result["code"] == 0
+    for name in COMMANDS:
+        assert name in out
+    assert heavy_in(result["modules"]) == []
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_command_help_imports_nothing_heavy(command: str, tmp_path: Path) -> None:
+    result, out = run_probe([command, "-h"], tmp_path)
+    assert result["code"] == 0
+    assert f"dicomtools {command}" in out  # the usage line: the parser was really built
+    assert heavy_in(result["modules"]) == []
+
+
+def test_bad_arguments_are_refused_before_heavy_imports(tmp_path: Path) -> None:
+    # argparse rejects the line before any run function (and its imports) is reached
+    result, _ = run_probe(["store", "--path"], tmp_path)
+    assert result["code"] == 2
+    assert heavy_in(result["modules"]) == []
+
+
+def test_show_on_an_empty_folder_imports_nothing_heavy(tmp_path: Path) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    result, out = run_probe(["show", "--path", str(empty), "--format", "json"], tmp_path)
+    assert result["code"] == 0
+    assert json.loads(out)["stats"]["instances"] == 0
+    assert heavy_in(result["modules"]) == []
+
+
+def test_probe_sees_the_network_stack_once_a_command_runs(tmp_path: Path) -> None:
+    """Positive control: echo to a closed local port imports pynetdicom in its run function."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed again when the block ends: the echo is refused
+    result, _ = run_probe(["echo", "--hostName", "127.0.0.1", "--hostPort", str(port), "--calledAet", "NOBODY"],
+                          tmp_path)
+    assert result["code"] != 0
+    assert "pynetdicom" in heavy_in(result["modules"])
