@@ -9,9 +9,7 @@ names leaked silently. Everything here returns decoded Unicode values.
 
 from __future__ import annotations
 
-import logging
 import unicodedata
-import warnings
 from collections.abc import Iterator
 from typing import Any
 
@@ -25,24 +23,6 @@ from pydicom.valuerep import PersonName
 TEXT_VRS = frozenset({"AE", "AS", "CS", "DA", "DS", "DT", "IS", "LO", "LT", "PN", "SH", "ST", "TM", "UC", "UI",
                       "UR", "UT"})
 _ESC = 0x1B
-_QUIET = False
-
-
-def quiet_pydicom() -> None:
-    """Read values as they are, without pydicom's per-value warnings (as the scanner and search do).
-
-    Real files carry over-long values (a 122-character LO); decoding one for the
-    leak check printed ``UserWarning: The value length (122) exceeds...`` twice
-    per file on stderr. The run reports damaged files itself.
-    """
-    global _QUIET
-    if not _QUIET:
-        from pydicom import config
-
-        config.settings.reading_validation_mode = config.IGNORE
-        logging.getLogger("pydicom").setLevel(logging.ERROR)
-        warnings.filterwarnings("ignore", module=r"pydicom(\.|$)")
-        _QUIET = True
 
 
 def values_of(value: Any) -> list[str]:

@@ -38,10 +38,10 @@ from dicomtools.core.anonymize.valuetext import (
     has_unspaced_script,
     iter_elements,
     name_groups,
-    quiet_pydicom,
     spellings,
     values_of,
 )
+from dicomtools.core.dicom.pydicom_setup import configure as configure_pydicom
 from dicomtools.core.model import UnreadableFile
 
 log = logging.getLogger(__name__)
@@ -98,7 +98,7 @@ def collect_identifiers(
     paths: Iterable[str], ignore: Iterable[str] = (), on_error: Callable[[str, str], None] | None = None
 ) -> Identifiers:
     """Read original files and collect their identifying values."""
-    quiet_pydicom()
+    configure_pydicom()  # quiet: real originals carry over-long values (a 122-character LO)
     ids = Identifiers(ignore={*ignore, *OUR_VALUES})
     for path in paths:
         reason = _not_dicom(path)
@@ -289,7 +289,7 @@ def verify_files(
 
     With ``root`` (the output folder) each file's path below it is checked too.
     """
-    quiet_pydicom()
+    configure_pydicom()  # quiet: real originals carry over-long values (a 122-character LO)
     report = VerifyReport(with_originals=identifiers is not None)
     checker = _Checker(identifiers, allow_private, set(retained))
     for path in paths:
