@@ -164,6 +164,7 @@ def test_every_file_anonymized_verified_and_still_valid(originals: Path, tmp_pat
     assert "copied anyway (--keepBurnedIn): 3 image(s)" in report
     assert f"verify: {DICOM_FILES} files checked, OK: no leaks" in proc.stdout, proc.stdout
     assert "LEAK" not in proc.stdout
+    assert "CodingSchemeDesignator" not in proc.stdout  # 'SIEMENS_RIS' is vocabulary, not 'RIS' of a name
 
     outputs = sorted(out.rglob("*.dcm"))
     assert len(outputs) == DICOM_FILES
