@@ -52,12 +52,11 @@ from dicomtools.core.anonymize.values import (
     DUMMY_BYTES,
     DUMMY_TEXT,
     TEXT_VRS,
-    element_text,
-    element_values,
     pad,
     put_raw,
     put_text,
 )
+from dicomtools.core.anonymize.valuetext import element_text, element_values
 from dicomtools.core.anonymize.wellknown import is_kept_uid
 
 log = logging.getLogger(__name__)

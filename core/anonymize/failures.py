@@ -11,15 +11,12 @@ from __future__ import annotations
 
 import re
 
+# the one terminal sanitizer (core.dicom.text.sanitize), cut at a limit
+from dicomtools.core.safename import printable
+
 _UNKNOWN_VR = re.compile(r"Unknown Value Representation '([^']*)'(?: in tag (\([0-9A-Fa-f]{4},[0-9A-Fa-f]{4}\)))?")
 _TAG = re.compile(r"\(([0-9A-Fa-f]{4}),([0-9A-Fa-f]{4})\)")
 _DELIMITERS = {"FFFE,E000": "an item tag", "FFFE,E00D": "an item delimiter", "FFFE,E0DD": "a sequence delimiter"}
-
-
-def printable(text: str, limit: int = 200) -> str:
-    """``text`` on one line, without terminal control characters, shortened."""
-    clean = "".join(c if c.isprintable() else "?" for c in text.replace("\n", " "))
-    return clean if len(clean) <= limit else clean[: limit - 3] + "..."
 
 
 def _where(tag: str | None) -> str:

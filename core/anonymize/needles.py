@@ -29,7 +29,7 @@ from dicomtools.core.anonymize.wellknown import is_well_known_uid
 IDENTIFYING: dict[str, str] = {
     "PatientID": "id",
     "OtherPatientIDs": "id",
-    "IssuerOfPatientID": "id",
+    "IssuerOfPatientID": "institution",  # the assigning authority ("CCHS"), a place rather than a person
     "MedicalRecordLocator": "id",
     "AdmissionID": "id",
     "AccessionNumber": "accession",
@@ -37,7 +37,7 @@ IDENTIFYING: dict[str, str] = {
     "PlacerOrderNumberImagingServiceRequest": "accession",
     "PatientBirthDate": "birth_date",
     "PatientAddress": "address",
-    "InstitutionAddress": "address",
+    "InstitutionAddress": "institution",  # kept with the institution under RetainInstitutionIdent (Table E.1-1)
     "ReferringPhysicianAddress": "address",
     "PatientTelephoneNumbers": "address",
     "ReferringPhysicianTelephoneNumbers": "address",
@@ -91,6 +91,19 @@ def is_placeholder(value: str) -> bool:
     if all(c in PLACEHOLDERS or not c for c in re.split(r"[\^=\s]+", v)):
         return True
     return len(core) < (2 if has_unspaced_script(core) else 3)
+
+
+def _person_parts(components: list[str]) -> list[str]:
+    """Name components with the "Family, Given" habit split: ``Wetzel, James^Chase`` -> Wetzel, James, Chase.
+
+    Vendors and hand-typed names put the whole name in the family component
+    with a comma; compared whole, ``Wetzel^James`` in an output would not match.
+    """
+    parts: list[str] = []
+    for component in components:
+        pieces = [p.strip() for p in component.split(",") if p.strip()]
+        parts.extend(pieces if len(pieces) > 1 else [component])
+    return parts
 
 
 def date_forms(date: str) -> list[str]:
@@ -157,7 +170,7 @@ class Identifiers:
 
     def _add_name(self, value: str) -> None:
         for group in name_groups(value):
-            parts = [p for p in group[:3] if not self._ignored(p)]  # family, given, middle
+            parts = [p for p in _person_parts(group[:3]) if not self._ignored(p)]  # family, given, middle
             for p in parts:
                 self.names.components |= spellings(p)
                 if has_unspaced_script(p):
@@ -173,6 +186,12 @@ class Identifiers:
                         self.names.full.add(fold(form))
             elif len(parts) == 1 and has_unspaced_script(parts[0]):
                 self.names.full.add(fold(parts[0]))
+            for p in parts:  # a name written as words in one component: "nameless waterfall", "ZZZ TEST PATIENTFIVE"
+                words = [w for w in re.findall(r"[^\W_]+", p) if len(w) >= 3 and not self._ignored(w)]
+                if len(words) >= 2 and not has_unspaced_script(p):
+                    self.names.full.add(fold(" ".join(words)))
+                    for word in words:
+                        self.names.components |= spellings(word)
 
     def add_dataset(self, ds: Dataset) -> None:
         """Collect identifiers from one original data set (every element, file meta included)."""

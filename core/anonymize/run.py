@@ -42,6 +42,7 @@ from dicomtools.core.anonymize.uidmap import UidMap
 from dicomtools.core.anonymize.valuetext import element_text
 from dicomtools.core.anonymize.verify import OUR_VALUES, Identifiers, VerifyReport, verify_files
 from dicomtools.core.atomic import atomic_writer
+from dicomtools.core.dicom.pydicom_setup import configure as configure_pydicom
 from dicomtools.core.model import InstanceSummary, UnreadableFile
 from dicomtools.core.progress import CancelToken, ProgressSink, Reporter
 from dicomtools.core.walk import iter_files
@@ -296,6 +297,7 @@ def anonymize_files(
         raise AnonymizeError("a new patient ID and a new patient name are required")
     input_dirs = {root} if root else {os.path.dirname(os.path.abspath(p)) for p in paths}
     check_output(out_dir, input_dirs)
+    configure_pydicom()
     try:
         run = _Run(out_dir, settings, input_dirs)
     except (ProfileError, ValueError) as exc:

@@ -28,7 +28,8 @@ from typing import Protocol
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 
-from dicomtools.core.anonymize.values import DUMMY_BYTES, TEXT_VRS, element_text, put_raw
+from dicomtools.core.anonymize.values import DUMMY_BYTES, TEXT_VRS, put_raw
+from dicomtools.core.anonymize.valuetext import element_text
 
 VALUE_TYPE = 0x0040A040
 TEXT_VALUE = 0x0040A160

@@ -1,8 +1,7 @@
-"""Element values the engine reads and writes: dummies per VR, raw puts, text of an element.
+"""Element values the engine writes: dummies per VR and raw puts.
 
-Kept apart from the walk so the batch runner and the leak checker read values
-the same way the engine does (``element_text`` is PN-aware: a person name is
-one value with its ``^`` components and ``=`` groups, never its letters).
+Reading a value as text is :mod:`valuetext`'s job (one reader for the engine,
+the batch run, the leak checker and the path namer).
 """
 
 from __future__ import annotations
@@ -12,7 +11,6 @@ from typing import Any
 from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.tag import BaseTag
-from pydicom.valuerep import PersonName
 
 from dicomtools.core.anonymize.dates import DUMMY_DA, DUMMY_DT
 
@@ -64,39 +62,3 @@ def put_text(ds: Dataset, tag: int, vr: str, value: str) -> None:
         put_raw(ds, tag, vr, pad(value.encode("ascii"), vr))
     else:
         ds[tag] = DataElement(tag, vr, value)
-
-
-def value_text(value: Any) -> str:
-    """A decoded element value as text: multi-values joined by backslash, a PersonName whole."""
-    if value is None:
-        return ""
-    if isinstance(value, bytes | bytearray):
-        return value.decode("latin-1").strip("\0 ")
-    if isinstance(value, str | PersonName):
-        return str(value)
-    try:
-        return "\\".join(str(v) for v in value)
-    except TypeError:
-        return str(value)
-
-
-def element_text(ds: Dataset, tag: int) -> str:
-    """An element's value as text (multi-values joined by backslash); '' when absent.
-
-    Plain ASCII raw bytes are decoded directly (no pydicom conversion); anything
-    else, ISO 2022 escapes included, goes through pydicom so the character set
-    is honoured. A PN value keeps its components and groups (``Yamada^Tarou=山田^太郎``).
-    """
-    elem = ds._dict.get(BaseTag(tag))
-    if elem is None:
-        return ""
-    raw = elem.value
-    if elem.is_raw and isinstance(raw, bytes) and raw.isascii() and b"\x1b" not in raw and elem.VR not in BINARY_VRS:
-        return raw.decode("ascii").rstrip("\0 ")
-    return value_text(ds[tag].value)
-
-
-def element_values(ds: Dataset, tag: int) -> list[str]:
-    """The non-empty values of a (multi-valued) text element."""
-    text = element_text(ds, tag)
-    return [v for v in text.split("\\") if v] if text else []

@@ -20,7 +20,7 @@ from pydicom.tag import BaseTag
 from pydicom.valuerep import PersonName
 
 # VRs whose raw bytes are text (ASCII fast path allowed when there is no ISO 2022 escape).
-TEXT_VRS = frozenset({"AE", "AS", "CS", "DA", "DS", "DT", "IS", "LO", "LT", "PN", "SH", "ST", "TM", "UC", "UI",
+STRING_VRS = frozenset({"AE", "AS", "CS", "DA", "DS", "DT", "IS", "LO", "LT", "PN", "SH", "ST", "TM", "UC", "UI",
                       "UR", "UT"})
 _ESC = 0x1B
 
@@ -50,7 +50,7 @@ def element_values(ds: Dataset, tag: int) -> list[str]:
     if elem is None:
         return []
     raw = elem.value
-    if elem.is_raw and isinstance(raw, bytes) and elem.VR in TEXT_VRS and raw.isascii() and _ESC not in raw:
+    if elem.is_raw and isinstance(raw, bytes) and elem.VR in STRING_VRS and raw.isascii() and _ESC not in raw:
         text = raw.decode("ascii").rstrip("\0 ")
         return [v.strip(" \0") for v in text.split("\\")] if text else []
     try:
@@ -61,7 +61,11 @@ def element_values(ds: Dataset, tag: int) -> list[str]:
 
 
 def element_text(ds: Dataset, tag: int) -> str:
-    """``tag``'s values joined by backslash; '' when absent (engine.element_text without its two bugs)."""
+    """``tag``'s values joined by backslash; '' when absent or undecodable.
+
+    The one value-to-text reader of the anonymizer: the engine, the batch run,
+    the leak checker and the path namer all read values through it.
+    """
     return "\\".join(element_values(ds, tag))
 
 

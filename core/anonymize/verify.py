@@ -41,6 +41,7 @@ from dicomtools.core.anonymize.valuetext import (
     spellings,
     values_of,
 )
+from dicomtools.core.dicom.pydicom_setup import configure as configure_pydicom
 from dicomtools.core.model import UnreadableFile
 
 log = logging.getLogger(__name__)
@@ -58,6 +59,8 @@ _MAX_UN = 4096
 _META_PRIVATE = frozenset({0x00020100, 0x00020102})
 # Attributes naming a vendor or product: a hospital named like its scanner maker is no leak there.
 _DEVICE_TEXT = frozenset({0x00080070, 0x00081090, 0x00181020, 0x00181000})
+# Code Value, Coding Scheme Designator / Version: identifiers of a vocabulary ("SIEMENS_RIS"), not free text.
+_CODE_TAGS = frozenset({0x00080100, 0x00080102, 0x00080103})
 _PLACE_CATEGORIES = frozenset({"institution", "address"})
 _UID_RE = re.compile(r"\d+(?:\.\d+){3,}")
 _WORD_RE = re.compile(r"[^\W_]+")
@@ -97,6 +100,7 @@ def collect_identifiers(
     paths: Iterable[str], ignore: Iterable[str] = (), on_error: Callable[[str, str], None] | None = None
 ) -> Identifiers:
     """Read original files and collect their identifying values."""
+    configure_pydicom()  # quiet: real originals carry over-long values (a 122-character LO)
     ids = Identifiers(ignore={*ignore, *OUR_VALUES})
     for path in paths:
         reason = _not_dicom(path)
@@ -228,7 +232,7 @@ class _Walk:
             hits = pn_hits(self.ids, text) if vr == "PN" else text_hits(self.ids, text)
             if tag in _DEVICE_TEXT:
                 hits = [h for h in hits if h[0] not in _PLACE_CATEGORIES]
-            if vr == "CS":  # coded values (TEXT, NAME...) are vocabulary, not free text
+            if vr == "CS" or tag in _CODE_TAGS:  # coded values (TEXT, NAME...) are vocabulary, not free text
                 hits = [h for h in hits if h[1] != "possible"]
             if in_meta:
                 hits += [(c, "leak") for needle, c in self.ids.meta.items() if needle == fold(text.strip())]
@@ -287,6 +291,7 @@ def verify_files(
 
     With ``root`` (the output folder) each file's path below it is checked too.
     """
+    configure_pydicom()  # quiet: real originals carry over-long values (a 122-character LO)
     report = VerifyReport(with_originals=identifiers is not None)
     checker = _Checker(identifiers, allow_private, set(retained))
     for path in paths:

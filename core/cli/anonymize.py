@@ -93,7 +93,7 @@ def _print_verify(report: Any) -> int:
     failures = report.failures
     possible = [f for f in report.findings if f.level == "possible"]
     warnings = [f for f in report.findings if f.level == "warning"]
-    from dicomtools.core.anonymize.failures import printable
+    from dicomtools.core.safename import printable
 
     for f in failures[:MAX_SHOWN]:
         sys.stdout.write(printable(f.line(), 600) + "\n")
@@ -184,7 +184,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _print_report(report: Any, out_dir: str) -> int:
     """The run's outcome; exit 1 when a readable instance was not copied (or verify found a leak)."""
-    from dicomtools.core.anonymize.failures import printable
+    from dicomtools.core.safename import printable
 
     out = sys.stdout
     # readable instances first: those are what the person must act on

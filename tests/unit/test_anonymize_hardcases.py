@@ -174,7 +174,7 @@ def test_element_text_reads_a_person_name_whole_in_its_character_set(name: str, 
     """pydicom's charset files: a PN is one value with components and groups, never its letters."""
     from pydicom.data import get_charset_files
 
-    from dicomtools.core.anonymize.values import element_text
+    from dicomtools.core.anonymize.valuetext import element_text
 
     ds = pydicom.dcmread(get_charset_files(name)[0])
     assert element_text(ds, 0x00100010) == expected
