@@ -22,6 +22,8 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from dicomtools.core.errors import DicomToolsError, ExitStatus
+
 if TYPE_CHECKING:
     from pydicom.dataelem import DataElement
     from pydicom.dataset import Dataset
@@ -66,8 +68,10 @@ _DATE_VRS = frozenset({"DA", "TM", "DT"})
 _BYTES_SHOWN_AS_HEX = 32
 
 
-class ExprError(ValueError):
+class ExprError(DicomToolsError, ValueError):
     """A malformed expression: ``message`` says what is wrong, ``position`` (0-based) where."""
+
+    exit_status = ExitStatus.USAGE
 
     def __init__(self, message: str, position: int = 0) -> None:
         super().__init__(message, position)

@@ -19,6 +19,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from dicomtools.core.errors import DicomToolsError, ExitStatus
+
 log = logging.getLogger(__name__)
 
 FORMAT = "dicomtools-anonymization-profile"
@@ -35,8 +37,10 @@ _RANK = {"X": 0, "Z": 1, "D": 2, "U": 3, "C": 4, "K": 5}
 PRIVATE_SPELLINGS = ("private", "(gggg,eeee) where gggg is odd", "(gggg,eeee)")
 
 
-class ProfileError(ValueError):
+class ProfileError(DicomToolsError, ValueError):
     """A profile file or option list that cannot be used; the message names file and line."""
+
+    exit_status = ExitStatus.USAGE
 
 
 @dataclass(frozen=True, slots=True)

@@ -42,6 +42,7 @@ from dicomtools.core.anonymize.uidmap import UidMap
 from dicomtools.core.anonymize.valuetext import element_text
 from dicomtools.core.anonymize.verify import OUR_VALUES, Identifiers, VerifyReport, verify_files
 from dicomtools.core.atomic import atomic_writer
+from dicomtools.core.errors import DicomToolsError, ExitStatus
 from dicomtools.core.model import InstanceSummary, UnreadableFile
 from dicomtools.core.progress import CancelToken, ProgressSink, Reporter
 from dicomtools.core.walk import iter_files
@@ -58,8 +59,10 @@ BURNED_IN = (
 )
 
 
-class AnonymizeError(Exception):
+class AnonymizeError(DicomToolsError):
     """The run cannot start (bad settings, output inside the input)."""
+
+    exit_status = ExitStatus.USAGE
 
 
 @dataclass

@@ -9,6 +9,7 @@ import sys
 from typing import Any
 
 from dicomtools.core.cli.common import RunError, UsageError, add_option, add_path_options
+from dicomtools.core.errors import ExitStatus
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +70,7 @@ def _list_profiles() -> int:
     sys.stdout.write("\noptions (short / long name, CID 7050 code):\n")
     for o in OPTIONS:
         sys.stdout.write(f"  {o.short:24} {o.long:38} {o.code}  {o.title}\n")
-    return 0
+    return ExitStatus.OK
 
 
 def _verify_only(args: argparse.Namespace) -> int:
@@ -114,7 +115,7 @@ def _print_verify(report: Any) -> int:
         f"verify: {report.files_checked} files checked, {verdict}"
         f"{f', {len(possible)} possible name word(s) to review' if possible else ''}\n"
     )
-    return 0 if not failures else 1
+    return ExitStatus.OK if not failures else ExitStatus.FAILED
 
 
 def run(args: argparse.Namespace) -> int:

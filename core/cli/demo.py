@@ -8,6 +8,7 @@ import sys
 from typing import Any
 
 from dicomtools.core.cli.common import RunError, add_option
+from dicomtools.core.errors import ExitStatus
 from dicomtools.core.render import render_tree
 from dicomtools.core.scan import scan
 from dicomtools.core.tree import build_forest
@@ -50,4 +51,4 @@ def run(args: argparse.Namespace) -> int:
         return int(launcher(path=out, demo=True))
     result = scan(out, workers=1)
     sys.stdout.write(render_tree(build_forest(result.instances), False, result.unreadable, result.files_seen))
-    return 0
+    return ExitStatus.OK

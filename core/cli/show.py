@@ -15,6 +15,7 @@ from dicomtools.core.cli.common import (
     open_cache,
     parse_pairs,
 )
+from dicomtools.core.errors import ExitStatus
 from dicomtools.core.progress import LineProgress
 from dicomtools.core.render import render_flat, render_json, render_tree
 from dicomtools.core.scan import scan
@@ -67,4 +68,4 @@ def run(args: argparse.Namespace) -> int:
     else:
         text = render_tree(patients, args.ascii, result.unreadable, result.files_seen)
     sys.stdout.write(text)
-    return 0
+    return ExitStatus.OK

@@ -24,6 +24,7 @@ from pynetdicom.pdu_primitives import A_ABORT, A_ASSOCIATE, A_P_ABORT
 from pynetdicom.presentation import PresentationContext
 
 from dicomtools.core.config import NodeConfig
+from dicomtools.core.errors import DicomToolsError
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +32,7 @@ log = logging.getLogger(__name__)
 DEFAULT_MAX_PDU = 4 * 1024 * 1024
 
 
-class NetError(Exception):
+class NetError(DicomToolsError):
     """A network operation that failed in a way the user can act on; one line."""
 
 
