@@ -253,6 +253,28 @@ def _summary_from_fast(hdr: fastread.FastHeader, path: str) -> InstanceSummary:
     return s
 
 
+def summary_of_dataset(ds: Any, path: str, element_text: Callable[[Any, int], str]) -> InstanceSummary:
+    """The summary of a dataset already in memory (the anonymizer's output), without reading the file back.
+
+    Files without the sequences the tree follows (image slices, the bulk of any
+    archive) take the same flat path as the fast reader, over ``element_text``
+    (the caller's value-to-text rule), so both give the same summary.
+    """
+    d = ds._dict
+    if any(t in d for t in NEEDED_SEQUENCES):
+        return _summary_from_dataset(ds, path)
+    hdr = fastread.FastHeader()
+    for tag in NEEDED_FLAT:
+        if tag in d:
+            hdr.values[tag] = element_text(ds, tag).strip()
+    meta = getattr(ds, "file_meta", None)
+    if meta is not None:
+        for tag in (0x00020002, 0x00020003, 0x00020010):
+            if tag in meta._dict:
+                hdr.meta[tag] = element_text(meta, tag).strip()
+    return _summary_from_fast(hdr, path)
+
+
 def read_summary(path: str) -> InstanceSummary | UnreadableFile:
     """Read one file's header into a summary, or say in one line why it can't be used."""
     found = read_instance(path, NEEDED_FLAT, NEEDED_SEQUENCES, tags=NEEDED_TAGS)

@@ -37,7 +37,8 @@ from dicomtools.core.anonymize.engine import Anonymizer
 from dicomtools.core.anonymize.failures import failure_reason
 from dicomtools.core.anonymize.filemeta import prepare_for_writing
 from dicomtools.core.anonymize.naming import PathNames, path_identifiers, safe_name
-from dicomtools.core.anonymize.profile import Profile, ProfileError, load_profile
+from dicomtools.core.anonymize.profile import Profile, ProfileError
+from dicomtools.core.anonymize.profile_files import load_profile
 from dicomtools.core.anonymize.uidmap import UidMap
 from dicomtools.core.anonymize.valuetext import element_text
 from dicomtools.core.anonymize.verify import OUR_VALUES, Identifiers, VerifyReport, verify_files
@@ -134,21 +135,9 @@ def _summary(ds: Dataset, path: str) -> InstanceSummary:
     Files without the sequences the tree follows (image slices, the bulk of
     any archive) take the scanner's flat fast path over raw values.
     """
-    from dicomtools.core import fastread, scan
+    from dicomtools.core.scan import summary_of_dataset
 
-    d = ds._dict
-    if any(t in d for t in scan.NEEDED_SEQUENCES):
-        return scan._summary_from_dataset(ds, path)
-    hdr = fastread.FastHeader()
-    for tag in scan.NEEDED_FLAT:
-        if tag in d:
-            hdr.values[tag] = element_text(ds, tag).strip()
-    meta = getattr(ds, "file_meta", None)
-    if meta is not None:
-        for tag in (0x00020002, 0x00020003, 0x00020010):
-            if tag in meta._dict:
-                hdr.meta[tag] = element_text(meta, tag).strip()
-    return scan._summary_from_fast(hdr, path)
+    return summary_of_dataset(ds, path, element_text)
 
 
 def _read(path: str) -> Dataset | str:

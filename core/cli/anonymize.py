@@ -61,7 +61,8 @@ def _check_identity(value: str | None, option: str) -> str:
 
 
 def _list_profiles() -> int:
-    from dicomtools.core.anonymize.profile import OPTIONS, builtin_profiles, load_profile
+    from dicomtools.core.anonymize.profile import OPTIONS, builtin_profiles
+    from dicomtools.core.anonymize.profile_files import load_profile
 
     for name in builtin_profiles():
         prof = load_profile(name)
@@ -123,7 +124,8 @@ def run(args: argparse.Namespace) -> int:
         return _list_profiles()
     if args.verify is not None and args.out is None:
         return _verify_only(args)
-    from dicomtools.core.anonymize.profile import ProfileError, load_profile, resolve_options
+    from dicomtools.core.anonymize.profile import ProfileError, resolve_options
+    from dicomtools.core.anonymize.profile_files import load_profile
     from dicomtools.core.anonymize.run import AnonymizeError, AnonymizeSettings, anonymize_folder
     from dicomtools.core.anonymize.uidmap import UidMapError
     from dicomtools.core.progress import LineProgress
