@@ -239,7 +239,7 @@ def _prefix(ds_modality: str) -> str:
 
 def _tree_folders(summaries: list[InstanceSummary], names: PathNames) -> dict[str, str]:
     """New SOP Instance UID -> folder (relative) from the reference tree of the anonymized data."""
-    from dicomtools.core.tree import build_forest
+    from dicomtools.core.tree import PlanInfo, build_forest
 
     folders: dict[str, str] = {}
     for patient in build_forest(summaries):
@@ -247,7 +247,7 @@ def _tree_folders(summaries: list[InstanceSummary], names: PathNames) -> dict[st
         used: set[str] = set()
         plan_dirs: list[str] = []
         for k, plan in enumerate(patient.plans, 1):
-            label = str(plan.fields.get("plan_label", ""))
+            label = plan.info.plan_label if isinstance(plan.info, PlanInfo) else ""
             name = safe_name(label, "") if label and not names.contains(label) and label != "ANONYMIZED" else ""
             name = name or f"Plan{k}"
             while name.lower() in used:
@@ -255,15 +255,15 @@ def _tree_folders(summaries: list[InstanceSummary], names: PathNames) -> dict[st
             used.add(name.lower())
             plan_dirs.append(name)
             for inst in plan.instances[:1]:
-                folders.setdefault(inst.sop_instance_uid, f"{pdir}/{name}/{safe_name(plan.kind, 'RT-Plan')}")
+                folders.setdefault(inst.sop_instance_uid, f"{pdir}/{name}/{safe_name(plan.kind.value, 'RT-Plan')}")
         for plan, name in zip(patient.plans, plan_dirs, strict=True):
             for node in plan.walk():
                 for inst in node.instances:
-                    folders.setdefault(inst.sop_instance_uid, f"{pdir}/{name}/{safe_name(node.kind, 'Other')}")
+                    folders.setdefault(inst.sop_instance_uid, f"{pdir}/{name}/{safe_name(node.kind.value, 'Other')}")
         for top in patient.unconnected:
             for node in top.walk():
                 for inst in node.instances:
-                    folders.setdefault(inst.sop_instance_uid, f"{pdir}/Unconnected/{safe_name(node.kind, 'Other')}")
+                    folders.setdefault(inst.sop_instance_uid, f"{pdir}/Unconnected/{safe_name(node.kind.value, 'Other')}")
     return folders
 
 
