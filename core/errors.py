@@ -36,3 +36,18 @@ class DicomToolsError(Exception):
     def user_message(self) -> str:
         """The line shown to the user; never a Python class name."""
         return str(self).strip() or "the operation failed"
+
+
+def describe(exc: BaseException) -> str:
+    """One line for the user about any exception, without its Python class name.
+
+    Ours say what they mean; an ``OSError`` gives the system's words and the
+    file; anything else is a bug, and its text (or "unexpected error") is all
+    the user can use (``--debug`` and the log keep the traceback).
+    """
+    if isinstance(exc, DicomToolsError):
+        return exc.user_message
+    if isinstance(exc, OSError) and exc.strerror:
+        return f"{exc.strerror}: {exc.filename}" if exc.filename else exc.strerror
+    text = str(exc).strip()
+    return f"unexpected error: {text}" if text else "unexpected error"

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from dicomtools.core.dicom.text import sanitize
-from dicomtools.core.errors import DicomToolsError, ExitStatus
+from dicomtools.core.errors import DicomToolsError, ExitStatus, describe
 
 
 @dataclass(frozen=True)
@@ -25,15 +25,11 @@ class Failure:
 def failure(exc: BaseException) -> Failure:
     """Map an exception that reached ``main`` to its exit status and one-line message."""
     if isinstance(exc, DicomToolsError):
-        return Failure(exc.exit_status, sanitize(exc.user_message))
+        return Failure(exc.exit_status, sanitize(describe(exc)))
     if isinstance(exc, KeyboardInterrupt):
         return Failure(ExitStatus.INTERRUPTED, "interrupted")
     if isinstance(exc, BrokenPipeError):  # the reader of our output went away (``| head``): not an error
         return Failure(ExitStatus.OK, "")
     if isinstance(exc, OSError):
-        where = f": {exc.filename}" if exc.filename else ""
-        return Failure(ExitStatus.FAILED, sanitize(f"{exc.strerror or exc}{where}"), unexpected=True)
-    text = str(exc).strip() or "no details"
-    return Failure(
-        ExitStatus.FAILED, sanitize(f"unexpected error: {text} (--debug shows where)"), unexpected=True
-    )
+        return Failure(ExitStatus.FAILED, sanitize(describe(exc)), unexpected=True)
+    return Failure(ExitStatus.FAILED, sanitize(f"{describe(exc)} (--debug shows where)"), unexpected=True)
