@@ -453,3 +453,16 @@ def builtin_profiles() -> list[str]:
     """Names of the profiles shipped in ``dicomtools.profiles``."""
     root = resources.files(PROFILE_PACKAGE)
     return sorted(p.name[: -len(".toml")] for p in root.iterdir() if p.name.endswith(".toml"))
+
+
+def __getattr__(name: str) -> Any:
+    """``load_profile`` lives in :mod:`profile_files` (it broke the profile/tsv_import cycle).
+
+    Kept reachable from here, lazily, so code written against the old place (branches
+    merged later) keeps working; new code imports it from ``profile_files``.
+    """
+    if name == "load_profile":
+        from dicomtools.core.anonymize.profile_files import load_profile
+
+        return load_profile
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
