@@ -21,6 +21,7 @@ from typing import Any
 import tomli_w
 
 from dicomtools.core.atomic import atomic_write_bytes
+from dicomtools.core.errors import DicomToolsError, ExitStatus
 
 log = logging.getLogger(__name__)
 
@@ -30,8 +31,10 @@ RETRIEVE_METHODS = ("move", "get")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
-class ConfigError(Exception):
+class ConfigError(DicomToolsError):
     """A missing or invalid preset; the message is one line naming file and key."""
+
+    exit_status = ExitStatus.USAGE
 
 
 @dataclass

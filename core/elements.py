@@ -12,11 +12,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from dicomtools.core.dicom.pydicom_setup import pydicom as configured_pydicom
-from dicomtools.core.dicom.text import sanitize
+from dicomtools.core.dicom.text import MAX_DISPLAY_CHARS, display_text
 
 log = logging.getLogger(__name__)
 
-MAX_VALUE_CHARS = 160
+MAX_VALUE_CHARS = MAX_DISPLAY_CHARS
 MAX_ROWS = 20000  # a pathological file must not freeze a viewer
 
 
@@ -37,34 +37,6 @@ class ElementRow:
 
 
 ITEM_TAG = "(FFFE,E000)"
-
-
-def format_value(elem: Any) -> str:
-    """A short, single-line text for an element's value."""
-    if elem.VR == "SQ":
-        n = len(elem.value or [])
-        return f"{n} item" + ("" if n == 1 else "s")
-    value = elem.value
-    if value is None or value == "":
-        return ""
-    if isinstance(value, bytes | bytearray):
-        return f"<{len(value)} bytes>"
-    if elem.VR in ("OB", "OW", "OF", "OD", "OL", "OV", "UN"):
-        try:
-            return f"<{len(value)} bytes>"
-        except TypeError:
-            return "<binary>"
-    try:
-        if type(value).__name__ == "MultiValue" or isinstance(value, list | tuple):
-            text = "\\".join(str(v) for v in value)
-        else:
-            text = str(value)
-    except Exception as exc:  # odd private data must not break the viewer
-        text = f"<unprintable: {type(exc).__name__}>"
-    text = sanitize(text.replace("\r", " ").replace("\n", " ").replace("\x00", ""))
-    if len(text) > MAX_VALUE_CHARS:
-        text = text[: MAX_VALUE_CHARS - 1] + "…"
-    return text
 
 
 def _keyword(elem: Any) -> str:
@@ -93,7 +65,7 @@ def dataset_rows(path: str, *, include_meta: bool = True) -> list[ElementRow]:
         for elem in dataset:
             if len(rows) >= MAX_ROWS:
                 return
-            rows.append(ElementRow(depth, _tag(elem.tag), _keyword(elem), elem.VR, format_value(elem)))
+            rows.append(ElementRow(depth, _tag(elem.tag), _keyword(elem), elem.VR, display_text(elem)))
             if elem.VR == "SQ":
                 for i, item in enumerate(elem.value or [], start=1):
                     rows.append(ElementRow(depth + 1, ITEM_TAG, f"Item {i}", "", ""))

@@ -22,6 +22,9 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from dicomtools.core.dicom.text import value_strings as element_strings
+from dicomtools.core.errors import DicomToolsError, ExitStatus
+
 if TYPE_CHECKING:
     from pydicom.dataelem import DataElement
     from pydicom.dataset import Dataset
@@ -63,11 +66,12 @@ _DATEISH = re.compile(r"\d[\d\-:.]*", re.ASCII)
 # VRs whose leading spaces are insignificant too (PS3.5 6.2); all VRs drop trailing padding.
 _LEADING_INSIGNIFICANT = frozenset({"AE", "AS", "CS", "DA", "DS", "DT", "IS", "LO", "SH", "TM", "UI"})
 _DATE_VRS = frozenset({"DA", "TM", "DT"})
-_BYTES_SHOWN_AS_HEX = 32
 
 
-class ExprError(ValueError):
+class ExprError(DicomToolsError, ValueError):
     """A malformed expression: ``message`` says what is wrong, ``position`` (0-based) where."""
+
+    exit_status = ExitStatus.USAGE
 
     def __init__(self, message: str, position: int = 0) -> None:
         super().__init__(message, position)
@@ -317,54 +321,6 @@ def text_strings(vr: str, text: str) -> list[str]:
     parts = [text] if vr in SINGLE_VALUED_TEXT else text.split("\\")
     out = [p.rstrip(" \x00") if vr in SINGLE_VALUED_TEXT else p.strip(" \x00") for p in parts]
     return [] if out == [""] else out
-
-
-def element_strings(elem: DataElement) -> list[str]:
-    """The element's values as strings, one per value; empty list when the element is empty.
-
-    Numbers and dates keep their DICOM string form, PN is its str, sequences show
-    ``<N items>``, bytes that are printable text are decoded, other bytes are shown
-    as hex (short) or ``<N bytes>``.
-    """
-    from pydicom.multival import MultiValue
-
-    value = elem.value
-    vr = str(elem.VR)
-    if vr == "SQ":
-        n = len(value)
-        return [f"<{n} item{'' if n == 1 else 's'}>"] if n else []
-    if value is None:
-        return []
-    if isinstance(value, bytes | bytearray):
-        return _bytes_strings(bytes(value))
-    items = list(value) if isinstance(value, MultiValue | list | tuple) else [value]
-    out = [_scalar_string(v, vr) for v in items]
-    return [] if out == [""] else out
-
-
-def _scalar_string(v: object, vr: str) -> str:
-    from pydicom.valuerep import DSfloat, PersonName
-
-    if v is None:
-        return ""
-    if isinstance(v, PersonName):
-        return str(v)
-    if isinstance(v, bytes | bytearray):
-        return "\\".join(_bytes_strings(bytes(v)))
-    if isinstance(v, float) and not isinstance(v, DSfloat):
-        return f"{v:.7g}" if vr == "FL" else repr(v)
-    return str(v)
-
-
-def _bytes_strings(data: bytes) -> list[str]:
-    text = data.rstrip(b"\x00 ")
-    if not text:
-        return []
-    if all(32 <= b < 127 for b in text):
-        return text.decode("ascii").split("\\")
-    if len(data) <= _BYTES_SHOWN_AS_HEX:
-        return [data.hex()]
-    return [f"<{len(data)} bytes>"]
 
 
 def _normalize(value: str, vr: str) -> str:

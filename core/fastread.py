@@ -13,6 +13,8 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass, field
 
+from dicomtools.core.errors import DicomToolsError
+
 _UNPACK_TAG = struct.Struct("<HH").unpack_from
 _UNPACK_U16 = struct.Struct("<H").unpack_from
 _UNPACK_U32 = struct.Struct("<I").unpack_from
@@ -47,7 +49,7 @@ SIMPLE_CHARSETS = {
 }
 
 
-class NeedsFallback(Exception):
+class NeedsFallback(DicomToolsError):
     """The buffer holds something this parser leaves to pydicom."""
 
 
@@ -64,11 +66,11 @@ class FastHeader:
     has_preamble: bool = False
 
 
-class Truncated(Exception):
+class Truncated(DicomToolsError):
     """An element's declared length runs past the end of the file (a cut-off header)."""
 
 
-class _Incomplete(Exception):
+class _Incomplete(DicomToolsError):
     """The buffer ended before the parse was done; read more and try again."""
 
 

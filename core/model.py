@@ -15,7 +15,8 @@ from dicomtools.core.archive.reasons import ReasonKind
 # SOP Class UIDs the tree knows about.
 RT_PLAN = "1.2.840.10008.5.1.4.1.1.481.5"
 RT_ION_PLAN = "1.2.840.10008.5.1.4.1.1.481.8"
-RT_BRACHY_PLAN = "1.2.840.10008.5.1.4.1.1.481.6"  # brachy uses RT Plan Storage; kept for clarity
+# No RT_BRACHY_PLAN: a brachy plan is RT Plan Storage (RT_PLAN) with Brachy Treatment Type
+# (300A,0202); ...481.6 is the RT Brachy *Treatment Record* (RT_BRACHY_RECORD).
 HALCYON_PLAN = "1.2.246.352.70.1.70"  # Varian private Halcyon plan class
 RT_STRUCT = "1.2.840.10008.5.1.4.1.1.481.3"
 RT_DOSE = "1.2.840.10008.5.1.4.1.1.481.2"

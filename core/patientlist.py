@@ -24,11 +24,15 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
+from dicomtools.core.errors import DicomToolsError, ExitStatus
+
 MAX_ID = 64  # Patient ID is LO: 64 characters
 
 
-class PatientListError(Exception):
+class PatientListError(DicomToolsError):
     """A list we cannot use; the message is one line naming file and line."""
+
+    exit_status = ExitStatus.USAGE
 
 
 class ListFormat(Enum):

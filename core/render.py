@@ -12,28 +12,22 @@ from typing import Any
 
 from dicomtools.core.dicom.text import sanitize
 from dicomtools.core.model import InstanceSummary, UnreadableFile
-from dicomtools.core.tree import PLAN_KINDS, Node, PatientTree
+from dicomtools.core.tree import (
+    BeamNodeInfo,
+    DoseInfo,
+    MissingInfo,
+    Node,
+    NodeKind,
+    PatientTree,
+    PlanInfo,
+    RecordInfo,
+    SeriesInfo,
+)
+from dicomtools.core.tree.labels import UNCONNECTED_TITLE as UNCONNECTED_TITLE
+from dicomtools.core.tree.labels import node_title as node_title
+from dicomtools.core.tree.labels import patient_title as patient_title
 
-UNCONNECTED_TITLE = "Not connected to any plan"
 JSON_SCHEMA_VERSION = 1
-
-
-def node_title(node: Node) -> str:
-    """``Kind: label`` as seed users know it (``Image CT: 96 images (...)``)."""
-    kind = node.kind
-    if kind in ("Image", "CBCT") and node.fields.get("modality"):
-        kind = f"{kind} {node.fields['modality']}"
-    text = node.label if kind in ("Registrations",) else f"{kind}: {node.label}"
-    if node.note:
-        text += f" [{node.note}]"
-    if any(i.truncated for i in node.instances):
-        n = sum(1 for i in node.instances if i.truncated)
-        text += f" [TRUNCATED: {n} file{'s' if n != 1 else ''}]"
-    return text
-
-
-def patient_title(patient: PatientTree) -> str:
-    return f"Patient: {patient.patient_id or '<no id>'} ({patient.patient_name})"
 
 
 def _tree_lines(nodes: list[Node], prefix: str, glyphs: tuple[str, str, str, str]) -> Iterator[str]:
@@ -56,10 +50,10 @@ def render_tree(
         lines.append(patient_title(patient))
         top: list[Node] = list(patient.plans)
         if patient.unconnected:
-            top.append(Node("Unconnected", UNCONNECTED_TITLE, children=patient.unconnected))
+            top.append(Node(NodeKind.UNCONNECTED, UNCONNECTED_TITLE, children=patient.unconnected))
         for i, node in enumerate(top):
             is_last = i == len(top) - 1
-            title = UNCONNECTED_TITLE if node.kind == "Unconnected" else node_title(node)
+            title = UNCONNECTED_TITLE if node.kind is NodeKind.UNCONNECTED else node_title(node)
             lines.append(f"{glyphs[1] if is_last else glyphs[0]}{title}")
             lines.extend(_tree_lines(node.children, glyphs[3] if is_last else glyphs[2], glyphs))
         for warning in patient.warnings:
@@ -141,31 +135,49 @@ def instance_json(inst: InstanceSummary) -> dict[str, Any]:
 
 
 def node_json(node: Node) -> dict[str, Any]:
+    """One node of the JSON contract: common keys, then the keys of its kind (README table)."""
     out: dict[str, Any] = {
-        "kind": node.kind,
+        "kind": node.kind.value,
         "label": node.label,
         "instances": [instance_json(i) for i in node.instances],
         "children": [node_json(c) for c in node.children],
     }
     if node.note:
         out["note"] = node.note
-    if node.kind in PLAN_KINDS:
-        for key in ("plan_label", "approval_status", "machines", "plan_intent", "machines_defaulted"):
-            if key in node.fields:
-                out[key] = node.fields[key]
-        if node.fields.get("related"):
-            out["related"] = True
-    elif node.kind in ("Image", "CBCT"):
-        out["series_instance_uid"] = node.fields.get("series_instance_uid", "")
-        out["modality"] = node.fields.get("modality", "")
-    elif node.kind == "Beam":
-        out["beam_number"] = node.fields.get("beam_number")
-        out["machine"] = node.fields.get("machine", "")
-    elif node.kind == "RT-Dose":
-        out["dose_summation_type"] = node.fields.get("dose_summation_type", "")
-    elif node.kind == "RT-Record":
-        out["fraction_number"] = node.fields.get("fraction_number")
+    out.update(_kind_json(node))
     return out
+
+
+def _kind_json(node: Node) -> dict[str, Any]:
+    """The per-kind keys, in the contract's order, from the node's typed data."""
+    info = node.info
+    if node.kind.is_plan:
+        out: dict[str, Any] = {}
+        if isinstance(info, PlanInfo):
+            out = {
+                "plan_label": info.plan_label,
+                "approval_status": info.approval_status,
+                "machines": list(info.machines),
+                "plan_intent": info.plan_intent,
+                "machines_defaulted": list(info.machines_defaulted),
+            }
+        if isinstance(info, PlanInfo | MissingInfo) and info.related:
+            out["related"] = True
+        return out
+    if node.kind.is_series:
+        series = info if isinstance(info, SeriesInfo) else None
+        return {
+            "series_instance_uid": series.series_instance_uid if series else "",
+            "modality": series.modality if series else "",
+        }
+    if node.kind is NodeKind.BEAM:
+        beam = info if isinstance(info, BeamNodeInfo) else None
+        return {"beam_number": beam.beam_number if beam else None, "machine": beam.machine if beam else ""}
+    if node.kind is NodeKind.DOSE:
+        return {"dose_summation_type": info.dose_summation_type if isinstance(info, DoseInfo) else ""}
+    if node.kind is NodeKind.RECORD:
+        return {"fraction_number": info.fraction_number if isinstance(info, RecordInfo) else None}
+    return {}
 
 
 def forest_to_json(

@@ -115,10 +115,6 @@ BATCH_SIZE = 256
 CACHE_CHUNK = 4096
 
 
-def _s(value: Any) -> str:
-    return value_text(value)
-
-
 def _get(ds: Any, key: Any) -> Any:
     """``ds.get(key)``, or None when pydicom cannot convert the element (a damaged value).
 
@@ -153,7 +149,7 @@ def _items(ds: Any, keyword: str) -> list[Any]:
 def _uids(items: Iterable[Any], keyword: str) -> tuple[str, ...]:
     out: list[str] = []
     for item in items:
-        value = _s(_get(item, keyword))
+        value = value_text(_get(item, keyword))
         if value and value not in out:
             out.append(value)
     return tuple(out)
@@ -165,10 +161,10 @@ def _beams(ds: Any) -> tuple[BeamInfo, ...]:
         beams.append(
             BeamInfo(
                 number=_int(_get(item, "BeamNumber")),
-                name=_s(_get(item, "BeamName")),
-                delivery_type=_s(_get(item, "TreatmentDeliveryType")),
-                machine=_s(_get(item, "TreatmentMachineName")),
-                machine_model=_s(_get(item, "ManufacturerModelName")),
+                name=value_text(_get(item, "BeamName")),
+                delivery_type=value_text(_get(item, "TreatmentDeliveryType")),
+                machine=value_text(_get(item, "TreatmentMachineName")),
+                machine_model=value_text(_get(item, "ManufacturerModelName")),
                 reference_images=_uids(
                     _items(item, "ReferencedReferenceImageSequence"), "ReferencedSOPInstanceUID"
                 ),
@@ -184,11 +180,11 @@ def _summary_from_dataset(ds: Any, path: str) -> InstanceSummary:
     # The same flat fields the fast path fills, from the same table.
     for tag, name in FLAT_FIELDS.items():
         elem = _get(ds, tag)
-        setattr(s, name, _s(elem.value if elem is not None else None))
+        setattr(s, name, value_text(elem.value if elem is not None else None))
     if meta:
-        s.sop_class_uid = s.sop_class_uid or _s(meta.get("MediaStorageSOPClassUID"))
-        s.sop_instance_uid = s.sop_instance_uid or _s(meta.get("MediaStorageSOPInstanceUID"))
-    s.transfer_syntax_uid = _s(meta.get("TransferSyntaxUID")) if meta else ""
+        s.sop_class_uid = s.sop_class_uid or value_text(meta.get("MediaStorageSOPClassUID"))
+        s.sop_instance_uid = s.sop_instance_uid or value_text(meta.get("MediaStorageSOPInstanceUID"))
+    s.transfer_syntax_uid = value_text(meta.get("TransferSyntaxUID")) if meta else ""
     s.beams = _beams(ds)
     s.referenced_structure_sets = _uids(
         _items(ds, "ReferencedStructureSetSequence"), "ReferencedSOPInstanceUID"
@@ -251,6 +247,28 @@ def _summary_from_fast(hdr: fastread.FastHeader, path: str) -> InstanceSummary:
     if beam is not None and _int(beam) is not None:
         s.referenced_beam_numbers = (int(beam),)
     return s
+
+
+def summary_of_dataset(ds: Any, path: str, element_text: Callable[[Any, int], str]) -> InstanceSummary:
+    """The summary of a dataset already in memory (the anonymizer's output), without reading the file back.
+
+    Files without the sequences the tree follows (image slices, the bulk of any
+    archive) take the same flat path as the fast reader, over ``element_text``
+    (the caller's value-to-text rule), so both give the same summary.
+    """
+    d = ds._dict
+    if any(t in d for t in NEEDED_SEQUENCES):
+        return _summary_from_dataset(ds, path)
+    hdr = fastread.FastHeader()
+    for tag in NEEDED_FLAT:
+        if tag in d:
+            hdr.values[tag] = element_text(ds, tag).strip()
+    meta = getattr(ds, "file_meta", None)
+    if meta is not None:
+        for tag in (0x00020002, 0x00020003, 0x00020010):
+            if tag in meta._dict:
+                hdr.meta[tag] = element_text(meta, tag).strip()
+    return _summary_from_fast(hdr, path)
 
 
 def read_summary(path: str) -> InstanceSummary | UnreadableFile:

@@ -14,9 +14,9 @@ from dicomtools.core.anonymize.profile import (
     Profile,
     ProfileError,
     builtin_profiles,
-    load_profile,
     resolve_options,
 )
+from dicomtools.core.anonymize.profile_files import load_profile
 from dicomtools.core.anonymize.run import (
     AnonymizeError,
     AnonymizeReport,

@@ -23,6 +23,8 @@ from typing import Any
 
 from pydicom.datadict import keyword_for_tag
 
+from dicomtools.core.errors import DicomToolsError
+
 log = logging.getLogger(__name__)
 
 # Strictest first: where modules disagree (or a module appears twice), the stricter Type counts.
@@ -31,7 +33,7 @@ _STRICTNESS = {"1": 0, "1C": 1, "2": 2, "2C": 3, "3": 4}
 Path_ = tuple[str, ...]  # keywords of the enclosing sequences, outermost first
 
 
-class IodDataError(RuntimeError):
+class IodDataError(DicomToolsError, RuntimeError):
     """highdicom's standard tables are not installed or not readable."""
 
 

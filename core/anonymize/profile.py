@@ -19,6 +19,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from dicomtools.core.errors import DicomToolsError, ExitStatus
+
 log = logging.getLogger(__name__)
 
 FORMAT = "dicomtools-anonymization-profile"
@@ -35,8 +37,10 @@ _RANK = {"X": 0, "Z": 1, "D": 2, "U": 3, "C": 4, "K": 5}
 PRIVATE_SPELLINGS = ("private", "(gggg,eeee) where gggg is odd", "(gggg,eeee)")
 
 
-class ProfileError(ValueError):
+class ProfileError(DicomToolsError, ValueError):
     """A profile file or option list that cannot be used; the message names file and line."""
+
+    exit_status = ExitStatus.USAGE
 
 
 @dataclass(frozen=True, slots=True)
@@ -449,37 +453,3 @@ def builtin_profiles() -> list[str]:
     """Names of the profiles shipped in ``dicomtools.profiles``."""
     root = resources.files(PROFILE_PACKAGE)
     return sorted(p.name[: -len(".toml")] for p in root.iterdir() if p.name.endswith(".toml"))
-
-
-def load_profile(name_or_path: str | Path) -> Profile:
-    """A shipped profile by name (``aria``, ``basic``) or a user's file (.toml, .csv, .tsv)."""
-    text = str(name_or_path)
-    p = Path(text)
-    suffix = p.suffix.lower()
-    if suffix in (".csv", ".tsv", ".txt"):
-        from dicomtools.core.anonymize.seed_csv import looks_like_seed, read_seed_csv
-        from dicomtools.core.anonymize.tsv_import import read_table
-
-        try:
-            table = p.read_text(encoding="utf-8-sig")
-        except FileNotFoundError:
-            raise ProfileError(f"profile file {text!r} not found") from None
-        except UnicodeDecodeError:
-            table = p.read_text(encoding="latin-1")  # the seed's files come from Windows tools
-        except OSError as exc:
-            raise ProfileError(f"cannot read profile {text!r}: {exc}") from None
-        if looks_like_seed(table):
-            return read_seed_csv(p, table)
-        return read_table(p, table)
-    if suffix == ".toml" or p.exists() or "/" in text or "\\" in text:
-        try:
-            data = p.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            raise ProfileError(f"profile file {text!r} not found") from None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ProfileError(f"cannot read profile {text!r}: {exc}") from None
-        return parse_profile_toml(data, text)
-    resource = resources.files(PROFILE_PACKAGE) / f"{text.lower()}.toml"
-    if not resource.is_file():
-        raise ProfileError(f"unknown profile {text!r}; shipped profiles: {', '.join(builtin_profiles())} (or give a .toml/.csv/.tsv file)")
-    return parse_profile_toml(resource.read_text(encoding="utf-8"), f"{text.lower()}.toml")

@@ -37,12 +37,14 @@ from dicomtools.core.anonymize.engine import Anonymizer
 from dicomtools.core.anonymize.failures import failure_reason
 from dicomtools.core.anonymize.filemeta import prepare_for_writing
 from dicomtools.core.anonymize.naming import PathNames, path_identifiers, safe_name
-from dicomtools.core.anonymize.profile import Profile, ProfileError, load_profile
+from dicomtools.core.anonymize.profile import Profile, ProfileError
+from dicomtools.core.anonymize.profile_files import load_profile
 from dicomtools.core.anonymize.uidmap import UidMap
 from dicomtools.core.anonymize.valuetext import element_text
 from dicomtools.core.anonymize.verify import OUR_VALUES, Identifiers, VerifyReport, verify_files
 from dicomtools.core.atomic import atomic_writer
 from dicomtools.core.dicom.pydicom_setup import configure as configure_pydicom
+from dicomtools.core.errors import DicomToolsError, ExitStatus
 from dicomtools.core.model import InstanceSummary, UnreadableFile
 from dicomtools.core.progress import CancelToken, ProgressSink, Reporter
 from dicomtools.core.walk import iter_files
@@ -59,8 +61,10 @@ BURNED_IN = (
 )
 
 
-class AnonymizeError(Exception):
+class AnonymizeError(DicomToolsError):
     """The run cannot start (bad settings, output inside the input)."""
+
+    exit_status = ExitStatus.USAGE
 
 
 @dataclass
@@ -132,21 +136,9 @@ def _summary(ds: Dataset, path: str) -> InstanceSummary:
     Files without the sequences the tree follows (image slices, the bulk of
     any archive) take the scanner's flat fast path over raw values.
     """
-    from dicomtools.core import fastread, scan
+    from dicomtools.core.scan import summary_of_dataset
 
-    d = ds._dict
-    if any(t in d for t in scan.NEEDED_SEQUENCES):
-        return scan._summary_from_dataset(ds, path)
-    hdr = fastread.FastHeader()
-    for tag in scan.NEEDED_FLAT:
-        if tag in d:
-            hdr.values[tag] = element_text(ds, tag).strip()
-    meta = getattr(ds, "file_meta", None)
-    if meta is not None:
-        for tag in (0x00020002, 0x00020003, 0x00020010):
-            if tag in meta._dict:
-                hdr.meta[tag] = element_text(meta, tag).strip()
-    return scan._summary_from_fast(hdr, path)
+    return summary_of_dataset(ds, path, element_text)
 
 
 def _read(path: str) -> Dataset | str:
@@ -248,7 +240,7 @@ def _prefix(ds_modality: str) -> str:
 
 def _tree_folders(summaries: list[InstanceSummary], names: PathNames) -> dict[str, str]:
     """New SOP Instance UID -> folder (relative) from the reference tree of the anonymized data."""
-    from dicomtools.core.tree import build_forest
+    from dicomtools.core.tree import PlanInfo, build_forest
 
     folders: dict[str, str] = {}
     for patient in build_forest(summaries):
@@ -256,7 +248,7 @@ def _tree_folders(summaries: list[InstanceSummary], names: PathNames) -> dict[st
         used: set[str] = set()
         plan_dirs: list[str] = []
         for k, plan in enumerate(patient.plans, 1):
-            label = str(plan.fields.get("plan_label", ""))
+            label = plan.info.plan_label if isinstance(plan.info, PlanInfo) else ""
             name = safe_name(label, "") if label and not names.contains(label) and label != "ANONYMIZED" else ""
             name = name or f"Plan{k}"
             while name.lower() in used:
@@ -264,15 +256,15 @@ def _tree_folders(summaries: list[InstanceSummary], names: PathNames) -> dict[st
             used.add(name.lower())
             plan_dirs.append(name)
             for inst in plan.instances[:1]:
-                folders.setdefault(inst.sop_instance_uid, f"{pdir}/{name}/{safe_name(plan.kind, 'RT-Plan')}")
+                folders.setdefault(inst.sop_instance_uid, f"{pdir}/{name}/{safe_name(plan.kind.value, 'RT-Plan')}")
         for plan, name in zip(patient.plans, plan_dirs, strict=True):
             for node in plan.walk():
                 for inst in node.instances:
-                    folders.setdefault(inst.sop_instance_uid, f"{pdir}/{name}/{safe_name(node.kind, 'Other')}")
+                    folders.setdefault(inst.sop_instance_uid, f"{pdir}/{name}/{safe_name(node.kind.value, 'Other')}")
         for top in patient.unconnected:
             for node in top.walk():
                 for inst in node.instances:
-                    folders.setdefault(inst.sop_instance_uid, f"{pdir}/Unconnected/{safe_name(node.kind, 'Other')}")
+                    folders.setdefault(inst.sop_instance_uid, f"{pdir}/Unconnected/{safe_name(node.kind.value, 'Other')}")
     return folders
 
 

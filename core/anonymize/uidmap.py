@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from dicomtools.core.atomic import atomic_writer
+from dicomtools.core.errors import DicomToolsError
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +30,7 @@ DATE_SHIFT_MIN_DAYS = 365
 DATE_SHIFT_SPAN_DAYS = 3285  # offsets fall in [-3650, -365] days
 
 
-class UidMapError(ValueError):
+class UidMapError(DicomToolsError, ValueError):
     """A map file that cannot be read; the message names the file and line."""
 
 

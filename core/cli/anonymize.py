@@ -9,6 +9,7 @@ import sys
 from typing import Any
 
 from dicomtools.core.cli.common import RunError, UsageError, add_option, add_path_options
+from dicomtools.core.errors import ExitStatus
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +61,8 @@ def _check_identity(value: str | None, option: str) -> str:
 
 
 def _list_profiles() -> int:
-    from dicomtools.core.anonymize.profile import OPTIONS, builtin_profiles, load_profile
+    from dicomtools.core.anonymize.profile import OPTIONS, builtin_profiles
+    from dicomtools.core.anonymize.profile_files import load_profile
 
     for name in builtin_profiles():
         prof = load_profile(name)
@@ -69,7 +71,7 @@ def _list_profiles() -> int:
     sys.stdout.write("\noptions (short / long name, CID 7050 code):\n")
     for o in OPTIONS:
         sys.stdout.write(f"  {o.short:24} {o.long:38} {o.code}  {o.title}\n")
-    return 0
+    return ExitStatus.OK
 
 
 def _verify_only(args: argparse.Namespace) -> int:
@@ -114,7 +116,7 @@ def _print_verify(report: Any) -> int:
         f"verify: {report.files_checked} files checked, {verdict}"
         f"{f', {len(possible)} possible name word(s) to review' if possible else ''}\n"
     )
-    return 0 if not failures else 1
+    return ExitStatus.OK if not failures else ExitStatus.FAILED
 
 
 def run(args: argparse.Namespace) -> int:
@@ -122,7 +124,8 @@ def run(args: argparse.Namespace) -> int:
         return _list_profiles()
     if args.verify is not None and args.out is None:
         return _verify_only(args)
-    from dicomtools.core.anonymize.profile import ProfileError, load_profile, resolve_options
+    from dicomtools.core.anonymize.profile import ProfileError, resolve_options
+    from dicomtools.core.anonymize.profile_files import load_profile
     from dicomtools.core.anonymize.run import AnonymizeError, AnonymizeSettings, anonymize_folder
     from dicomtools.core.anonymize.uidmap import UidMapError
     from dicomtools.core.progress import LineProgress

@@ -12,17 +12,26 @@ import re
 import sys
 from typing import Any, NoReturn
 
-
-class UsageError(Exception):
-    """Bad input from the user: one line, exit code 2."""
+from dicomtools.core.errors import DicomToolsError, ExitStatus
 
 
-class RunError(Exception):
-    """A run that could not do its job (missing path, peer refused): one line, exit 1."""
+class UsageError(DicomToolsError):
+    """Bad input from the user: one line, exit status USAGE (2)."""
 
-    def __init__(self, message: str, code: int = 1) -> None:
+    exit_status = ExitStatus.USAGE
+
+
+class RunError(DicomToolsError):
+    """A run that could not do its job (missing path, peer refused): one line, exit status FAILED (1)."""
+
+    def __init__(self, message: str, code: int = ExitStatus.FAILED) -> None:
         super().__init__(message)
-        self.code = code
+        self.exit_status = ExitStatus(code)
+
+    @property
+    def code(self) -> int:
+        """The exit status as a number (kept for callers that read ``code``)."""
+        return int(self.exit_status)
 
 
 def kebab(name: str) -> str:
@@ -71,7 +80,7 @@ class ArgumentParser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         sys.stderr.write(f"{self.prog}: error: {message}\n")
-        raise SystemExit(2)
+        raise SystemExit(ExitStatus.USAGE)
 
 
 def add_cache_options(parser: argparse.ArgumentParser) -> None:

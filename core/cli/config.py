@@ -26,6 +26,7 @@ from dicomtools.core.config import (
     save_config,
     write_example,
 )
+from dicomtools.core.errors import ExitStatus
 
 log = logging.getLogger(__name__)
 
@@ -127,16 +128,16 @@ def run(args: argparse.Namespace) -> int:
         if verb == "init":
             path = write_example(_config_arg(args), force=args.force)
             sys.stdout.write(f"wrote {path}\n")
-            return 0
+            return ExitStatus.OK
         cfg = load_config(_config_arg(args))
         if verb == "show":
             if getattr(args, "path_only", False):
                 sys.stdout.write(f"{cfg.path}\n")
-                return 0
+                return ExitStatus.OK
             exists = cfg.path is not None and cfg.path.exists()
             sys.stdout.write(f"# {cfg.path}{'' if exists else ' (not found: built-in defaults)'}\n")
             sys.stdout.write(dumps(cfg))
-            return 0
+            return ExitStatus.OK
         if verb == "add-node":
             if args.name in cfg.nodes and not args.force:
                 raise RunError(f"{cfg.path}: node [nodes.{args.name}] exists (use --force to replace it)")
@@ -150,7 +151,7 @@ def run(args: argparse.Namespace) -> int:
             )
             path = save_config(cfg)
             sys.stdout.write(f"added [nodes.{args.name}] to {path}\n")
-            return 0
+            return ExitStatus.OK
     except ConfigError as exc:
         raise UsageError(str(exc)) from None
     raise UsageError(f"unknown verb {verb!r}")  # pragma: no cover - argparse restricts it

@@ -8,6 +8,7 @@ import sys
 from typing import Any
 
 from dicomtools.core.cli.common import RunError, add_option
+from dicomtools.core.errors import ExitStatus
 
 MARKER = ".dicomtools-demo"
 DEFAULT_DIR = "dicomtools-demo"
@@ -50,4 +51,4 @@ def run(args: argparse.Namespace) -> int:
         return int(launcher(path=out, demo=True))
     result = scan(out, workers=1)
     sys.stdout.write(render_tree(build_forest(result.instances), False, result.unreadable, result.files_seen))
-    return 0
+    return ExitStatus.OK

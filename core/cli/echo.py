@@ -8,6 +8,7 @@ from typing import Any
 
 from dicomtools.core.cli.common import RunError, add_option
 from dicomtools.core.cli.config import add_node_options, node_from_args, node_title
+from dicomtools.core.errors import ExitStatus
 
 
 def register(sub: Any) -> None:
@@ -25,7 +26,7 @@ def run(args: argparse.Namespace) -> int:
     from dicomtools.core.net.status import describe_status
 
     _, node = node_from_args(args)
-    worst = 0
+    worst = ExitStatus.OK
     for _ in range(max(1, args.count)):
         try:
             res = echo(node, use_tls=args.useTls)
@@ -36,5 +37,5 @@ def run(args: argparse.Namespace) -> int:
             f"C-ECHO {node_title(node)} as {node.calling_ae}: {state}, "
             f"association {res.associate_ms:.1f} ms, echo {res.echo_ms:.1f} ms\n"
         )
-        worst = worst or (0 if res.ok else 1)
+        worst = worst or (ExitStatus.OK if res.ok else ExitStatus.FAILED)
     return worst

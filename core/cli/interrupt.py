@@ -20,9 +20,11 @@ import sys
 import threading
 from types import FrameType
 
+from dicomtools.core.errors import ExitStatus
+
 log = logging.getLogger(__name__)
 
-EXIT_CODE = 130
+EXIT_CODE = int(ExitStatus.INTERRUPTED)
 GRACE = 0.8  # seconds the clean-up may take after the first Ctrl-C
 
 _state = {"interrupted": False, "prefix": "dicomtools"}

@@ -15,8 +15,10 @@ from collections.abc import Callable, Sequence
 
 from dicomtools.core import __version__
 from dicomtools.core.cli import interrupt
-from dicomtools.core.cli.common import ArgumentParser, RunError, UsageError
-from dicomtools.core.dicom.text import SanitizingFormatter, sanitize
+from dicomtools.core.cli.common import ArgumentParser
+from dicomtools.core.cli.status import failure
+from dicomtools.core.dicom.text import SanitizingFormatter
+from dicomtools.core.errors import ExitStatus
 
 log = logging.getLogger(__name__)
 
@@ -101,26 +103,18 @@ def _main(argv: Sequence[str] | None, tui_launcher: TuiLauncher | None) -> int:
         if tui_launcher is not None and sys.stdin.isatty() and sys.stdout.isatty():
             return tui_launcher()
         parser.print_help()
-        return 0
+        return ExitStatus.OK
     try:
-        return int(args.func(args) or 0)
-    except UsageError as exc:
-        sys.stderr.write(f"dicomtools {args.command}: {sanitize(str(exc))}\n")
-        return 2
-    except RunError as exc:
-        sys.stderr.write(f"dicomtools {args.command}: {sanitize(str(exc))}\n")
-        return exc.code
-    except KeyboardInterrupt:
-        sys.stderr.write(f"dicomtools {args.command}: interrupted\n")
-        return interrupt.EXIT_CODE
-    except BrokenPipeError:
-        return 0
-    except Exception as exc:  # last line of defence: one line, never a traceback
-        if args.debug:
-            raise
-        log.debug("unhandled", exc_info=True)
-        sys.stderr.write(f"dicomtools {args.command}: error: {type(exc).__name__}: {sanitize(str(exc))}\n")
-        return 1
+        return int(args.func(args) or ExitStatus.OK)
+    except (Exception, KeyboardInterrupt) as exc:  # last line of defence: one line, never a traceback
+        result = failure(exc)
+        if result.unexpected:
+            if args.debug:
+                raise
+            log.debug("unhandled", exc_info=True)
+        if result.message:
+            sys.stderr.write(f"dicomtools {args.command}: {result.message}\n")
+        return result.status
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -9,6 +9,7 @@ from typing import Any
 
 from dicomtools.core.cli.common import RunError, UsageError, add_option, parse_pairs
 from dicomtools.core.cli.config import add_node_options, node_from_args, node_title
+from dicomtools.core.errors import DicomToolsError, ExitStatus
 from dicomtools.core.progress import LineProgress, ProgressEvent
 
 
@@ -59,7 +60,7 @@ def _confirm_path(path: Path, force: bool) -> None:
     sys.stderr.flush()
     answer = sys.stdin.readline().strip().lower()
     if answer not in ("y", "yes"):
-        raise RunError("cancelled: --path not confirmed", code=1)
+        raise RunError("cancelled: --path not confirmed")
 
 
 def _anonymize_settings(args: argparse.Namespace, profile: str, options: list[str]) -> Any:
@@ -114,10 +115,12 @@ def run(args: argparse.Namespace) -> int:
         res = retrieve(node, opts, sink=_Sink())
     except NetError as exc:
         raise RunError(str(exc)) from None
-    except Exception as exc:
-        if type(exc).__name__ == "AnonymizeError":
-            raise RunError(f"anonymization: {exc}") from None
-        raise
+    except DicomToolsError as exc:
+        from dicomtools.core.anonymize.run import AnonymizeError  # deferred: start-up time
+
+        if not isinstance(exc, AnonymizeError):
+            raise
+        raise RunError(f"anonymization: {exc.user_message}") from None
     if anonymize is not None:
         sys.stderr.write(f"note: {out / 'anonymization_map.csv'} links the new and the original identity; "
                          "it is sensitive: do not pass it on with the data\n")
@@ -130,11 +133,11 @@ def run(args: argparse.Namespace) -> int:
     how = "C-GET" if method == "get" else "C-MOVE"
     sys.stdout.write(f"retrieve {args.patientId} from {node_title(node)} ({how}) into {out}: {res.summary()}\n")
     if res.cancelled:
-        return 130
+        return ExitStatus.INTERRUPTED
     if not res.saved and not res.problems:
         sys.stderr.write("problem: nothing saved\n")
-        return 1
-    return 0 if res.ok else 1
+        return ExitStatus.FAILED
+    return ExitStatus.OK if res.ok else ExitStatus.FAILED
 
 
 def dispatch(args: argparse.Namespace) -> int:

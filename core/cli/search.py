@@ -20,6 +20,7 @@ from dicomtools.core.cli.common import (
     open_cache,
 )
 from dicomtools.core.dicom.text import sanitize
+from dicomtools.core.errors import ExitStatus
 from dicomtools.core.progress import LineProgress
 
 if TYPE_CHECKING:
@@ -116,7 +117,7 @@ def run(args: argparse.Namespace) -> int:
         sys.stdout.write(render_text(result, exprs, args.showOnlyDirectories))
         if args.showStatistics:
             sys.stdout.write(render_statistics(result))
-    return 0
+    return ExitStatus.OK
 
 
 def _keys(exprs: list[Expression], text_only: bool) -> list[str]:

@@ -15,6 +15,7 @@ from dicomtools.core.cli.common import (
     open_cache,
     parse_pairs,
 )
+from dicomtools.core.errors import ExitStatus
 
 
 def register(sub: Any) -> None:
@@ -69,4 +70,4 @@ def run(args: argparse.Namespace) -> int:
     else:
         text = render_tree(patients, args.ascii, result.unreadable, result.files_seen)
     sys.stdout.write(text)
-    return 0
+    return ExitStatus.OK

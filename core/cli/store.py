@@ -16,6 +16,7 @@ from dicomtools.core.cli.common import (
     parse_pairs,
 )
 from dicomtools.core.cli.config import add_node_options, node_from_args, node_title
+from dicomtools.core.errors import ExitStatus
 from dicomtools.core.progress import LineProgress, ProgressEvent
 
 if TYPE_CHECKING:
@@ -91,8 +92,8 @@ def _report(res: StoreResult, node_text: str, status_file: str | None = None) ->
     sys.stdout.write(f"store to {node_text}: {res.summary()}\n")
     if res.cancelled:
         sys.stderr.write("interrupted; rerun with the same --statusFileName to continue\n")
-        return 130
-    return 0 if res.ok else 1
+        return ExitStatus.INTERRUPTED
+    return ExitStatus.OK if res.ok else ExitStatus.FAILED
 
 
 def run(args: argparse.Namespace) -> int:
@@ -129,7 +130,7 @@ def run(args: argparse.Namespace) -> int:
         for it in plan.items:
             sys.stdout.write(f"{it.stage:4d} {it.category:8s} {it.inst.patient_id}  {it.path}\n")
         sys.stdout.write(f"{len(plan.items)} instances would be sent, {len(plan.skipped)} left out\n")
-        return 0
+        return ExitStatus.OK
     if not plan.items:
         raise RunError(f"nothing to send in {args.path!r} ({len(scanned.unreadable)} unreadable files)")
     try:

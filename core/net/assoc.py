@@ -25,6 +25,7 @@ from pynetdicom.pdu_primitives import A_ABORT, A_ASSOCIATE, A_P_ABORT
 from pynetdicom.presentation import PresentationContext
 
 from dicomtools.core.config import NodeConfig
+from dicomtools.core.errors import DicomToolsError
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +34,7 @@ DEFAULT_MAX_PDU = 4 * 1024 * 1024
 TRANSIENT_RETRIES = 3  # a rejected-transient association request is tried again this often
 
 
-class NetError(Exception):
+class NetError(DicomToolsError):
     """A network operation that failed in a way the user can act on; one line."""
 
 

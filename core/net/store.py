@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from dicomtools.core.config import NodeConfig
+from dicomtools.core.errors import DicomToolsError
 from dicomtools.core.model import InstanceSummary
 from dicomtools.core.net.assoc import NetError, tls_args
 from dicomtools.core.net.files import (
@@ -139,7 +140,7 @@ class AssociationUnavailable(NetError):
     """Our association request was not answered or refused (no data was in flight)."""
 
 
-class _Retired(Exception):
+class _Retired(DicomToolsError):
     """A parallel sender whose association the node would not take: its item goes back."""
 
 

@@ -24,7 +24,8 @@ from pydicom.uid import ExplicitVRLittleEndian
 from dicomtools.core.anonymize.dates import shift_multi
 from dicomtools.core.anonymize.engine import DUMMY_TEXT, Anonymizer
 from dicomtools.core.anonymize.iod import choose, conform, iod_types, keyword
-from dicomtools.core.anonymize.profile import Profile, Rule, load_profile
+from dicomtools.core.anonymize.profile import Profile, Rule
+from dicomtools.core.anonymize.profile_files import load_profile
 from dicomtools.core.anonymize.uidmap import UidMap
 
 PROFILES = {name: load_profile(name) for name in ("basic", "aria")}

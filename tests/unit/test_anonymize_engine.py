@@ -12,7 +12,7 @@ from pydicom.uid import UID, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
 from dicomtools.core.anonymize.dates import shift_da, shift_dt
 from dicomtools.core.anonymize.engine import Anonymizer
-from dicomtools.core.anonymize.profile import load_profile
+from dicomtools.core.anonymize.profile_files import load_profile
 from dicomtools.core.anonymize.uidmap import UidMap
 
 RT_PLAN = "1.2.840.10008.5.1.4.1.1.481.5"

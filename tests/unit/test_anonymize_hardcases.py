@@ -13,7 +13,7 @@ import pytest
 from pydicom.dataset import Dataset
 
 from dicomtools.core.anonymize.engine import DUMMY_TEXT, Anonymizer
-from dicomtools.core.anonymize.profile import load_profile
+from dicomtools.core.anonymize.profile_files import load_profile
 from dicomtools.core.anonymize.uidmap import UidMap
 from dicomtools.core.anonymize.wellknown import is_well_known_uid
 from tests.unit import anon_objects as o

@@ -15,7 +15,7 @@ from pydicom.dataset import Dataset
 
 from dicomtools.core.anonymize.engine import Anonymizer
 from dicomtools.core.anonymize.iod import choose, conform, iod_types
-from dicomtools.core.anonymize.profile import load_profile
+from dicomtools.core.anonymize.profile_files import load_profile
 from dicomtools.core.anonymize.uidmap import UidMap
 from tests.unit import anon_objects as o
 

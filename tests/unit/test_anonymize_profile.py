@@ -12,12 +12,12 @@ from dicomtools.core.anonymize.profile import (
     ProfileError,
     TagSpec,
     builtin_profiles,
-    load_profile,
     option_short_name,
     parse_profile_toml,
     parse_tag_spec,
     resolve_options,
 )
+from dicomtools.core.anonymize.profile_files import load_profile
 from dicomtools.core.anonymize.tsv_import import (
     ARIA_CLEANS_PATIENT_TEXT,
     aria_keeps,

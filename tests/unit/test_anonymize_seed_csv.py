@@ -18,7 +18,8 @@ import pydicom
 import pytest
 
 from dicomtools.core.anonymize.engine import DUMMY_TEXT, Anonymizer
-from dicomtools.core.anonymize.profile import ProfileError, load_profile
+from dicomtools.core.anonymize.profile import ProfileError
+from dicomtools.core.anonymize.profile_files import load_profile
 from dicomtools.core.anonymize.uidmap import UidMap
 from tests.unit import anon_objects as o
 

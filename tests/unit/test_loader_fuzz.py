@@ -8,7 +8,8 @@ import tomli_w
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dicomtools.core.anonymize.profile import ProfileError, load_profile, parse_profile_toml
+from dicomtools.core.anonymize.profile import ProfileError, parse_profile_toml
+from dicomtools.core.anonymize.profile_files import load_profile
 from dicomtools.core.cli.main import main
 from dicomtools.core.config import ConfigError, load_config
 

@@ -10,9 +10,13 @@ import socket
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+from dicomtools.core.errors import DicomToolsError, ExitStatus
 
-class AllowError(ValueError):
+
+class AllowError(DicomToolsError, ValueError):
     """A rule that cannot be used; one line."""
+
+    exit_status = ExitStatus.USAGE
 
 
 @dataclass(frozen=True)

@@ -1,10 +1,10 @@
 """Reference-tree rules: instance summaries -> per-patient trees with RT Plans as roots.
 
-Pure functions over :class:`InstanceSummary`; no I/O. The rules (child kind,
-attribute path, parent) are listed in the README's tree-rules table; keep the
-two in step. Everything of a patient that no plan reaches ends under
-``unconnected`` so nothing disappears, and nothing shown under a plan is
-repeated there.
+Pure functions over :class:`InstanceSummary`; no I/O, no text (labels come
+from :mod:`.labels`). The rules (child kind, attribute path, parent) are listed
+in the README's tree-rules table; keep the two in step. Everything of a patient
+that no plan reaches ends under ``unconnected`` so nothing disappears, and
+nothing shown under a plan is repeated there.
 """
 
 from __future__ import annotations
@@ -12,8 +12,7 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import replace
 
 from dicomtools.core.model import (
     HALCYON_PLAN,
@@ -22,65 +21,37 @@ from dicomtools.core.model import (
     RT_STRUCT,
     InstanceSummary,
 )
-from dicomtools.core.tree_index import NON_IMAGE_MODALITIES as NON_IMAGE_MODALITIES
-from dicomtools.core.tree_index import OtherPatients, PatientIndex
-from dicomtools.core.tree_index import is_image as is_image
+from dicomtools.core.tree import labels
+from dicomtools.core.tree.index import OtherPatients, PatientIndex
+from dicomtools.core.tree.model import (
+    BeamNodeInfo,
+    DoseInfo,
+    MissingInfo,
+    Node,
+    NodeKind,
+    OtherInfo,
+    PatientTree,
+    PlanInfo,
+    RecordInfo,
+    RegInfo,
+    RtImageInfo,
+    SeriesInfo,
+    StructInfo,
+)
 
 log = logging.getLogger(__name__)
 
-PLAN_KINDS = ("RT-Plan", "RT-Ion-Plan", "RT-Brachy-Plan")
-UNCONNECTED_ORDER = ("RT-Struct", "Image", "CBCT", "RT-Dose", "REG", "RT-Image", "RT-Record", "RT-Plan", "Other")
+UNCONNECTED_ORDER = (
+    NodeKind.STRUCT, NodeKind.IMAGE, NodeKind.CBCT, NodeKind.DOSE, NodeKind.REG, NodeKind.RT_IMAGE,
+    NodeKind.RECORD, NodeKind.PLAN, NodeKind.OTHER,
+)
 
 
-@dataclass
-class Node:
-    """One line of the tree: a kind, a label, the instances it stands for, children."""
-
-    kind: str
-    label: str
-    instances: list[InstanceSummary] = field(default_factory=list)
-    children: list[Node] = field(default_factory=list)
-    fields: dict[str, Any] = field(default_factory=dict)
-    note: str = ""
-
-    def walk(self) -> Iterator[Node]:
-        yield self
-        for child in self.children:
-            yield from child.walk()
-
-    def subtree_instances(self) -> list[InstanceSummary]:
-        """All instances of this node and below, unique by SOP Instance UID, in tree order."""
-        seen: set[str] = set()
-        out: list[InstanceSummary] = []
-        for node in self.walk():
-            for inst in node.instances:
-                if inst.sop_instance_uid not in seen:
-                    seen.add(inst.sop_instance_uid)
-                    out.append(inst)
-        return out
-
-
-@dataclass
-class PatientTree:
-    patient_id: str
-    patient_name: str
-    plans: list[Node] = field(default_factory=list)
-    unconnected: list[Node] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
-
-    def nodes(self) -> Iterator[Node]:
-        for node in self.plans + self.unconnected:
-            yield from node.walk()
-
-    def all_instances(self) -> list[InstanceSummary]:
-        seen: set[str] = set()
-        out: list[InstanceSummary] = []
-        for node in self.nodes():
-            for inst in node.instances:
-                if inst.sop_instance_uid not in seen:
-                    seen.add(inst.sop_instance_uid)
-                    out.append(inst)
-        return out
+def _series_uids(node: Node) -> Iterator[str]:
+    """The series shown directly below ``node`` (a structure set's images)."""
+    for child in node.children:
+        if isinstance(child.info, SeriesInfo):
+            yield child.info.series_instance_uid
 
 
 def sop_class_name(uid: str) -> str:
@@ -96,12 +67,12 @@ def sop_class_name(uid: str) -> str:
     return name if name and name != uid else uid
 
 
-def plan_kind(inst: InstanceSummary) -> str:
+def plan_kind(inst: InstanceSummary) -> NodeKind:
     if inst.sop_class_uid == RT_ION_PLAN:
-        return "RT-Ion-Plan"
+        return NodeKind.ION_PLAN
     if inst.brachy_treatment_type:
-        return "RT-Brachy-Plan"
-    return "RT-Plan"
+        return NodeKind.BRACHY_PLAN
+    return NodeKind.PLAN
 
 
 class _Builder:
@@ -123,30 +94,24 @@ class _Builder:
         return f"referenced {what} in this folder under patient {other}"
 
     # -- leaves -------------------------------------------------------------
-    def series_node(self, series_uid: str, kind: str = "Image") -> Node:
+    def series_node(self, series_uid: str, kind: NodeKind = NodeKind.IMAGE) -> Node:
         members = self.ix.series[series_uid]
         first = members[0]
-        desc = f", {first.series_description}" if first.series_description else ""
-        noun = "image" if len(members) == 1 else "images"
-        label = f"{len(members)} {noun}{desc} (SeriesUID: {series_uid})"
-        return Node(
-            kind,
-            label,
-            list(members),
-            fields={
-                "series_instance_uid": series_uid,
-                "modality": first.modality,
-                "count": len(members),
-                "frame_of_reference_uid": first.frame_of_reference_uid,
-            },
+        info = SeriesInfo(
+            series_instance_uid=series_uid,
+            modality=first.modality,
+            count=len(members),
+            frame_of_reference_uid=first.frame_of_reference_uid,
+            series_description=first.series_description,
         )
+        return Node(kind, labels.series_label(info), list(members), info=info)
 
     def struct_node(self, ss: InstanceSummary, skip_series: set[str] | None = None) -> Node:
         node = Node(
-            "RT-Struct",
-            ss.structure_set_label or ss.series_description or ss.sop_instance_uid,
+            NodeKind.STRUCT,
+            labels.struct_label(ss),
             [ss],
-            fields={"structure_set_label": ss.structure_set_label, "roi_count": ss.roi_count},
+            info=StructInfo(structure_set_label=ss.structure_set_label, roi_count=ss.roi_count),
         )
         for series_uid in self.ix.series_for_struct(ss):
             if skip_series and series_uid in skip_series:
@@ -155,24 +120,24 @@ class _Builder:
         return node
 
     def dose_node(self, dose: InstanceSummary) -> Node:
-        label = f"{dose.series_description or 'Dose'}, Summation type: {dose.dose_summation_type or '?'}"
-        return Node("RT-Dose", label, [dose], fields={"dose_summation_type": dose.dose_summation_type})
+        info = DoseInfo(dose_summation_type=dose.dose_summation_type)
+        return Node(NodeKind.DOSE, labels.dose_label(dose), [dose], info=info)
 
     def record_node(self, rec: InstanceSummary) -> Node:
-        frac = f"Fraction {rec.fraction_number}" if rec.fraction_number is not None else "Fraction ?"
-        date = f", {rec.treatment_date}" if rec.treatment_date else ""
-        beams = ",".join(str(b) for b in rec.referenced_beam_numbers)
-        label = f"{frac}{date}" + (f", beam {beams}" if beams else "")
-        return Node(
-            "RT-Record",
-            label,
-            [rec],
-            fields={"fraction_number": rec.fraction_number, "beam_numbers": list(rec.referenced_beam_numbers)},
+        info = RecordInfo(
+            fraction_number=rec.fraction_number,
+            beam_numbers=tuple(rec.referenced_beam_numbers),
+            treatment_date=rec.treatment_date,
         )
+        return Node(NodeKind.RECORD, labels.record_label(info), [rec], info=info)
 
     def rt_image_node(self, img: InstanceSummary) -> Node:
-        label = img.rt_image_label or img.series_description or img.sop_instance_uid
-        return Node("RT-Image", label, [img], fields={"rt_image_label": img.rt_image_label})
+        info = RtImageInfo(rt_image_label=img.rt_image_label)
+        return Node(NodeKind.RT_IMAGE, labels.rt_image_label(img), [img], info=info)
+
+    def reg_leaf(self, reg: InstanceSummary) -> Node:
+        info = RegInfo(registered_frames=tuple(reg.registered_frames))
+        return Node(NodeKind.REG, labels.reg_label(reg), [reg], info=info)
 
     def machine_of(self, machine: str, model: str) -> tuple[str, bool]:
         if machine:
@@ -181,53 +146,37 @@ class _Builder:
             return self.default_machines[model], True
         return "", False
 
-    def plan_fields(self, plan: InstanceSummary) -> dict[str, Any]:
+    def plan_info(self, plan: InstanceSummary, related: bool = False) -> PlanInfo:
         machines, defaulted = [], []
         for beam in plan.beams:
             name, was_defaulted = self.machine_of(beam.machine, beam.machine_model)
             machines.append(name)
             defaulted.append(was_defaulted)
-        return {
-            "plan_label": plan.plan_label,
-            "plan_name": plan.plan_name,
-            "plan_intent": plan.plan_intent,
-            "approval_status": plan.approval_status,
-            "plan_date": plan.plan_date,
-            "machines": machines,
-            "machines_defaulted": defaulted,
-            "machine_models": [b.machine_model for b in plan.beams],
-            "sop_instance_uid": plan.sop_instance_uid,
-        }
-
-    def plan_label(self, plan: InstanceSummary, fields: dict[str, Any]) -> str:
-        distinct: list[str] = []
-        for name, was in zip(fields["machines"], fields["machines_defaulted"], strict=True):
-            shown = (name + " (default)" if was else name) or "<empty>"
-            if shown not in distinct:
-                distinct.append(shown)
-        parts = [
-            plan.plan_label or plan.sop_instance_uid,
-            f"Intent: {plan.plan_intent or '-'}",
-            f"Approval: {plan.approval_status or '-'}",
-        ]
-        if distinct:
-            parts.append("Machine: " + ", ".join(distinct))
-        if plan.plan_date:
-            parts.append(f"Date: {plan.plan_date}")
-        return ", ".join(parts)
+        return PlanInfo(
+            plan_label=plan.plan_label,
+            plan_name=plan.plan_name,
+            plan_intent=plan.plan_intent,
+            approval_status=plan.approval_status,
+            plan_date=plan.plan_date,
+            machines=tuple(machines),
+            machines_defaulted=tuple(defaulted),
+            machine_models=tuple(b.machine_model for b in plan.beams),
+            sop_instance_uid=plan.sop_instance_uid,
+            related=related,
+        )
 
     def related_plan_node(self, uid: str) -> Node:
         other = self.ix.by_uid.get(uid)
         if other is None or other.sop_class_uid not in PLAN_CLASSES:
-            return Node("RT-Plan", uid, [], fields={"related": True}, note=self.missing("plan", uid, "a plan"))
-        fields = self.plan_fields(other)
-        fields["related"] = True
-        return Node(plan_kind(other), self.plan_label(other, fields), [other], fields=fields, note="referenced plan")
+            return Node(NodeKind.PLAN, uid, [], info=MissingInfo(uid, related=True),
+                        note=self.missing("plan", uid, "a plan"))
+        info = self.plan_info(other, related=True)
+        return Node(plan_kind(other), labels.plan_label(info), [other], info=info, note="referenced plan")
 
     # -- a plan with everything it reaches ----------------------------------
     def plan_node(self, plan: InstanceSummary) -> Node:
-        fields = self.plan_fields(plan)
-        node = Node(plan_kind(plan), self.plan_label(plan, fields), [plan], fields=fields)
+        info = self.plan_info(plan)
+        node = Node(plan_kind(plan), labels.plan_label(info), [plan], info=info)
         ix = self.ix
         uid = plan.sop_instance_uid
         plan_series: set[str] = set()
@@ -236,11 +185,11 @@ class _Builder:
             ss = ix.by_uid.get(ss_uid)
             if ss is None or ss.sop_class_uid != RT_STRUCT:
                 note = self.missing("structure set", ss_uid, f"plan {plan.plan_label or uid}")
-                node.children.append(Node("RT-Struct", ss_uid, [], note=note))
+                node.children.append(Node(NodeKind.STRUCT, ss_uid, [], info=MissingInfo(ss_uid), note=note))
                 continue
             ss_node = self.struct_node(ss)
             node.children.append(ss_node)
-            plan_series.update(c.fields["series_instance_uid"] for c in ss_node.children)
+            plan_series.update(_series_uids(ss_node))
             plan_frames |= ix.struct_frames(ss)
         # beams with their DRRs / portal images and treatment records
         placed: set[str] = set()
@@ -248,20 +197,15 @@ class _Builder:
         records_for_plan = [r for r in ix.records if uid in r.referenced_plans]
         for beam in plan.beams:
             machine, was_defaulted = self.machine_of(beam.machine, beam.machine_model)
-            label = f"{beam.name or '?'} ({beam.number}), {beam.delivery_type or '-'}"
-            label += f", Machine: {machine or '<empty>'}{' (default)' if was_defaulted else ''}"
-            beam_node = Node(
-                "Beam",
-                label,
-                [],
-                fields={
-                    "beam_number": beam.number,
-                    "beam_name": beam.name,
-                    "delivery_type": beam.delivery_type,
-                    "machine": machine,
-                    "machine_model": beam.machine_model,
-                },
+            beam_info = BeamNodeInfo(
+                beam_number=beam.number,
+                beam_name=beam.name,
+                delivery_type=beam.delivery_type,
+                machine=machine,
+                machine_model=beam.machine_model,
+                machine_defaulted=was_defaulted,
             )
+            beam_node = Node(NodeKind.BEAM, labels.beam_label(beam_info), [], info=beam_info)
             listed = set(beam.reference_images)
             for img in ix.rt_images:
                 by_list = img.sop_instance_uid in listed
@@ -285,7 +229,7 @@ class _Builder:
         doses.sort(key=lambda d: (d.dose_summation_type != "PLAN", d.path))
         node.children.extend(self.dose_node(d) for d in doses)
         for series_uid in sorted(ix.cbct_by_plan.get(uid, [])):
-            node.children.append(self.series_node(series_uid, "CBCT"))
+            node.children.append(self.series_node(series_uid, NodeKind.CBCT))
         reg_group = self.registrations_node(plan_series, plan_frames)
         if reg_group is not None:
             node.children.append(reg_group)
@@ -295,7 +239,7 @@ class _Builder:
         return node
 
     def registrations_node(self, plan_series: set[str], plan_frames: set[str]) -> Node | None:
-        group = Node("Registrations", "Registrations")
+        group = Node(NodeKind.REGISTRATIONS, labels.REGISTRATIONS_TITLE)
         for reg in sorted(self.ix.regs, key=lambda r: r.path):
             frames = set(reg.registered_frames)
             series = set(reg.reg_referenced_series)
@@ -312,14 +256,13 @@ class _Builder:
         )
         other_frames.discard("")
         other_frames -= plan_frames
-        node = Node("REG", reg.series_description or reg.sop_instance_uid, [reg],
-                    fields={"registered_frames": list(reg.registered_frames)})
+        node = self.reg_leaf(reg)
         shown: set[str] = set(plan_series)
         for ss in sorted(ix.structs, key=lambda s: s.path):
             if ix.struct_frames(ss) & other_frames:
                 ss_node = self.struct_node(ss, skip_series=shown)
                 node.children.append(ss_node)
-                shown.update(c.fields["series_instance_uid"] for c in ss_node.children)
+                shown.update(_series_uids(ss_node))
         for series_uid in sorted(ix.series):
             if series_uid in shown or series_uid in ix.cbct_series:
                 continue
@@ -345,7 +288,7 @@ class _Builder:
             # of reference), whatever other structure sets name: its node must not depend
             # on an unrelated file. Only plan-reached series are left to the plan.
             node = self.struct_node(ss, skip_series=reached_series)
-            shown_series.update(c.fields["series_instance_uid"] for c in node.children)
+            shown_series.update(_series_uids(node))
             out.append(node)
         for uid in sorted(ix.series, key=lambda u: (ix.series[u][0].modality, ix.series[u][0].study_date, u)):
             if uid in shown_series:
@@ -353,11 +296,13 @@ class _Builder:
             members = ix.series[uid]
             if any(m.sop_instance_uid in reached for m in members):
                 members = [m for m in members if m.sop_instance_uid not in reached]
-            kind = "CBCT" if uid in ix.cbct_series else "Image"
+            kind = NodeKind.CBCT if uid in ix.cbct_series else NodeKind.IMAGE
             node = self.series_node(uid, kind)
             node.instances = list(members)
-            node.fields["count"] = len(members)
-            if kind == "CBCT":
+            # the label keeps the series' size; the count is what is shown here
+            if isinstance(node.info, SeriesInfo):
+                node.info = replace(node.info, count=len(members))
+            if kind is NodeKind.CBCT:
                 node.note = "its plan is not in the folder"
             out.append(node)
 
@@ -380,8 +325,7 @@ class _Builder:
                 out.append(n)
         for reg in sorted(ix.regs, key=lambda r: r.path):
             if reg.sop_instance_uid not in reached:
-                out.append(Node("REG", reg.series_description or reg.sop_instance_uid, [reg],
-                                fields={"registered_frames": list(reg.registered_frames)}))
+                out.append(self.reg_leaf(reg))
         for img in sorted(ix.rt_images, key=lambda r: r.path):
             if img.sop_instance_uid not in reached:
                 n = self.rt_image_node(img)
@@ -395,8 +339,8 @@ class _Builder:
         for other in sorted(ix.others, key=lambda r: (r.sop_class_uid, r.path)):
             if other.sop_instance_uid not in reached:
                 name = sop_class_name(other.sop_class_uid)
-                out.append(Node("Other", f"{name}: {other.series_description or other.sop_instance_uid}",
-                                [other], fields={"sop_class_name": name}))
+                out.append(Node(NodeKind.OTHER, labels.other_label(name, other), [other],
+                                info=OtherInfo(sop_class_name=name)))
         out.sort(key=lambda n: UNCONNECTED_ORDER.index(n.kind) if n.kind in UNCONNECTED_ORDER else 99)
         return out
 

@@ -1,4 +1,4 @@
-"""Look-up tables over one patient's instances, for the tree rules in :mod:`dicomtools.core.tree`."""
+"""Look-up tables over one patient's instances, for the tree rules in :mod:`dicomtools.core.tree.build`."""
 
 from __future__ import annotations
 

@@ -1,0 +1,131 @@
+"""The typed tree: every node's kind is a NodeKind with the data of that kind, and the texts
+made from the typed data agree with the texts the front ends used to parse out of labels."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from dicomtools.core.phantom_manifest import PhantomManifest
+from dicomtools.core.render import node_json, render_json
+from dicomtools.core.scan import scan
+from dicomtools.core.tree import (
+    BeamNodeInfo,
+    DoseInfo,
+    MissingInfo,
+    Node,
+    NodeKind,
+    OtherInfo,
+    PatientTree,
+    PlanInfo,
+    RecordInfo,
+    RegInfo,
+    RtImageInfo,
+    SeriesInfo,
+    StructInfo,
+    build_forest,
+)
+from dicomtools.core.tree.labels import node_title, short_label
+
+INFO_OF_KIND = {
+    NodeKind.PLAN: (PlanInfo, MissingInfo),
+    NodeKind.ION_PLAN: (PlanInfo,),
+    NodeKind.BRACHY_PLAN: (PlanInfo,),
+    NodeKind.STRUCT: (StructInfo, MissingInfo),
+    NodeKind.IMAGE: (SeriesInfo,),
+    NodeKind.CBCT: (SeriesInfo,),
+    NodeKind.BEAM: (BeamNodeInfo,),
+    NodeKind.DOSE: (DoseInfo,),
+    NodeKind.RECORD: (RecordInfo,),
+    NodeKind.RT_IMAGE: (RtImageInfo,),
+    NodeKind.REG: (RegInfo,),
+    NodeKind.OTHER: (OtherInfo,),
+    NodeKind.REGISTRATIONS: (type(None),),
+}
+
+
+@pytest.fixture(scope="module")
+def forest(phantom: PhantomManifest) -> list[PatientTree]:
+    return build_forest(scan(phantom.root, workers=1).instances, {"RDS": "HALCYON"})
+
+
+def _nodes(forest: list[PatientTree]) -> list[Node]:
+    return [n for p in forest for n in p.nodes()]
+
+
+def test_each_kind_carries_its_own_typed_data(forest: list[PatientTree]) -> None:
+    nodes = _nodes(forest)
+    seen = {n.kind for n in nodes}
+    # the phantom has every kind the rules make, so the check below covers them all
+    assert seen >= set(INFO_OF_KIND) - {NodeKind.BRACHY_PLAN, NodeKind.OTHER}
+    for node in nodes:
+        assert type(node.kind) is NodeKind
+        assert isinstance(node.info, INFO_OF_KIND[node.kind]), (node.kind, node.info)
+
+
+def test_kinds_still_compare_with_the_contract_strings(forest: list[PatientTree]) -> None:
+    plan = forest[0].plans[0]
+    assert plan.kind == "RT-Plan" and plan.kind in ("RT-Plan", "RT-Ion-Plan") and plan.kind.is_plan
+    assert json.dumps(plan.kind) == '"RT-Plan"'
+    assert Node("Image", "x").kind is NodeKind.IMAGE  # a plain string is accepted
+    with pytest.raises(ValueError):
+        Node("Imagez", "x")
+
+
+def test_fields_view_is_built_from_the_typed_data(forest: list[PatientTree]) -> None:
+    for node in _nodes(forest):
+        if isinstance(node.info, PlanInfo):
+            assert node.fields["plan_label"] == node.info.plan_label
+            assert node.fields["machines"] == list(node.info.machines)
+            assert node.plan is node.instances[0]
+        if isinstance(node.info, SeriesInfo):
+            assert node.fields["count"] == node.info.count == len(node.instances)
+    related = [n for n in _nodes(forest) if isinstance(n.info, PlanInfo | MissingInfo) and n.info.related]
+    assert related and all(n.fields["related"] is True for n in related)
+
+
+_SERIES_UID = re.compile(r"\s*\(SeriesUID: [^)]*\)")
+
+
+def _short_label_from_text(node: Node) -> str:
+    """What the TUI's tree line showed by parsing the label (tui/widgets/ref_tree.py before)."""
+    fields = node.fields
+    if node.kind.is_plan and "plan_label" in fields:
+        parts = [fields.get("plan_label") or node.label.split(",")[0]]
+        if fields.get("approval_status"):
+            parts.append(str(fields["approval_status"]))
+        machines = [m for m in dict.fromkeys(fields.get("machines") or []) if m]
+        if machines:
+            parts.append("/".join(machines))
+        return "  ".join(str(p) for p in parts)
+    label = _SERIES_UID.sub("", node.label)
+    if node.kind.is_series and fields.get("modality"):
+        label = f"{fields['modality']}: {label}"
+    return label
+
+
+def test_short_label_from_typed_data_equals_the_parsed_label(forest: list[PatientTree]) -> None:
+    nodes = _nodes(forest)
+    assert any(n.kind.is_series for n in nodes) and any(n.kind.is_plan for n in nodes)
+    for node in nodes:
+        assert short_label(node) == _short_label_from_text(node), node.label
+
+
+def test_titles_and_json_keys_per_kind(forest: list[PatientTree]) -> None:
+    keys_by_kind: dict[str, set[str]] = {}
+    for node in _nodes(forest):
+        doc = node_json(node)
+        keys_by_kind.setdefault(doc["kind"], set()).update(doc)
+        assert node_title(node).startswith(node.label if node.kind is NodeKind.REGISTRATIONS else f"{node.kind}")
+    base = {"kind", "label", "instances", "children"}
+    assert keys_by_kind["RT-Plan"] - base - {"note"} == {
+        "plan_label", "approval_status", "plan_intent", "machines", "machines_defaulted", "related"}
+    assert keys_by_kind["Image"] - base - {"note"} == {"series_instance_uid", "modality"}
+    assert keys_by_kind["Beam"] - base == {"beam_number", "machine"}
+    assert keys_by_kind["RT-Dose"] - base - {"note"} == {"dose_summation_type"}
+    assert keys_by_kind["RT-Record"] - base - {"note"} == {"fraction_number"}
+    doc = json.loads(render_json(forest))
+    plan = doc["patients"][0]["plans"][0]
+    assert list(plan)[:4] == ["kind", "label", "instances", "children"]
