@@ -66,7 +66,7 @@ ACTIONS: tuple[Action, ...] = (
     Action("screen.settings", "app", "f5", "goto('settings')", "Settings", "Nodes, local AE, profile, machines", show=False),
     Action("screen.log", "app", "f6", "goto('log')", "Log", "Everything logged since start", show=False),
     # every top-level screen
-    Action("quit.q", "top", "q", "app.quit", "Quit", "Quit the application"),
+    Action("quit.q", "top", "q", "quit_key", "Quit", "Quit the application"),
     Action("keys.q", "top", "question_mark", "app.keys", "Keys", "Show all keys", show=False, palette=False),
     # browse
     Action("browse.filter", "browse", "slash", "filter", "Filter", "Filter the tree with a tag expression"),

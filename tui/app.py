@@ -15,13 +15,14 @@ from collections.abc import Iterable
 from typing import Any
 
 from textual.app import App, SystemCommand
+from textual.command import CommandPalette, SearchIcon
 from textual.screen import ModalScreen, Screen
 from textual.worker import Worker, WorkerState
 
-from dicomtools.core.config import Config, ConfigError, load_config
+from dicomtools.core.config import Config, ConfigError, default_config_path, load_config
 from dicomtools.tui.actions import SCREENS, actions_for, bindings_for
 from dicomtools.tui.clock import Clock
-from dicomtools.tui.jobs import JobRegistry
+from dicomtools.tui.jobs import JobRegistry, JobRunner, error_text
 from dicomtools.tui.logbridge import BufferHandler, LogCapture
 from dicomtools.tui.messages import FolderChanged, LogAppended
 from dicomtools.tui.screens.browse import BrowseScreen
@@ -54,6 +55,7 @@ class DicomToolsApp(App[int]):
         log_handler: BufferHandler | None = None,
         retrieve_dir: str | None = None,
         index_cache: Any = None,
+        user_preset: Any = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -72,6 +74,10 @@ class DicomToolsApp(App[int]):
         # thread because SQLite connections belong to one thread
         self.index_cache = index_cache
         self.jobs = JobRegistry()
+        self.runner = JobRunner(self.jobs)
+        # where Settings saves: the demo runs on a scratch copy of the preset, but a node the
+        # user adds there is meant for real use, so it goes to the user's own preset file
+        self.user_preset = user_preset
 
     # ------------------------------------------------------------------ start
     def on_mount(self) -> None:
@@ -153,10 +159,16 @@ class DicomToolsApp(App[int]):
 
     # ------------------------------------------------------------------ errors
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        # jobs report their own errors through the runner; this catches the small UI workers
         if event.state == WorkerState.ERROR and event.worker.error is not None:
             err = event.worker.error
-            log.error("worker %s failed: %s: %s", event.worker.name, type(err).__name__, err)
-            self.push_screen(ErrorDialog(f"{type(err).__name__}: {err}", title=f"{event.worker.name} failed"))
+            log.error("%s failed: %s", event.worker.name or "background task", error_text(err), exc_info=err)
+            self.push_screen(ErrorDialog(error_text(err), title=f"{event.worker.name or 'task'} failed"))
+
+    # ------------------------------------------------------------------ palette
+    def action_command_palette(self) -> None:
+        if self.use_command_palette and not any(isinstance(s, CommandPalette) for s in self.screen_stack):
+            self.push_screen(Palette(id="--command-palette"))
 
     # ------------------------------------------------------------------ palette
     def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
@@ -178,6 +190,13 @@ class DicomToolsApp(App[int]):
 
     async def _run_palette_action(self, action: str, target: Any) -> None:
         await self.run_action(action, target)
+
+
+class Palette(CommandPalette):
+    """Textual's command palette with a plain ``>`` instead of its emoji (only box glyphs promised)."""
+
+    def on_mount(self) -> None:
+        self.query_one(SearchIcon).icon = ">"
 
 
 def _prestart_worker_processes() -> None:
@@ -283,6 +302,7 @@ def run_app(
     with LogCapture(handler, level):
         try:
             if demo and path is not None:
+                kwargs.setdefault("user_preset", cfg.path or default_config_path())
                 cfg, node, demo_node = _with_demo_node(cfg, path)
                 kwargs.setdefault("retrieve_dir", os.path.abspath(path.rstrip("/\\")) + "-retrieved")
             app = DicomToolsApp(path, cfg, node, demo=demo, pattern=pattern, log_handler=handler, **kwargs)
