@@ -123,12 +123,29 @@ class DicomToolsApp(App[int]):
         return screen
 
     def folder_changed(self, folder: str) -> None:
-        """A job wrote into ``folder``: open it in Browse (or rescan it when shown)."""
+        """A job wrote into ``folder``: show it in Browse without losing the user's marks.
+
+        Inside the browsed folder it is rescanned; another folder opens in
+        Browse, after asking when that would drop marks made in the open one.
+        """
         browse = self.browse
         if browse.root and _inside(os.path.abspath(folder), os.path.abspath(browse.root)):
             browse.post_message(FolderChanged(browse.root))
-        else:
+            return
+        if not browse.marks:
             browse.open_folder(folder)
+            return
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                browse.open_folder(folder)
+            else:
+                log.info("retrieved into %s; Browse stays on %s with its marks", folder, browse.root)
+
+        self.push_screen(ConfirmDialog(
+            f"Files were saved into {folder}.\nOpen it in Browse? The {len(browse.marks)} mark(s) in "
+            f"{browse.root} would be dropped (n keeps them; o in Browse opens the folder later).",
+            yes="Open"), answered)
 
     def action_keys(self) -> None:
         screen = self.screen

@@ -142,7 +142,11 @@ async def test_filter_narrows_tree_and_lists_results(phantom_root: Path) -> None
         await pilot.pause()
         assert app.screen.query_one(FilterBar).input.value == ""
         plans = [s for s in visible_labels(tree) if "Plan" in s]
-        assert len(plans) == 4
+        assert len(plans) == 8  # both patients stay open, now with every plan
+        # nothing of the old result is left on screen
+        assert results.row_count == 0
+        text = screen_text(app)
+        assert "filter [done]" not in text and "filter:" not in text and "2 matched" not in text
 
 
 async def test_filter_shows_errors_inline_while_typing(phantom_root: Path) -> None:
