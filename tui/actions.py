@@ -107,6 +107,7 @@ ACTIONS: tuple[Action, ...] = (
     Action("log.info", "log", "2", "level('INFO')", "Info+", "Show info and above"),
     Action("log.warning", "log", "3", "level('WARNING')", "Warn+", "Show warnings and errors"),
     Action("log.error", "log", "4", "level('ERROR')", "Errors", "Show errors only"),
+    Action("log.wrap", "log", "w", "wrap", "Wrap", "Wrap long lines, or one line each"),
 )
 
 
