@@ -264,6 +264,12 @@ def _with_demo_node(cfg: Config, path: str) -> tuple[Config, str, Any]:
     return demo, "demo", node
 
 
+def _error_line(text: str) -> None:
+    """One line on stderr, over the "starting" line the launcher may have written."""
+    clear = "\r\x1b[K" if sys.stderr.isatty() else ""
+    sys.stderr.write(f"{clear}{text}\n")
+
+
 def _inside(path: str, folder: str) -> bool:
     try:
         return os.path.commonpath([path, folder]) == folder
@@ -305,10 +311,10 @@ def run_app(
         if node and node not in cfg.nodes:
             cfg.node(node)  # raises ConfigError naming the known nodes
     except ConfigError as exc:
-        sys.stderr.write(f"dicomtools tui: {exc}\n")
+        _error_line(f"dicomtools tui: {exc}")
         return 2
     if path is not None and not os.path.isdir(path):
-        sys.stderr.write(f"dicomtools tui: not a folder: {path}\n")
+        _error_line(f"dicomtools tui: not a folder: {path}")
         return 2
     handler = BufferHandler()
     level = logging.DEBUG if debug else logging.INFO
