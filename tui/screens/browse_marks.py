@@ -189,10 +189,10 @@ class MarkActions(AppScreen):
                 f"Anonymize {len(files)} files",
                 [
                     Field("dest", "Destination folder", placeholder="e.g. /tmp/anon1"),
-                    Field("patient_id", "New Patient ID (required)", placeholder="e.g. ANON01"),
-                    Field("patient_name", "New Patient Name (required)", placeholder="e.g. ANON^ONE"),
+                    Field("patient_id", "New Patient ID", placeholder="e.g. ANON01"),
+                    Field("patient_name", "New Patient Name", placeholder="e.g. ANON^ONE"),
                     Field("profile", "Profile", value=config.anonymize.profile, placeholder="e.g. aria"),
-                    Field("options", "Options (as shown: empty = none)", value=" ".join(config.anonymize.options),
+                    Field("options", "Options (empty: none)", value=" ".join(config.anonymize.options),
                           placeholder="e.g. CleanDesc RetainDeviceIdent"),
                 ],
                 ok="Anonymize",

@@ -86,8 +86,9 @@ class FormDialog(ModalScreen[dict[str, str] | None]):
             if self.note:
                 yield Static(self.note, classes="dialog-text", markup=False)
             for f in self.fields:
-                yield Label(f.label, classes="field-label")
-                yield TextInput(value=f.value, placeholder=f.placeholder, id=f"field-{f.key}", compact=True)
+                with Horizontal(classes="dialog-row"):
+                    yield Label(f.label, classes="dialog-label")
+                    yield TextInput(value=f.value, placeholder=f.placeholder, id=f"field-{f.key}", compact=True)
             yield Static("", id="dialog-error", classes="dialog-error", markup=False)
             with Horizontal(classes="dialog-buttons"):
                 yield Button(self.ok, id="ok", variant="primary", compact=True)
