@@ -97,6 +97,7 @@ ACTIONS: tuple[Action, ...] = (
     Action("store.send", "store", "ctrl+s", "send", "Send", "Store the listed files to the node"),
     Action("store.check", "store", "ctrl+t", "check", "Check", "Re-check machine mappings", show=False),
     Action("store.cancel", "store", "ctrl+g,f8", "cancel", "Cancel", "Cancel the running store"),
+    Action("store.leftout", "store", "ctrl+l", "left_out", "Left out", "Every file the store leaves out, and why"),
     # settings
     Action("settings.save", "settings", "ctrl+s", "save", "Save", "Save the preset (keeps a .bak)"),
     Action("settings.new", "settings", "ctrl+n", "new_node", "New node", "Add a DICOM node"),

@@ -133,7 +133,7 @@ async def test_filter_narrows_tree_and_lists_results(phantom_root: Path) -> None
         assert [s.split()[2] for s in labels if "PHANTOM-" in s] == ["PHANTOM-001", "PHANTOM-002"]
         plans = [s for s in labels if "RT-Plan" in s or "RT-Ion-Plan" in s]
         assert len(plans) == 2 and all("QA_A" in s for s in plans)
-        assert "filter: 2 of 2 patients, 2 plans match" in screen_text(app)
+        assert "filter: 2 of 2 patients, 2 plans" in screen_text(app)
         results = app.screen.query_one("#results", DataTable)
         assert results.row_count == 2
         assert "2 matched of " in str(app.screen.query_one("#results-stats").render())

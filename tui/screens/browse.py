@@ -152,6 +152,7 @@ class BrowseScreen(MarkActions):
         empty = not self.root
         self.query_one("#empty-hint").display = empty
         self.tree.display = not empty
+        self.query_one("#right").display = not empty
 
     def _root_title(self) -> str:
         return self.root or "no folder"
@@ -249,7 +250,7 @@ class BrowseScreen(MarkActions):
         if self.search_result is not None:
             shown = self.tree.visible_patients()
             plans = sum(1 for k in self.tree.allowed or () if k.count("/") == 1)
-            text = f"filter: {len(shown)} of {len(self.forest)} patients, {plans} plans match"
+            text = f"filter: {len(shown)} of {len(self.forest)} patients, {plans} plans"
         if not final:
             text += " (scanning)"
         self.tree.border_subtitle = text

@@ -44,6 +44,10 @@ def flat_rows(forest: list[Any]) -> Iterator[tuple[str, str, str]]:
 
 
 class FlatListDialog(ModalScreen[None]):
+    DEFAULT_CSS = """
+    FlatListDialog #flat { height: 1fr; }
+    FlatListDialog #flat-status { height: auto; }
+    """
     BINDINGS = [
         Binding("escape,q", "close", "Close"),
         Binding("s", "save", "Save to file"),

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +28,7 @@ from dicomtools.core.progress import ProgressSink
 from dicomtools.tui.actions import bindings_for
 from dicomtools.tui.jobs import Job, JobOutcome, JobState, Summary
 from dicomtools.tui.screens.base import AppScreen
+from dicomtools.tui.screens.dialogs import TextDialog
 from dicomtools.tui.widgets.inputs import TextInput
 from dicomtools.tui.widgets.nav import NavBar
 from dicomtools.tui.widgets.node_picker import NodePicker
@@ -74,16 +76,27 @@ def check_machines(instances: list[Any], mapping: dict[str, str], defaults: dict
     return out
 
 
-def left_out_lines(skipped: list[tuple[Any, str]], limit: int = 4) -> list[str]:
-    """What the store order leaves out, grouped by reason, with a few file names each."""
+_UID = re.compile(r"\d+(?:\.\d+){3,}")
+
+
+def left_out_lines(skipped: list[tuple[Any, str]], limit: int = 3) -> list[str]:
+    """What the store order leaves out: one line per kind of reason (UIDs folded), a few names each.
+
+    ``^l`` lists every file with its full reason.
+    """
     by_reason: dict[str, list[str]] = {}
     for inst, why in skipped:
-        by_reason.setdefault(why, []).append(os.path.basename(inst.path))
+        by_reason.setdefault(_UID.sub("…", why), []).append(os.path.basename(inst.path))
     lines = []
     for why, names in sorted(by_reason.items(), key=lambda kv: -len(kv[1])):
         shown = ", ".join(names[:limit]) + (f" +{len(names) - limit}" if len(names) > limit else "")
         lines.append(f"left out {len(names)}: {why} ({shown})")
     return lines
+
+
+def report_text(lines: list[str]) -> Text:
+    """One screen line per report line: the list stays short, the Log and ^l have the rest."""
+    return Text("\n".join(lines), no_wrap=True, overflow="ellipsis")
 
 
 class StoreScreen(AppScreen):
@@ -216,7 +229,7 @@ class StoreScreen(AppScreen):
             table.add_row(c.patient, c.plan, c.beam, c.stored or "<empty>", Text(c.sent or "<empty>", style=style),
                           Text(c.label(), style=style))
         self.skipped = self._left_out(defaults)
-        report.update("\n".join(left_out_lines(self.skipped)))
+        report.update(report_text(left_out_lines(self.skipped)))
         problems = [c for c in self.checks if c.state != "ok"]
         plans = len({c.plan_uid for c in self.checks})
         patients = len({i.patient_id for i in self.instances})
@@ -236,6 +249,14 @@ class StoreScreen(AppScreen):
         assert self.instances is not None
         plan = order_for_store(build_forest(self.instances, defaults), include_all=self.include_all)
         return list(plan.skipped)
+
+    def action_left_out(self) -> None:
+        if not self.skipped:
+            self.refuse("nothing is left out" if self.instances is not None else "nothing to send yet")
+            return
+        root = self.root
+        lines = [f"{os.path.relpath(i.path, root) if root else i.path}: {why}" for i, why in self.skipped]
+        self.app.push_screen(TextDialog(f"Left out of the store: {len(lines)} file(s)", "\n".join(lines)))
 
     @on(Button.Pressed, "#s-all")
     def _toggle_all(self, event: Button.Pressed) -> None:
@@ -319,7 +340,7 @@ class StoreScreen(AppScreen):
             self.app.bell()
             return
         status_file = self.query_one("#s-status-file", Input).value.strip() or None
-        self.query_one("#s-failures", Static).update("\n".join(left_out_lines(self.skipped)))
+        self.query_one("#s-failures", Static).update(report_text(left_out_lines(self.skipped)))
         mapping = rules[0]
         defaults = {**self.tool.config.machines.defaults, **rules[1]}
         instances, include_all = list(self.instances), self.include_all
@@ -357,7 +378,7 @@ class StoreScreen(AppScreen):
             log.warning("store failed: %s: %s", f.path, f.text)
         for inst, why in result.skipped:
             log.info("store left out %s: %s", inst.path, why)
-        self.query_one("#s-failures", Static).update("\n".join(lines))
+        self.query_one("#s-failures", Static).update(report_text(lines))
         self.say(f"Store {state.value}: {result.summary()}")
         return (result.summary(), state)
 
