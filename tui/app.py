@@ -14,6 +14,7 @@ import sys
 from collections.abc import Iterable
 from typing import Any
 
+from textual import events
 from textual.app import App, SystemCommand
 from textual.command import CommandPalette, SearchIcon
 from textual.screen import ModalScreen, Screen
@@ -31,6 +32,7 @@ from dicomtools.tui.screens.log import LogScreen
 from dicomtools.tui.screens.retrieve import RetrieveScreen
 from dicomtools.tui.screens.settings import SettingsScreen
 from dicomtools.tui.screens.store import StoreScreen
+from dicomtools.tui.widgets.inputs import deliver_typed_ahead
 
 log = logging.getLogger(__name__)
 
@@ -181,6 +183,14 @@ class DicomToolsApp(App[int]):
             err = event.worker.error
             log.error("%s failed: %s", event.worker.name or "background task", error_text(err), exc_info=err)
             self.push_screen(ErrorDialog(error_text(err), title=f"{event.worker.name or 'task'} failed"))
+
+    # ------------------------------------------------------------------ keys
+    async def _on_key(self, event: events.Key) -> None:
+        # A printable key that bubbled up to here while a text field has the focus was typed
+        # ahead: it reached a widget before a dialog (opened by an earlier key) took the focus.
+        # It belongs in the field the user is now in, not lost or taken as a shortcut.
+        # (Textual then runs App._on_key itself, unless the key was delivered: prevent_default.)
+        deliver_typed_ahead(self.screen, event)
 
     # ------------------------------------------------------------------ palette
     def action_command_palette(self) -> None:

@@ -298,7 +298,8 @@ class BrowseScreen(MarkActions):
 
     # ------------------------------------------------------------------ filter
     def action_filter(self) -> None:
-        self.query_one(FilterBar).input.focus()
+        # now, not after a refresh: what is typed right after "/" belongs in the filter
+        self.set_focus(self.query_one(FilterBar).input)
 
     @on(FilterBar.Applied)
     def _apply_filter(self, message: FilterBar.Applied) -> None:

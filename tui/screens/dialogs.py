@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from rich.text import Text
-from textual import on
+from textual import events, on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, ScrollableContainer, Vertical
@@ -20,7 +20,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Footer, Input, Label, Static
 
 from dicomtools.tui.actions import Action, actions_for
-from dicomtools.tui.widgets.inputs import TextInput
+from dicomtools.tui.widgets.inputs import TextInput, deliver_typed_ahead
 
 _CANCEL: list[BindingType] = [Binding("escape", "cancel", "Close")]
 
@@ -97,7 +97,10 @@ class FormDialog(ModalScreen[dict[str, str] | None]):
 
     def on_mount(self) -> None:
         # focus now, before any key typed ahead is handled: it belongs in the first field
-        self.query_one(f"#field-{self.fields[0].key}", Input).focus()
+        self.set_focus(self.query_one(f"#field-{self.fields[0].key}", Input))
+
+    def on_key(self, event: events.Key) -> None:
+        deliver_typed_ahead(self, event)
 
     def values(self) -> dict[str, str]:
         return {f.key: self.query_one(f"#field-{f.key}", Input).value.strip() for f in self.fields}

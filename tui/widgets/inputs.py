@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from textual import events
+from textual.screen import Screen
 from textual.widgets import Input
 
 
@@ -24,3 +25,27 @@ class TextInput(Input):
     def _on_focus(self, event: events.Focus) -> None:
         super()._on_focus(event)
         self.cursor_position = len(self.value)
+
+
+def deliver_typed_ahead(screen: Screen[Any], event: events.Key) -> bool:
+    """Put a printable key that reached ``screen`` or the app into the field the user is in.
+
+    Keys typed in a burst (over SSH: ``a`` then the destination) are all
+    handed to the widget focused when they arrive; a dialog opened by the
+    first key takes the focus only afterwards, so the rest would bubble up
+    unused. The focused text field gets them instead (a key the field itself
+    received never gets here: the field stops it). True when delivered.
+    """
+    if not event.is_printable or event.character is None:
+        return False
+    target = screen.focused
+    if target is None:
+        target = next(iter(screen.query(Input)), None)
+        if target is not None:
+            screen.set_focus(target)
+    if not isinstance(target, Input) or target.disabled:
+        return False
+    event.stop()
+    event.prevent_default()
+    target.insert_text_at_cursor(event.character)
+    return True
