@@ -59,7 +59,7 @@ class ProgressPane(Widget):
     """
 
     DEFAULT_CSS = """
-    ProgressPane { height: auto; max-height: 8; }
+    ProgressPane { height: auto; max-height: 8; text-wrap: nowrap; text-overflow: ellipsis; }
     """
 
     def __init__(self, clock: Clock | None = None, keep: int = 2, message_lines: int = 2, **kwargs: object) -> None:
