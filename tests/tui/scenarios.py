@@ -186,9 +186,8 @@ def by_name(name: str) -> Scenario:
 
 def make_archive(folder: Path) -> Path:
     """The phantom archive the scenarios open, as ``folder/archive``."""
-    from dicomtools.core.phantom import generate
-
     from dicomtools.core.config import save_config
+    from dicomtools.core.phantom import generate
 
     root = folder / ARCHIVE
     if not root.exists():
