@@ -177,6 +177,7 @@ class BrowseScreen(MarkActions):
         workers = self.tool.scan_workers
         live = live and not self.first_scan_done
         self.tree.border_subtitle = "scanning..."
+        self.pane.drop_titled("scan")  # a rescan replaces the line of the last one
 
         def run(sink: ProgressSink, job: Job) -> Any:
             return self._scan(sink, job, root, pattern, defaults, workers, live)

@@ -86,12 +86,17 @@ def left_out_lines(skipped: list[tuple[Any, str]], limit: int = 3) -> list[str]:
     """
     by_reason: dict[str, list[str]] = {}
     for inst, why in skipped:
-        by_reason.setdefault(_UID.sub("…", why), []).append(os.path.basename(inst.path))
+        by_reason.setdefault(screen_words(_UID.sub("…", why)), []).append(os.path.basename(inst.path))
     lines = []
     for why, names in sorted(by_reason.items(), key=lambda kv: -len(kv[1])):
         shown = ", ".join(names[:limit]) + (f" +{len(names) - limit}" if len(names) > limit else "")
         lines.append(f"left out {len(names)}: {why} ({shown})")
     return lines
+
+
+def screen_words(why: str) -> str:
+    """The core's reason in this screen's words: the CLI's --include-all is the All objects toggle."""
+    return why.replace("with --include-all", "with All objects on").replace("--include-all", "All objects on")
 
 
 def report_text(lines: list[str]) -> Text:
@@ -255,7 +260,8 @@ class StoreScreen(AppScreen):
             self.refuse("nothing is left out" if self.instances is not None else "nothing to send yet")
             return
         root = self.root
-        lines = [f"{os.path.relpath(i.path, root) if root else i.path}: {why}" for i, why in self.skipped]
+        lines = [f"{os.path.relpath(i.path, root) if root else i.path}: {screen_words(why)}"
+                 for i, why in self.skipped]
         self.app.push_screen(TextDialog(f"Left out of the store: {len(lines)} file(s)", "\n".join(lines)))
 
     @on(Button.Pressed, "#s-all")
