@@ -160,10 +160,17 @@ class DicomToolsApp(App[int]):
     # ------------------------------------------------------------------ quit
     async def action_quit(self) -> None:
         running = self.jobs.running()
-        if not running:
+        settings = self.get_screen("settings")
+        unsaved = isinstance(settings, SettingsScreen) and settings.dirty
+        if not running and not unsaved:
             self.exit(0)
             return
-        names = ", ".join(j.title for j in running[:3])
+        lines = []
+        if running:
+            names = ", ".join(j.title for j in running[:3])
+            lines.append(f"{len(running)} job(s) running: {names} (they are cancelled).")
+        if unsaved:
+            lines.append("Settings have unsaved changes (they are lost; F5 then ^s saves them).")
 
         def answered(yes: bool | None) -> None:
             if yes:
@@ -171,10 +178,7 @@ class DicomToolsApp(App[int]):
                 self.jobs.cleanup_all()
                 self.exit(0)
 
-        self.push_screen(
-            ConfirmDialog(f"{len(running)} job(s) running: {names}.\nCancel them and quit?", yes="Quit"),
-            answered,
-        )
+        self.push_screen(ConfirmDialog("\n".join(lines) + "\nQuit anyway?", yes="Quit"), answered)
 
     # ------------------------------------------------------------------ errors
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:

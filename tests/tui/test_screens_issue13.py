@@ -281,3 +281,22 @@ async def test_empty_start_palette_dialog_footer_and_node_list(tmp_path: Path) -
         await pilot.press("escape", "f5")
         await settle(pilot)
         assert "VMSDBD_LONG_AE" in screen_text(app)
+
+
+async def test_quitting_with_unsaved_settings_asks_first(tmp_path: Path) -> None:
+    path = tmp_path / "site.toml"
+    save_config(Config(), path)
+    app = make_app(None, load_config(path))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("f5")
+        await settle(pilot)
+        app.screen.query_one("#f-local-ae_title", Input).value = "PHYSICS9"
+        await pilot.pause()
+        await pilot.press("ctrl+q")
+        await pilot.pause()
+        assert isinstance(app.screen, ConfirmDialog)
+        assert "Settings have unsaved changes" in screen_text(app)
+        await pilot.press("n")
+        await pilot.pause()
+        assert app.is_running
+    assert load_config(path).local.ae_title == "DICOMTOOLS"

@@ -8,6 +8,7 @@ why, so no refused key press goes unanswered.
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, TypeVar, cast
 
 from textual.screen import Screen
@@ -20,6 +21,8 @@ if TYPE_CHECKING:
     from dicomtools.tui.app import DicomToolsApp
 
 T = TypeVar("T")
+
+log = logging.getLogger(__name__)
 
 
 class AppScreen(Screen[None]):
@@ -46,8 +49,10 @@ class AppScreen(Screen[None]):
         self.refresh_bindings()
 
     def refuse(self, why: str) -> None:
-        """Answer a key press that cannot be done now: bell and the reason where the user looks."""
+        """Answer a key press that cannot be done now: bell, the reason where the user looks,
+        and the same line in the Log (a toast vanishes; the Log keeps it)."""
         self.app.bell()
+        log.info("%s: not done: %s", self.SCOPE or "screen", why)
         self.say(f"! {why}")
 
     def say(self, text: str) -> None:
