@@ -26,7 +26,7 @@ from dicomtools.core.errors import DicomToolsError, ExitStatus
 log = logging.getLogger(__name__)
 
 DEFAULT_AE_TITLE = "DICOMTOOLS"
-DEFAULT_SCP_PORT = 104  # the seed tool's default; 11112 is the non-root recommendation
+DEFAULT_SCP_PORT = 11112  # the one default (config init, README, TUI); 104 needs root
 RETRIEVE_METHODS = ("move", "get")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
@@ -128,6 +128,23 @@ class Config:
             where = self.path or default_config_path()
             known = ", ".join(sorted(self.nodes)) or "none defined"
             raise ConfigError(f"{where}: no node [nodes.{name}] (known: {known})") from None
+
+
+def parse_pairs(text: str | list[str] | None) -> dict[str, str]:
+    """``A=B C=D`` (one string or several) -> dict; raises ValueError naming the bad part.
+
+    The one parser of machine mappings and defaults: the CLI options, the TUI's
+    Store and Settings fields all go through it.
+    """
+    items = [text] if isinstance(text, str) else list(text or [])
+    out: dict[str, str] = {}
+    for item in items:
+        for part in item.split():
+            key, sep, value = part.partition("=")
+            if not sep or not key or not value:
+                raise ValueError(f"{part!r}: expected NAME=VALUE, e.g. RDS=HALCYON")
+            out[key] = value
+    return out
 
 
 def default_config_path() -> Path:

@@ -68,7 +68,7 @@ ACTIONS: tuple[Action, ...] = (
     # not "screen.": kept out of the nav bar (full at 80 columns); F1 and the palette list it
     Action("receive.open", "app", "f7", "goto('receive')", "Receive", "Run a Storage SCP and watch arrivals", show=False),
     # every top-level screen
-    Action("quit.q", "top", "q", "app.quit", "Quit", "Quit the application"),
+    Action("quit.q", "top", "q", "quit_key", "Quit", "Quit the application"),
     Action("keys.q", "top", "question_mark", "app.keys", "Keys", "Show all keys", show=False, palette=False),
     # browse
     Action("browse.filter", "browse", "slash", "filter", "Filter", "Filter the tree with a tag expression"),
@@ -104,6 +104,7 @@ ACTIONS: tuple[Action, ...] = (
     Action("store.send", "store", "ctrl+s", "send", "Send", "Store the listed files to the node"),
     Action("store.check", "store", "ctrl+t", "check", "Check", "Re-check machine mappings", show=False),
     Action("store.cancel", "store", "ctrl+g,f8", "cancel", "Cancel", "Cancel the running store"),
+    Action("store.leftout", "store", "ctrl+l", "left_out", "Left out", "Every file the store leaves out, and why"),
     # settings
     Action("settings.save", "settings", "ctrl+s", "save", "Save", "Save the preset (keeps a .bak)"),
     Action("settings.new", "settings", "ctrl+n", "new_node", "New node", "Add a DICOM node"),
@@ -114,6 +115,7 @@ ACTIONS: tuple[Action, ...] = (
     Action("log.info", "log", "2", "level('INFO')", "Info+", "Show info and above"),
     Action("log.warning", "log", "3", "level('WARNING')", "Warn+", "Show warnings and errors"),
     Action("log.error", "log", "4", "level('ERROR')", "Errors", "Show errors only"),
+    Action("log.wrap", "log", "w", "wrap", "Wrap", "Wrap long lines, or one line each"),
 )
 
 

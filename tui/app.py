@@ -14,14 +14,16 @@ import sys
 from collections.abc import Iterable
 from typing import Any
 
+from textual import events
 from textual.app import App, SystemCommand
+from textual.command import CommandPalette, SearchIcon
 from textual.screen import ModalScreen, Screen
 from textual.worker import Worker, WorkerState
 
-from dicomtools.core.config import Config, ConfigError, load_config
+from dicomtools.core.config import Config, ConfigError, default_config_path, load_config
 from dicomtools.tui.actions import SCREENS, actions_for, bindings_for
 from dicomtools.tui.clock import Clock
-from dicomtools.tui.jobs import JobRegistry
+from dicomtools.tui.jobs import JobRegistry, JobRunner, error_text
 from dicomtools.tui.logbridge import BufferHandler, LogCapture
 from dicomtools.tui.messages import FolderChanged, LogAppended
 from dicomtools.tui.screens.browse import BrowseScreen
@@ -31,6 +33,7 @@ from dicomtools.tui.screens.receive import ReceiveScreen
 from dicomtools.tui.screens.retrieve import RetrieveScreen
 from dicomtools.tui.screens.settings import SettingsScreen
 from dicomtools.tui.screens.store import StoreScreen
+from dicomtools.tui.widgets.inputs import deliver_typed_ahead
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +58,7 @@ class DicomToolsApp(App[int]):
         log_handler: BufferHandler | None = None,
         retrieve_dir: str | None = None,
         index_cache: Any = None,
+        user_preset: Any = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -73,6 +77,10 @@ class DicomToolsApp(App[int]):
         # thread because SQLite connections belong to one thread
         self.index_cache = index_cache
         self.jobs = JobRegistry()
+        self.runner = JobRunner(self.jobs)
+        # where Settings saves: the demo runs on a scratch copy of the preset, but a node the
+        # user adds there is meant for real use, so it goes to the user's own preset file
+        self.user_preset = user_preset
 
     # ------------------------------------------------------------------ start
     def on_mount(self) -> None:
@@ -119,12 +127,29 @@ class DicomToolsApp(App[int]):
         return screen
 
     def folder_changed(self, folder: str) -> None:
-        """A job wrote into ``folder``: open it in Browse (or rescan it when shown)."""
+        """A job wrote into ``folder``: show it in Browse without losing the user's marks.
+
+        Inside the browsed folder it is rescanned; another folder opens in
+        Browse, after asking when that would drop marks made in the open one.
+        """
         browse = self.browse
         if browse.root and _inside(os.path.abspath(folder), os.path.abspath(browse.root)):
             browse.post_message(FolderChanged(browse.root))
-        else:
+            return
+        if not browse.marks:
             browse.open_folder(folder)
+            return
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                browse.open_folder(folder)
+            else:
+                log.info("retrieved into %s; Browse stays on %s with its marks", folder, browse.root)
+
+        self.push_screen(ConfirmDialog(
+            f"Files were saved into {folder}.\nOpen it in Browse? The {len(browse.marks)} mark(s) in "
+            f"{browse.root} would be dropped (n keeps them; o in Browse opens the folder later).",
+            yes="Open"), answered)
 
     def action_keys(self) -> None:
         screen = self.screen
@@ -137,10 +162,17 @@ class DicomToolsApp(App[int]):
     # ------------------------------------------------------------------ quit
     async def action_quit(self) -> None:
         running = self.jobs.running()
-        if not running:
+        settings = self.get_screen("settings")
+        unsaved = isinstance(settings, SettingsScreen) and settings.dirty
+        if not running and not unsaved:
             self.exit(0)
             return
-        names = ", ".join(j.title for j in running[:3])
+        lines = []
+        if running:
+            names = ", ".join(j.title for j in running[:3])
+            lines.append(f"{len(running)} job(s) running: {names} (they are cancelled).")
+        if unsaved:
+            lines.append("Settings have unsaved changes (they are lost; F5 then ^s saves them).")
 
         def answered(yes: bool | None) -> None:
             if yes:
@@ -148,17 +180,28 @@ class DicomToolsApp(App[int]):
                 self.jobs.cleanup_all()
                 self.exit(0)
 
-        self.push_screen(
-            ConfirmDialog(f"{len(running)} job(s) running: {names}.\nCancel them and quit?", yes="Quit"),
-            answered,
-        )
+        self.push_screen(ConfirmDialog("\n".join(lines) + "\nQuit anyway?", yes="Quit"), answered)
 
     # ------------------------------------------------------------------ errors
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        # jobs report their own errors through the runner; this catches the small UI workers
         if event.state == WorkerState.ERROR and event.worker.error is not None:
             err = event.worker.error
-            log.error("worker %s failed: %s: %s", event.worker.name, type(err).__name__, err)
-            self.push_screen(ErrorDialog(f"{type(err).__name__}: {err}", title=f"{event.worker.name} failed"))
+            log.error("%s failed: %s", event.worker.name or "background task", error_text(err), exc_info=err)
+            self.push_screen(ErrorDialog(error_text(err), title=f"{event.worker.name or 'task'} failed"))
+
+    # ------------------------------------------------------------------ keys
+    async def _on_key(self, event: events.Key) -> None:
+        # A printable key that bubbled up to here while a text field has the focus was typed
+        # ahead: it reached a widget before a dialog (opened by an earlier key) took the focus.
+        # It belongs in the field the user is now in, not lost or taken as a shortcut.
+        # (Textual then runs App._on_key itself, unless the key was delivered: prevent_default.)
+        deliver_typed_ahead(self.screen, event)
+
+    # ------------------------------------------------------------------ palette
+    def action_command_palette(self) -> None:
+        if self.use_command_palette and not any(isinstance(s, CommandPalette) for s in self.screen_stack):
+            self.push_screen(Palette(id="--command-palette"))
 
     # ------------------------------------------------------------------ palette
     def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
@@ -180,6 +223,13 @@ class DicomToolsApp(App[int]):
 
     async def _run_palette_action(self, action: str, target: Any) -> None:
         await self.run_action(action, target)
+
+
+class Palette(CommandPalette):
+    """Textual's command palette with a plain ``>`` instead of its emoji (only box glyphs promised)."""
+
+    def on_mount(self) -> None:
+        self.query_one(SearchIcon).icon = ">"
 
 
 def _prestart_worker_processes() -> None:
@@ -230,6 +280,12 @@ def _with_demo_node(cfg: Config, path: str) -> tuple[Config, str, Any]:
     return demo, "demo", node
 
 
+def _error_line(text: str) -> None:
+    """One line on stderr, over the "starting" line the launcher may have written."""
+    clear = "\r\x1b[K" if sys.stderr.isatty() else ""
+    sys.stderr.write(f"{clear}{text}\n")
+
+
 def _inside(path: str, folder: str) -> bool:
     try:
         return os.path.commonpath([path, folder]) == folder
@@ -271,10 +327,10 @@ def run_app(
         if node and node not in cfg.nodes:
             cfg.node(node)  # raises ConfigError naming the known nodes
     except ConfigError as exc:
-        sys.stderr.write(f"dicomtools tui: {exc}\n")
+        _error_line(f"dicomtools tui: {exc}")
         return 2
     if path is not None and not os.path.isdir(path):
-        sys.stderr.write(f"dicomtools tui: not a folder: {path}\n")
+        _error_line(f"dicomtools tui: not a folder: {path}")
         return 2
     handler = BufferHandler()
     level = logging.DEBUG if debug else logging.INFO
@@ -285,6 +341,7 @@ def run_app(
     with LogCapture(handler, level):
         try:
             if demo and path is not None:
+                kwargs.setdefault("user_preset", cfg.path or default_config_path())
                 cfg, node, demo_node = _with_demo_node(cfg, path)
                 kwargs.setdefault("retrieve_dir", os.path.abspath(path.rstrip("/\\")) + "-retrieved")
             app = DicomToolsApp(path, cfg, node, demo=demo, pattern=pattern, log_handler=handler, **kwargs)

@@ -19,6 +19,9 @@ from dicomtools.core.dicom.text import sanitize
 log = logging.getLogger(__name__)
 
 LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+# their INFO is per-PDU / per-instance chatter ("Received Store Request" thousands of times):
+# kept, but at DEBUG, so the INFO view shows our jobs and their results
+CHATTY_LIBRARIES = frozenset({"pynetdicom", "pydicom"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,11 +60,12 @@ class BufferHandler(logging.Handler):
             message = str(record.msg)
         # log lines quote file names and values; line breaks are the log screen's to lay out
         message = "\n".join(sanitize(line) for line in message.split("\n"))
+        levelno, levelname = record.levelno, record.levelname
+        if levelno == logging.INFO and record.name.split(".", 1)[0] in CHATTY_LIBRARIES:
+            levelno, levelname = logging.DEBUG, "DEBUG"
         with self._lines_lock:
             self._seq += 1
-            self.lines.append(
-                LogLine(self._seq, record.created, record.levelname, record.levelno, record.name, message)
-            )
+            self.lines.append(LogLine(self._seq, record.created, levelname, levelno, record.name, message))
         notify = self.notify
         if notify is not None:
             try:

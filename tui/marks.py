@@ -21,13 +21,15 @@ class Mark:
 
 
 def iter_markables(forest: list[Any]) -> list[tuple[str, Any, Any]]:
-    """(key, patient, plan-or-None) for every patient and top-level plan."""
+    """(key, patient, node-or-None) for every patient, top-level plan and unconnected item."""
     out: list[tuple[str, Any, Any]] = []
     for patient in forest:
         pkey = patient_key(patient)
         out.append((pkey, patient, None))
         for i, plan in enumerate(patient.plans):
             out.append((node_key(pkey, plan, i), patient, plan))
+        for i, node in enumerate(patient.unconnected):
+            out.append((node_key(pkey + "/unconnected", node, i), patient, node))
     return out
 
 
@@ -56,22 +58,25 @@ def subforest(pairs: list[tuple[Any, Any]]) -> list[Any]:
 
     whole: dict[str, Any] = {}
     plans: dict[str, list[Any]] = {}
+    loose: dict[str, list[Any]] = {}
     order: list[str] = []
-    for patient, plan in pairs:
+    for patient, node in pairs:
         key = patient_key(patient)
         if key not in order:
             order.append(key)
-        if plan is None:
+        if node is None:
             whole[key] = patient
-        else:
-            plans.setdefault(key, [])
-            if all(p is not plan for p in plans[key]):
-                plans[key].append(plan)
+            continue
+        bucket = loose if any(n is node for n in patient.unconnected) else plans
+        bucket.setdefault(key, [])
+        if all(n is not node for n in bucket[key]):
+            bucket[key].append(node)
     out = []
     for key in order:
         if key in whole:
             out.append(whole[key])
             continue
         first = next(p for p, _ in pairs if patient_key(p) == key)
-        out.append(PatientTree(first.patient_id, first.patient_name, plans=plans[key], unconnected=[]))
+        out.append(PatientTree(first.patient_id, first.patient_name, plans=plans.get(key, []),
+                               unconnected=loose.get(key, [])))
     return out

@@ -65,14 +65,12 @@ def add_path_options(parser: argparse.ArgumentParser, required: bool = True, hel
 
 def parse_pairs(items: list[str] | None, option: str) -> dict[str, str]:
     """Parse ``A=B C=D`` (possibly given as one string or several) into a dict."""
-    result: dict[str, str] = {}
-    for item in items or []:
-        for part in item.split():
-            if "=" not in part or part.startswith("=") or part.endswith("="):
-                raise UsageError(f"{option} {part!r}: expected NAME=VALUE, e.g. RDS=HALCYON")
-            key, value = part.split("=", 1)
-            result[key] = value
-    return result
+    from dicomtools.core.config import parse_pairs as parse
+
+    try:
+        return parse(items)
+    except ValueError as exc:
+        raise UsageError(f"{option} {exc}") from None
 
 
 class ArgumentParser(argparse.ArgumentParser):

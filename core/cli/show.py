@@ -36,6 +36,8 @@ def register(sub: Any) -> None:
         metavar="MODEL=MACHINE",
         help="fill an empty Treatment Machine Name from the beam's machine model, e.g. RDS=HALCYON",
     )
+    add_option(p, "--config", metavar="FILE", default=None,
+               help="preset whose [machines] defaults apply, as in the TUI [default: the user's preset]")
     add_option(p, "--workers", type=int, default=None, help="reader processes [default: all cores]")
     add_cache_options(p)
     p.set_defaults(func=run)
@@ -56,7 +58,10 @@ def run(args: argparse.Namespace) -> int:
     from dicomtools.core.tree import build_forest
 
     check_folder(args.path)
-    defaults = parse_pairs(args.defaultMachines, "--defaultMachines")
+    from dicomtools.core.cli.config import load_from_args
+
+    # the preset's default machines, as Browse applies them: one folder, one tree
+    defaults = dict(load_from_args(args).machines.defaults) | parse_pairs(args.defaultMachines, "--defaultMachines")
     result = scan(args.path, args.searchPattern, sink=LineProgress(), workers=args.workers, cache=open_cache(args))
     patients = build_forest(result.instances, defaults)
     if args.format == "json":

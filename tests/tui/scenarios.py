@@ -91,6 +91,18 @@ async def browse_filter_error(pilot: Pilot[Any]) -> None:
     await settle(pilot)
 
 
+async def browse_unreadable(pilot: Pilot[Any]) -> None:
+    await settle(pilot)
+    await cursor_to(pilot, "Unreadable files")
+    await pilot.press("enter")
+    await cursor_to(pilot, "empty.dcm")
+    await settle(pilot)
+
+
+async def empty_start(pilot: Pilot[Any]) -> None:
+    await settle(pilot)
+
+
 async def browse_marked(pilot: Pilot[Any]) -> None:
     await expand_first_patient(pilot)
     await cursor_to(pilot, "PLAN_A")
@@ -141,9 +153,10 @@ class Scenario:
     name: str
     steps: Callable[[Pilot[Any]], Awaitable[None]]
     theme: str = ""
+    path: str | None = ARCHIVE
 
     def app(self) -> DicomToolsApp:
-        app = make_app(ARCHIVE, demo_config(), node="aria", log_handler=fixed_log(), retrieve_dir="retrieved")
+        app = make_app(self.path, demo_config(), node="aria", log_handler=fixed_log(), retrieve_dir="retrieved")
         if self.theme:
             app.theme = self.theme
         return app
@@ -154,6 +167,8 @@ SCENARIOS = [
     Scenario("browse-filter", browse_filter),
     Scenario("browse-filter-error", browse_filter_error),
     Scenario("browse-marked", browse_marked),
+    Scenario("browse-unreadable", browse_unreadable),
+    Scenario("empty-start", empty_start, path=None),
     Scenario("flat-list", flat_list),
     Scenario("store", store),
     Scenario("retrieve", retrieve),
@@ -171,11 +186,15 @@ def by_name(name: str) -> Scenario:
 
 def make_archive(folder: Path) -> Path:
     """The phantom archive the scenarios open, as ``folder/archive``."""
+    from dicomtools.core.config import save_config
     from dicomtools.core.phantom import generate
 
     root = folder / ARCHIVE
     if not root.exists():
         generate(root, patients=2, seed=0)
+    preset = folder / "site.toml"  # the scenarios' preset exists, as a user's would
+    if not preset.exists():
+        save_config(demo_config(), preset)
     return root
 
 

@@ -12,7 +12,8 @@ from textual.widgets import DataTable
 from dicomtools.core.cache import IndexCache
 from dicomtools.core.phantom import generate
 from dicomtools.tui.screens.browse import BrowseScreen
-from dicomtools.tui.screens.dialogs import ConfirmDialog, KeysDialog, TextDialog
+from dicomtools.tui.screens.dialogs import ConfirmDialog, KeysDialog
+from dicomtools.tui.screens.flat_list import FlatListDialog
 from dicomtools.tui.widgets.details import ElementTable
 from dicomtools.tui.widgets.filter_bar import FilterBar
 from dicomtools.tui.widgets.ref_tree import RefTree
@@ -46,9 +47,10 @@ async def test_opens_phantom_archive_and_shows_patients(phantom_root: Path) -> N
         await settle(pilot)
         assert isinstance(app.screen, BrowseScreen)
         labels = visible_labels(tree_of(app))
-        assert len(labels) == 2
+        assert len(labels) == 3  # two patients, then the files the scan could not use
         assert "PHANTOM-001" in labels[0] and "4 plans" in labels[0]
         assert "PHANTOM-002" in labels[1]
+        assert labels[2] == "Unreadable files (5)"
         text = screen_text(app)
         assert "2 patients, 8 plans" in text
         assert "scan [done]" in text
@@ -126,11 +128,12 @@ async def test_filter_narrows_tree_and_lists_results(phantom_root: Path) -> None
         await pilot.press("enter")
         await settle(pilot)
         tree = tree_of(app)
-        assert len(visible_labels(tree)) == 2  # both patients have a QA plan
-        await pilot.press("enter")  # open the first patient: only QA_A is left
-        await pilot.pause()
-        plans = [s for s in visible_labels(tree) if "RT-Plan" in s or "RT-Ion-Plan" in s]
-        assert len(plans) == 1 and "QA_A" in plans[0]
+        # both patients have a QA plan; they open by themselves and show only QA_A
+        labels = visible_labels(tree)
+        assert [s.split()[2] for s in labels if "PHANTOM-" in s] == ["PHANTOM-001", "PHANTOM-002"]
+        plans = [s for s in labels if "RT-Plan" in s or "RT-Ion-Plan" in s]
+        assert len(plans) == 2 and all("QA_A" in s for s in plans)
+        assert "filter: 2 of 2 patients, 2 plans" in screen_text(app)
         results = app.screen.query_one("#results", DataTable)
         assert results.row_count == 2
         assert "2 matched of " in str(app.screen.query_one("#results-stats").render())
@@ -139,7 +142,11 @@ async def test_filter_narrows_tree_and_lists_results(phantom_root: Path) -> None
         await pilot.pause()
         assert app.screen.query_one(FilterBar).input.value == ""
         plans = [s for s in visible_labels(tree) if "Plan" in s]
-        assert len(plans) == 4
+        assert len(plans) == 8  # both patients stay open, now with every plan
+        # nothing of the old result is left on screen
+        assert results.row_count == 0
+        text = screen_text(app)
+        assert "filter [done]" not in text and "filter:" not in text and "2 matched" not in text
 
 
 async def test_filter_shows_errors_inline_while_typing(phantom_root: Path) -> None:
@@ -194,10 +201,10 @@ async def test_mark_two_plans_flat_list_and_export(phantom_root: Path, tmp_path:
         # flat list of the marks
         await pilot.press("f")
         await pilot.pause()
-        assert isinstance(app.screen, TextDialog)
-        body = str(app.screen.body)
+        assert isinstance(app.screen, FlatListDialog)
+        body = app.screen.text()  # what s saves: the CLI's flat text
         assert "/ RT-Plan: PLAN_A, " in body and "/ RT-Plan: PLAN_B, " in body and "QA_A" not in body
-        assert "Patient: PHANTOM-001 (PHANTOM^ALPHA)" in screen_text(app)
+        assert "PHANTOM-001  RT-Plan: PLAN_A" in screen_text(app)
         await pilot.press("escape")
         await pilot.pause()
         # export: every file of both plans, paths kept
@@ -325,7 +332,7 @@ async def test_keys_dialog_and_command_palette_come_from_the_action_table(phanto
         await pilot.pause(0.3)
         await pilot.press("enter")
         await pilot.pause(0.3)
-        assert "Nothing marked" in "".join(str(n.message) for n in app._notifications)
+        assert "nothing marked" in "".join(str(n.message) for n in app._notifications)
 
 
 @pytest.mark.parametrize("size", [(80, 24)])

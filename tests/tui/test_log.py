@@ -37,16 +37,18 @@ async def test_log_screen_shows_core_and_library_records_and_filters(
                 assert isinstance(app.screen, LogScreen)
                 text = screen_text(app)
                 assert "12:00:00 WARNING dicomtools.core.net.store: peer refused: 0xA700" in text
-                assert "INFO    pynetdicom.assoc: Association Accepted" in text
+                # library chatter is kept at DEBUG: the INFO view shows our own work
+                assert "Association Accepted" not in text
                 assert "Invalid value for VR UI" in text
                 assert "a debug line" not in text  # INFO and above by default
                 await pilot.press("1")
                 await pilot.pause()
-                assert "a debug line" in screen_text(app)
+                text = screen_text(app)
+                assert "a debug line" in text and "DEBUG   pynetdicom.assoc: Association Accepted" in text
                 await pilot.press("3")
                 await pilot.pause()
                 text = screen_text(app)
-                assert "peer refused" in text and "Association Accepted" not in text
+                assert "peer refused" in text and "a debug line" not in text and "Association Accepted" not in text
                 # records arriving while the screen is shown are appended
                 logging.getLogger("dicomtools.core.net.retrieve").error("C-MOVE failed: 0xA801")
                 await pilot.pause()
@@ -64,3 +66,34 @@ async def test_log_screen_shows_core_and_library_records_and_filters(
         for h in list(logging.getLogger("pynetdicom").handlers):
             if type(h) is logging.StreamHandler:
                 logging.getLogger("pynetdicom").removeHandler(h)
+
+
+async def test_log_opens_at_the_newest_line_wraps_long_lines_and_has_each_job_result(
+    phantom_root: Path, tmp_path: Path
+) -> None:
+    handler = BufferHandler()
+    with LogCapture(handler, logging.INFO):
+        app = make_app(phantom_root, log_handler=handler)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await settle(pilot)
+            for i in range(300):  # what one store of 300 instances made pynetdicom say
+                logging.getLogger("pynetdicom.events").info("Received Store Request %d", i)
+            for i in range(60):
+                logging.getLogger("dicomtools.core.scan").info("line number %03d", i)
+            long_tail = "the end of a long line that a narrow pane used to cut off"
+            logging.getLogger("dicomtools.core.net.store").warning("peer refused %s %s", "x" * 70, long_tail)
+            await pilot.press("f6")
+            await settle(pilot)
+            text = screen_text(app)
+            # newest at the bottom, in view; the oldest scrolled away; no chatter at INFO
+            assert "line number 059" in text and "line number 000" not in text
+            assert "Received Store Request" not in text
+            # the long warning is readable to its end
+            assert long_tail in " ".join(text.split())
+            await pilot.press("w")
+            await settle(pilot)
+            assert long_tail not in " ".join(screen_text(app).split())  # one line each: cut at the width
+            assert "w: wrap long lines" in screen_text(app)
+    # the scan job's own result was logged at INFO (the Log is where results can be found again)
+    results = [line.message for line in handler.snapshot(logging.INFO) if line.message.startswith("job done: scan")]
+    assert results and "103 DICOM" in results[0] and "5 unreadable" in results[0]

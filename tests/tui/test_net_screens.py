@@ -131,10 +131,14 @@ async def test_unmapped_machines_block_the_send_until_mapped(
         await settle(pilot)
         store = app.screen
         assert "! 2 beam(s) with an unmapped machine: nothing will be sent." in screen_text(app)
-        assert "EMPTY: add a default" in screen_text(app)
+        text = screen_text(app)
+        # the machine model is named, and the Patient column tells the plans apart
+        assert "PHANTOM-001  PLAN_B  G090  <empty>    <empty>  EMPTY: add default RDS=MACHINE" in text
         await pilot.press("ctrl+s")
         await settle(pilot)
         assert store.job is None and orthanc.instance_count() == 0  # nothing left
+        # the refused ^s says why where the user looks
+        assert "! not sent: 2 beam(s) with an unmapped machine, e.g. plan PLAN_B beam G090" in screen_text(app)
         store.query_one("#s-defaults", Input).value = "RDS=HALCYON"
         await pilot.pause()
         assert "EMPTY" not in screen_text(app) and "HALCYON" in screen_text(app)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from textual.widgets import DataTable, Input
+from textual.widgets import DataTable, Input, Select
 
 from dicomtools.core.config import Config, NodeConfig, load_config, save_config
 from dicomtools.tui.screens.dialogs import ConfirmDialog
@@ -51,7 +51,12 @@ async def test_edit_nodes_and_preset_then_read_the_toml_back(tmp_path: Path) -> 
         # edit the selected node (aria)
         await type_into(pilot, "node-host", "127.0.0.2")
         await type_into(pilot, "node-port", "11112")
-        await type_into(pilot, "node-retrieve_method", "get")
+        # "Retrieve by" is a choice, made with the keyboard
+        choice = screen.query_one("#f-node-retrieve_method", Select)
+        choice.focus()
+        await pilot.press("enter", "down", "enter")
+        await pilot.pause()
+        assert choice.value == "get"
         await type_into(pilot, "node-machines", "TB1, HALCYON")
         assert "unsaved changes" in screen_text(app)
         # add a node
@@ -131,7 +136,7 @@ async def test_echo_a_real_peer_and_a_closed_port(tmp_path: Path) -> None:
             table.move_cursor(row=1)
             await pilot.pause()
             await pilot.press("ctrl+t")
-            await wait_for(pilot, lambda: "! C-ECHO failed: nobody:" in screen_text(app))
+            await wait_for(pilot, lambda: "! C-ECHO nobody failed:" in screen_text(app))
             assert not app.jobs.running()
     finally:
         peer.stop()

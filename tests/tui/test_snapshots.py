@@ -16,7 +16,8 @@ from tests.tui.scenarios import by_name, make_archive
 
 BOTH = [(80, 24), (120, 40)]
 MAIN = ["browse", "browse-filter", "browse-marked", "store", "retrieve", "settings", "log"]
-SMALL_ONLY = ["browse-filter-error", "flat-list", "keys", "browse-light", "browse-ansi"]
+SMALL_ONLY = ["browse-filter-error", "flat-list", "keys", "browse-light", "browse-ansi", "browse-unreadable",
+              "empty-start"]
 
 CASES = [(name, size) for name in MAIN for size in BOTH] + [(name, (80, 24)) for name in SMALL_ONLY]
 

@@ -153,8 +153,8 @@ def test_starts_with_no_color_and_plain_dicomtools_opens_the_tui(
 ) -> None:
     terminal.start(f"cd {shlex.quote(str(tmp_path))} && " + command(tmp_path, "", env={"NO_COLOR": "1"}),
                    width=80, height=24)
-    screen = terminal.wait_for("F2 Browse")
-    assert "no folder" in screen
+    screen = terminal.wait_for("No folder open.")  # the hint, in the middle of an empty start
+    assert "Press o to open a folder" in screen
     terminal.keys("o")
     terminal.wait_for("Open folder")
     terminal.type(str(archive))

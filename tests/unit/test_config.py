@@ -98,7 +98,7 @@ def test_missing_default_file_gives_defaults_explicit_missing_is_an_error(tmp_pa
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
     assert default_config_path() == tmp_path / "xdg" / "dicomtools" / "config.toml"
     cfg = load_config()
-    assert cfg.nodes == {} and cfg.local.scp_port == 104 and cfg.path == default_config_path()
+    assert cfg.nodes == {} and cfg.local.scp_port == 11112 and cfg.path == default_config_path()
     with pytest.raises(ConfigError, match="config file not found"):
         load_config(tmp_path / "missing.toml")
 

@@ -1,31 +1,34 @@
 """Modal dialogs: confirm, ask for values, show text, show keys, show an error.
 
 Every dialog closes with Esc (cancel) and answers through ``dismiss`` so a
-screen can ``push_screen(dialog, callback)`` without blocking.
+screen can ``push_screen(dialog, callback)`` without blocking. Each has its own
+footer, so the keys shown under a dialog are the dialog's. A form checks its
+values before closing and keeps them, with the reason, when they do not do.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from rich.text import Text
-from textual import on
+from textual import events, on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, ScrollableContainer, Vertical
 from textual.screen import ModalScreen
-from textual.widgets import Button, Input, Label, Static
+from textual.widgets import Button, Footer, Input, Label, Static
 
 from dicomtools.tui.actions import Action, actions_for
-from dicomtools.tui.widgets.inputs import TextInput
+from dicomtools.tui.widgets.inputs import TextInput, deliver_typed_ahead
 
-_CANCEL: list[BindingType] = [Binding("escape", "cancel", "Close", show=False)]
+_CANCEL: list[BindingType] = [Binding("escape", "cancel", "Close")]
 
 
 class ConfirmDialog(ModalScreen[bool]):
     """Yes/No; Enter or y confirms, Esc or n declines."""
 
-    BINDINGS = [*_CANCEL, Binding("y", "answer(True)", "Yes", show=False), Binding("n", "answer(False)", "No", show=False)]
+    BINDINGS = [*_CANCEL, Binding("y", "answer(True)", "Yes"), Binding("n", "answer(False)", "No")]
 
     def __init__(self, question: str, yes: str = "Yes", no: str = "No") -> None:
         super().__init__()
@@ -39,6 +42,7 @@ class ConfirmDialog(ModalScreen[bool]):
             with Horizontal(classes="dialog-buttons"):
                 yield Button(f"{self.yes} (y)", id="yes", variant="error", compact=True)
                 yield Button(f"{self.no} (n)", id="no", compact=True)
+        yield Footer()
 
     def on_mount(self) -> None:
         self.query_one("#no", Button).focus()
@@ -67,12 +71,14 @@ class FormDialog(ModalScreen[dict[str, str] | None]):
 
     BINDINGS = _CANCEL
 
-    def __init__(self, title: str, fields: list[Field], ok: str = "OK", note: str = "") -> None:
+    def __init__(self, title: str, fields: list[Field], ok: str = "OK", note: str = "",
+                 check: Callable[[dict[str, str]], str] | None = None) -> None:
         super().__init__()
         self.title_text = title
         self.fields = fields
         self.ok = ok
         self.note = note
+        self.check = check
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
@@ -80,12 +86,21 @@ class FormDialog(ModalScreen[dict[str, str] | None]):
             if self.note:
                 yield Static(self.note, classes="dialog-text", markup=False)
             for f in self.fields:
-                yield Label(f.label, classes="field-label")
-                yield TextInput(value=f.value, placeholder=f.placeholder, id=f"field-{f.key}", compact=True)
+                with Horizontal(classes="dialog-row"):
+                    yield Label(f.label, classes="dialog-label")
+                    yield TextInput(value=f.value, placeholder=f.placeholder, id=f"field-{f.key}", compact=True)
             yield Static("", id="dialog-error", classes="dialog-error", markup=False)
             with Horizontal(classes="dialog-buttons"):
                 yield Button(self.ok, id="ok", variant="primary", compact=True)
                 yield Button("Cancel (esc)", id="cancel", compact=True)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        # focus now, before any key typed ahead is handled: it belongs in the first field
+        self.set_focus(self.query_one(f"#field-{self.fields[0].key}", Input))
+
+    def on_key(self, event: events.Key) -> None:
+        deliver_typed_ahead(self, event)
 
     def values(self) -> dict[str, str]:
         return {f.key: self.query_one(f"#field-{f.key}", Input).value.strip() for f in self.fields}
@@ -93,14 +108,26 @@ class FormDialog(ModalScreen[dict[str, str] | None]):
     def show_error(self, text: str) -> None:
         self.query_one("#dialog-error", Static).update(text)
 
+    def action_submit(self) -> None:
+        values = self.values()
+        problem = self.check(values) if self.check is not None else ""
+        if problem:
+            self.app.bell()
+            self.show_error(f"! {problem}")
+            return
+        self.dismiss(values)
+
     @on(Input.Submitted)
     def _submitted(self, event: Input.Submitted) -> None:
         event.stop()
-        self.dismiss(self.values())
+        self.action_submit()
 
     @on(Button.Pressed)
     def _pressed(self, event: Button.Pressed) -> None:
-        self.dismiss(self.values() if event.button.id == "ok" else None)
+        if event.button.id == "ok":
+            self.action_submit()
+        else:
+            self.dismiss(None)
 
     def action_cancel(self) -> None:
         self.dismiss(None)
@@ -122,6 +149,7 @@ class TextDialog(ModalScreen[None]):
             with ScrollableContainer(classes="dialog-scroll"):
                 body = Text(self.body, no_wrap=True) if isinstance(self.body, str) else self.body
                 yield Static(body, classes="dialog-body")
+        yield Footer()
 
     def on_mount(self) -> None:
         self.query_one(ScrollableContainer).focus()

@@ -12,8 +12,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from textual.message import Message
-
 from dicomtools.core.net.session import PatientRow
 from dicomtools.core.patientlist import PatientEntry
 
@@ -26,11 +24,6 @@ class ListMarks:
     missing_plans: list[str] = field(default_factory=list)  # "PID: PLAN"
 
 
-class ListLoaded(Message):
-    def __init__(self, result: ListMarks | None, error: str = "") -> None:
-        super().__init__()
-        self.result = result
-        self.error = error
 
 
 def marks_for(entries: Sequence[PatientEntry], rows: Sequence[PatientRow]) -> ListMarks:

@@ -2,20 +2,22 @@
 
 Edits go to a working copy of the preset; ctrl+s saves it through
 ``core.config.save_config`` (validated round trip, previous file kept as
-``.bak``), so the CLI and the TUI write the same file the same way.
+``.bak``), so the CLI and the TUI write the same file the same way. In the
+demo the app runs on a scratch copy; saving asks first and writes the user's
+own preset (without the built-in demo node), so nothing typed there is lost.
 """
 
 from __future__ import annotations
 
 import copy
 import logging
+from pathlib import Path
 from typing import Any
 
-from textual import on, work
+from textual import on
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Input, Label, Static
+from textual.widgets import DataTable, Footer, Input, Label, Select, Static
 
 from dicomtools.core.config import (
     RETRIEVE_METHODS,
@@ -23,15 +25,18 @@ from dicomtools.core.config import (
     ConfigError,
     NodeConfig,
     default_config_path,
+    parse_pairs,
     resolve_node,
     save_config,
 )
+from dicomtools.core.progress import ProgressSink
 from dicomtools.tui.actions import bindings_for
-from dicomtools.tui.jobs import Job
-from dicomtools.tui.messages import JobFinished
+from dicomtools.tui.jobs import Job, JobOutcome, Summary
+from dicomtools.tui.screens.base import AppScreen
 from dicomtools.tui.screens.dialogs import ConfirmDialog
 from dicomtools.tui.widgets.inputs import TextInput
 from dicomtools.tui.widgets.nav import NavBar
+from dicomtools.tui.widgets.progress_pane import ProgressPane
 
 log = logging.getLogger(__name__)
 
@@ -53,30 +58,19 @@ FIELDS: tuple[tuple[str, str, str], ...] = (
     ("mach-defaults", "Defaults MODEL=M", "Machines"),
 )
 
+# what to type, never something that could pass for a value (empty means what it says)
 PLACEHOLDERS = {
-    "node-retrieve_method": "move or get",
-    "node-calling_ae": "empty: our AE title",
-    "node-machines": "TB1 HALCYON (empty: any)",
-    "local-scp_bind": "empty: address used to reach the node",
-    "anon-options": "CleanDesc RetainDeviceIdent",
-    "mach-mapping": "TrueBeam1=TB1 OLD=NEW",
-    "mach-defaults": "RDS=HALCYON",
+    "node-calling_ae": "empty = our AE title",
+    "node-machines": "empty = any; e.g. TB1 HALCYON",
+    "local-scp_bind": "empty = the address used to reach the node",
+    "anon-options": "empty = no options; e.g. CleanDesc",
+    "mach-mapping": "empty = none; e.g. TrueBeam1=TB1",
+    "mach-defaults": "empty = none; e.g. RDS=HALCYON",
 }
 
 
 def format_pairs(pairs: dict[str, str]) -> str:
     return " ".join(f"{k}={v}" for k, v in pairs.items())
-
-
-def parse_pairs(text: str) -> dict[str, str]:
-    """``A=B C=D`` -> dict; raises ValueError naming the bad part."""
-    out: dict[str, str] = {}
-    for part in text.split():
-        key, sep, value = part.partition("=")
-        if not sep or not key or not value:
-            raise ValueError(f"{part!r}: expected NAME=VALUE")
-        out[key] = value
-    return out
 
 
 def parse_port(text: str) -> int:
@@ -89,7 +83,7 @@ def parse_port(text: str) -> int:
     return port
 
 
-class SettingsScreen(Screen[None]):
+class SettingsScreen(AppScreen):
     SCOPE = "settings"
     BINDINGS = bindings_for("top", "settings")
 
@@ -99,7 +93,6 @@ class SettingsScreen(Screen[None]):
         self.selected: str | None = None
         self.dirty = False
         self.errors: dict[str, str] = {}
-        self.echo_job: Job | None = None
         self._programmatic: dict[str, str] = {}
 
     def compose(self) -> ComposeResult:
@@ -117,14 +110,20 @@ class SettingsScreen(Screen[None]):
                         yield Static(sec, classes="section")
                     with Horizontal(classes="form-row"):
                         yield Label(label, classes="form-label")
-                        yield TextInput(id=f"f-{fid}", placeholder=PLACEHOLDERS.get(fid, ""), compact=True)
+                        if fid == "node-retrieve_method":
+                            yield Select([(m, m) for m in RETRIEVE_METHODS], id=f"f-{fid}", compact=True,
+                                         allow_blank=False, value="move")
+                        else:
+                            yield TextInput(id=f"f-{fid}", placeholder=PLACEHOLDERS.get(fid, ""), compact=True)
         yield Static("", id="echo-result", markup=False)
+        yield ProgressPane(self.tool.clock, keep=1, id="echo-progress")
         yield Footer()
 
     def on_mount(self) -> None:
         table = self.query_one("#nodes", DataTable)
-        table.add_columns("Name", "Address", "AE")
-        self.load(self.app.config)  # type: ignore[attr-defined]
+        table.add_columns("Name", "AE", "Address")
+        self.query_one(ProgressPane).display = False
+        self.load(self.tool.config)
 
     # ------------------------------------------------------------------ model <-> form
     def load(self, config: Config) -> None:
@@ -133,7 +132,7 @@ class SettingsScreen(Screen[None]):
         self.dirty = False
         self.errors.clear()
         names = list(self.work.nodes)
-        preferred = getattr(self.app, "node_name", None)
+        preferred = self.tool.node_name
         self.selected = preferred if preferred in self.work.nodes else (names[0] if names else None)
         self.refresh_nodes()
         self.fill_form()
@@ -143,11 +142,17 @@ class SettingsScreen(Screen[None]):
         table = self.query_one("#nodes", DataTable)
         table.clear()
         for name, node in self.work.nodes.items():
-            table.add_row(name, f"{node.host}:{node.port}", node.called_ae, key=name)
+            table.add_row(name, node.called_ae, f"{node.host}:{node.port}", key=name)
         if self.selected in self.work.nodes:
             table.move_cursor(row=list(self.work.nodes).index(self.selected), animate=False)
 
     def _set(self, fid: str, value: str) -> None:
+        if fid == "node-retrieve_method":
+            choice = self.query_one(f"#f-{fid}", Select)
+            if value in RETRIEVE_METHODS and choice.value != value:
+                with choice.prevent(Select.Changed):
+                    choice.value = value
+            return
         inp = self.query_one(f"#f-{fid}", Input)
         if inp.value != value:
             self._programmatic[fid] = value  # its Changed message is ours, not the user's
@@ -157,7 +162,7 @@ class SettingsScreen(Screen[None]):
         node = self.work.nodes.get(self.selected) if self.selected else None
         for fid, _, _ in FIELDS:
             if fid.startswith("node-"):
-                self.query_one(f"#f-{fid}", Input).disabled = node is None
+                self.query_one(f"#f-{fid}").disabled = node is None
         if node is not None and self.selected is not None:
             self._set("node-name", self.selected)
             self._set("node-host", node.host)
@@ -178,10 +183,21 @@ class SettingsScreen(Screen[None]):
         self._set("mach-mapping", format_pairs(self.work.machines.mapping))
         self._set("mach-defaults", format_pairs(self.work.machines.defaults))
 
+    def save_path(self) -> Path:
+        """Where ^s writes: the user's own preset (in the demo too, see the module doc)."""
+        return Path(self.tool.user_preset or self.work.path or default_config_path())
+
     def update_status(self, extra: str = "") -> None:
-        path = self.work.path or default_config_path()
-        state = "unsaved changes (^s saves)" if self.dirty else "saved"
+        path = self.save_path()
+        if self.dirty:
+            state = "unsaved changes (^s saves)"
+        elif not path.exists():
+            state = "not saved yet: defaults (^s writes the file)"
+        else:
+            state = "saved"
         text = f"Preset: {path}  [{state}]"
+        if self.tool.user_preset is not None:
+            text += "\nDemo: ^s saves your nodes to this preset; the demo node itself is not kept."
         if self.errors:
             fid, err = next(iter(self.errors.items()))
             text += f"\n! {dict((f, lbl) for f, lbl, _ in FIELDS)[fid]}: {err}"
@@ -197,6 +213,12 @@ class SettingsScreen(Screen[None]):
         if name is not None and name != self.selected and name in self.work.nodes:
             self.selected = name
             self.fill_form()
+
+    @on(Select.Changed, "#f-node-retrieve_method")
+    def _method_chosen(self, event: Select.Changed) -> None:
+        if isinstance(event.value, str) and self.apply("node-retrieve_method", event.value):
+            self.dirty = True
+            self.update_status()
 
     @on(Input.Changed)
     def _changed(self, event: Input.Changed) -> None:
@@ -214,10 +236,11 @@ class SettingsScreen(Screen[None]):
             event.input.add_class("-invalid")
             self.update_status()
             return
-        self.errors.pop(fid, None)
+        had_error = self.errors.pop(fid, None) is not None
         event.input.remove_class("-invalid")
         if changed:
             self.dirty = True
+        if changed or had_error:  # a fixed value clears its error even when it equals the saved one
             self.update_status()
 
     def apply(self, fid: str, value: str) -> bool:
@@ -323,8 +346,28 @@ class SettingsScreen(Screen[None]):
             self.app.bell()
             self.update_status()
             return
+        if self.tool.user_preset is None:
+            self._save()
+            return
+        path = self.save_path()
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self._save()
+
+        self.app.push_screen(ConfirmDialog(
+            f"Demo mode. Save your settings to your own preset {path}?\n"
+            "The built-in demo node is left out; everything else you set here is kept.", yes="Save"), answered)
+
+    def _save(self) -> None:
+        path = self.save_path()
+        to_write = self.work
+        if self.tool.user_preset is not None:
+            to_write = copy.deepcopy(self.work)
+            to_write.nodes.pop("demo", None)
+        existed = path.exists()
         try:
-            path = save_config(self.work, self.work.path)
+            path = save_config(to_write, path)
         except ConfigError as exc:
             self.update_status(f"! not saved: {exc}")
             return
@@ -332,49 +375,42 @@ class SettingsScreen(Screen[None]):
             self.update_status(f"! not saved: {exc.strerror or exc}")
             return
         saved = copy.deepcopy(self.work)
-        saved.path = path
-        self.app.config = saved  # type: ignore[attr-defined]
+        saved.path = self.work.path if self.tool.user_preset is not None else path
+        self.tool.config = saved
         self.dirty = False
         log.info("preset saved to %s", path)
-        self.update_status(f"saved to {path} (previous kept as {path.name}.bak)")
+        kept = f" (previous kept as {path.name}.bak)" if existed else " (a new file)"
+        self.update_status(f"saved to {path}{kept}")
 
     def action_echo(self) -> None:
         if self.selected is None:
-            self.app.bell()
+            self.refuse("no node selected: ^n adds one")
             return
+        out = self.query_one("#echo-result", Static)
         try:
             node = resolve_node(self.work, self.selected)
         except ConfigError as exc:
-            self.query_one("#echo-result", Static).update(f"! {exc}")
+            self.app.bell()
+            out.update(f"! {exc}")
             return
-        job = self.app.jobs.start(f"echo {self.selected}", "settings")  # type: ignore[attr-defined]
-        self.echo_job = job
-        self.query_one("#echo-result", Static).update(
-            f"C-ECHO {self.selected} ({node.called_ae}@{node.host}:{node.port}) ..."
-        )
-        self._echo(job, self.selected, node)
+        name = self.selected
+        out.update(f"C-ECHO {name} ({node.called_ae}@{node.host}:{node.port}) ...")
 
-    @work(thread=True, group="echo", exit_on_error=False)
-    def _echo(self, job: Job, name: str, node: NodeConfig) -> None:
-        from dicomtools.core.net.echo import echo
+        def run(sink: ProgressSink, job: Job) -> Any:
+            from dicomtools.core.net.echo import echo
 
-        try:
-            result = echo(node)
-        except Exception as exc:
-            self.post_message(JobFinished(job.id, error=f"{name}: {exc}"))
-            return
-        self.post_message(JobFinished(job.id, (name, result)))
+            return echo(node)
 
-    @on(JobFinished)
-    def _finished(self, message: JobFinished) -> None:
-        self.app.jobs.finish(message.job_id)  # type: ignore[attr-defined]
-        out = self.query_one("#echo-result", Static)
-        if message.error:
-            out.update(f"! C-ECHO failed: {message.error}")
-            log.warning("C-ECHO failed: %s", message.error)
-            return
-        name, result = message.result
-        if result.ok:
-            out.update(f"C-ECHO {name}: OK (association {result.associate_ms:.0f} ms, echo {result.echo_ms:.0f} ms)")
-        else:
-            out.update(f"! C-ECHO {name}: status 0x{result.status:04X}")
+        def done(outcome: JobOutcome[Any]) -> Summary:
+            if outcome.error:
+                out.update(f"! C-ECHO {name} failed: {outcome.error}")
+                return outcome.error
+            result = outcome.result
+            if result.ok:
+                text = f"C-ECHO {name}: OK (association {result.associate_ms:.0f} ms, echo {result.echo_ms:.0f} ms)"
+            else:
+                text = f"! C-ECHO {name}: status 0x{result.status:04X}"
+            out.update(text)
+            return text.removeprefix("! ")
+
+        self.run_job(self.query_one(ProgressPane), f"echo {name}", run, done, label=f"echo {name}", unit="")

@@ -43,6 +43,16 @@ def describe_item(item: TreeItem | None, root: str | None, width: int = 60) -> T
     if item is None:
         text.append("Nothing selected.", style="dim")
         return text
+    if item.kind == "unreadable":
+        text.append("Files the scan could not use", style="bold")
+        text.append("\nExpand this line: each file with the reason. They are left out of every tree.")
+        return text
+    if item.kind == "unreadable-file":
+        text.append("Unreadable file", style="bold")
+        text.append(f"\n{item.node.path}\n")
+        text.append("reason: ", style="dim")
+        text.append(item.node.reason)
+        return text
     patient = item.patient
     text.append(sanitize(f"{patient.patient_id}"), style="bold")
     if patient.patient_name:
@@ -210,7 +220,7 @@ class DetailsPane(Vertical):
         self.root = root
         self.query_one("#facts", Static).update(describe_item(item, root, self._width()))
         path = None
-        if item is not None and item.node is not None and item.node.instances:
+        if item is not None and item.node is not None and getattr(item.node, "instances", None):
             path = item.node.instances[0].path
         if path != self.path:
             self.path = path

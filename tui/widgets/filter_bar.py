@@ -76,7 +76,7 @@ class FilterBar(Vertical):
     FilterBar { height: auto; }
     FilterBar Horizontal { height: 1; }
     FilterBar #filter-label { width: auto; padding: 0 1 0 1; }
-    FilterBar FilterInput { height: 1; border: none; padding: 0; width: 1fr; }
+    FilterBar FilterInput { width: 1fr; }
     FilterBar #filter-error { height: auto; padding: 0 1; display: none; }
     FilterBar #filter-error.-shown { display: block; }
     """
@@ -101,6 +101,7 @@ class FilterBar(Vertical):
                 placeholder="e.g. RTPlanLabel=PLAN*; (300A,00B0)/(300A,00B2)=?   Enter applies, Esc clears",
                 suggester=KeywordSuggester(),
                 id="filter-input",
+                compact=True,
             )
         yield Static("", id="filter-error", markup=False)
 

@@ -13,6 +13,7 @@ from textual.widget import Widget
 
 from dicomtools.core.progress import ProgressEvent
 from dicomtools.tui.clock import Clock
+from dicomtools.tui.messages import JobFinished, JobProgress
 
 BAR_WIDTH = 16
 
@@ -51,10 +52,14 @@ def human_rate(done: int, nbytes: int, elapsed: float, unit: str) -> str:
 
 
 class ProgressPane(Widget):
-    """Shows the last few jobs of one screen; the screen feeds it events."""
+    """Shows the last few jobs of one screen, newest first (a short pane never hides the latest).
+
+    The job runner posts each job's progress and end here; the end goes back
+    to the runner, which asks the screen for the summary.
+    """
 
     DEFAULT_CSS = """
-    ProgressPane { height: auto; max-height: 8; }
+    ProgressPane { height: auto; max-height: 8; text-wrap: nowrap; text-overflow: ellipsis; }
     """
 
     def __init__(self, clock: Clock | None = None, keep: int = 2, message_lines: int = 2, **kwargs: object) -> None:
@@ -65,6 +70,16 @@ class ProgressPane(Widget):
         self.jobs: dict[str, JobView] = {}
 
     # -- feeding
+    def on_job_progress(self, message: JobProgress) -> None:
+        message.stop()
+        self.update_event(message.job_id, message.event)
+
+    def on_job_finished(self, message: JobFinished) -> None:
+        message.stop()
+        runner = getattr(self.app, "runner", None)
+        if runner is not None:
+            runner.finished(message)
+
     def start(self, job_id: str, title: str, unit: str = "files") -> None:
         self.jobs[job_id] = JobView(job_id, title, unit, self.clock.monotonic())
         while len(self.jobs) > self.keep:
@@ -101,6 +116,12 @@ class ProgressPane(Widget):
         job.ended = self.clock.monotonic()
         self._changed()
 
+    def drop_titled(self, title: str) -> None:
+        """Forget the jobs shown as ``title`` (a cleared filter leaves no stale result line)."""
+        for job_id in [k for k, j in self.jobs.items() if j.title == title]:
+            del self.jobs[job_id]
+        self._changed()
+
     def clear(self) -> None:
         self.jobs.clear()
         self._changed()
@@ -113,7 +134,7 @@ class ProgressPane(Widget):
     def render(self) -> Text:
         out = Text(no_wrap=True, overflow="ellipsis")
         first = True
-        for job in self.jobs.values():
+        for job in reversed(self.jobs.values()):
             if not first:
                 out.append("\n")
             first = False

@@ -10,6 +10,7 @@ cursor and the marks.
 from __future__ import annotations
 
 import logging
+import os
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ log = logging.getLogger(__name__)
 
 PLAN_KINDS = frozenset({"RT-Plan", "RT-Ion-Plan", "RT-Brachy-Plan"})
 CHUNK = 250  # top-level nodes added per step, so a huge archive never blocks a frame
+UNREADABLE_KEY = "U:unreadable"
 
 
 @dataclass
@@ -44,10 +46,16 @@ class TreeItem:
 
     @property
     def markable(self) -> bool:
-        return self.kind == "patient" or self.is_plan
+        """Patients, their plans, and what no plan references (an orphan dose can be exported)."""
+        if self.kind == "patient":
+            return True
+        depth = self.key.count("/")
+        return (self.is_plan and depth == 1) or (depth == 2 and "/unconnected/" in self.key)
 
     def instances(self) -> list[Any]:
         """All instances under this line (unique, tree order)."""
+        if self.kind in ("unreadable", "unreadable-file"):
+            return []
         if self.node is not None:
             return list(self.node.subtree_instances())
         if self.kind == "unconnected":
@@ -69,6 +77,17 @@ def patient_instances(patient: Any) -> list[Any]:
     if hasattr(patient, "all_instances"):
         return list(patient.all_instances())
     return _unique(i for n in [*patient.plans, *patient.unconnected] for i in n.subtree_instances())
+
+
+def display_path(path: str, base: str | None) -> str:
+    if base:
+        try:
+            rel = os.path.relpath(path, base)
+        except ValueError:
+            return path
+        if not rel.startswith(".."):
+            return rel
+    return path
 
 
 def patient_key(patient: Any) -> str:
@@ -154,6 +173,8 @@ class RefTree(Tree[TreeItem]):
         self.expanded_keys: set[str] = set()
         self.marked_keys: set[str] = set()
         self.by_key: dict[str, TreeNode[TreeItem]] = {}
+        self.unreadable: list[Any] = []  # core UnreadableFile: shown last, path and reason
+        self.base: str | None = None  # the browsed folder: paths are shown relative to it
         self._rebuilding = False
         self._generation = 0
 
@@ -188,7 +209,24 @@ class RefTree(Tree[TreeItem]):
             self._rebuilding = False
         if len(patients) > CHUNK:
             self._add_rest(patients[CHUNK:], self._generation)
+        else:
+            self._add_unreadable()
         self._restore_cursor(cursor_key, cursor_line)
+
+    def set_unreadable(self, files: list[Any]) -> None:
+        self.unreadable = list(files)
+        self.rebuild()
+
+    def _add_unreadable(self) -> None:
+        """A last line naming every file the scan could not use, so none is only a count."""
+        if not self.unreadable or self.allowed is not None:  # a filter shows only what matched
+            return
+        item = TreeItem(UNREADABLE_KEY, "unreadable", None)
+        tnode = self.root.add(self._label(item), item, allow_expand=True)
+        self.by_key[item.key] = tnode
+        if item.key in self.expanded_keys:
+            self._load(tnode)
+            tnode.expand()
 
     def _add_rest(self, patients: list[Any], generation: int) -> None:
         """Add further patients in chunks, yielding to the UI between chunks."""
@@ -204,6 +242,8 @@ class RefTree(Tree[TreeItem]):
                 self._rebuilding = False
             if start + CHUNK < len(patients):
                 self.call_after_refresh(step, start + CHUNK)
+            else:
+                self._add_unreadable()
 
         self.call_after_refresh(step, 0)
 
@@ -243,14 +283,19 @@ class RefTree(Tree[TreeItem]):
                 key = node_key(item.key, node, i)
                 if self.allowed is None or key in self.allowed:
                     out.append(TreeItem(key, node.kind, item.patient, node))
-        elif item.node is not None:
+        elif item.kind == "unreadable":
+            for i, bad in enumerate(self.unreadable):
+                out.append(TreeItem(f"{UNREADABLE_KEY}/{i}", "unreadable-file", None, bad))
+        elif item.node is not None and item.kind != "unreadable-file":
             for i, child in enumerate(item.node.children):
                 out.append(TreeItem(node_key(item.key, child, i), child.kind, item.patient, child))
         return out
 
     def _has_children(self, item: TreeItem) -> bool:
-        if item.kind in ("patient", "unconnected"):
+        if item.kind in ("patient", "unconnected", "unreadable"):
             return True
+        if item.kind == "unreadable-file":
+            return False
         return bool(item.node is not None and item.node.children)
 
     def _load(self, tnode: TreeNode[TreeItem]) -> None:
@@ -271,6 +316,10 @@ class RefTree(Tree[TreeItem]):
         elif item.kind == "unconnected":
             n = len(item.patient.unconnected)
             label = Text(f"Unconnected ({n})", style="italic")
+        elif item.kind == "unreadable":
+            label = Text(f"Unreadable files ({len(self.unreadable)})", style="bold")
+        elif item.kind == "unreadable-file":
+            label = Text(f"{display_path(item.node.path, self.base)}: {item.node.reason}")
         else:
             label = node_label(item.node)
         if item.markable:
