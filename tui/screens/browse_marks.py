@@ -224,11 +224,11 @@ class MarkActions(AppScreen):
         if outcome.error:
             return outcome.error
         r = outcome.result
-        return f"{len(r.written)} written, {len(r.skipped)} not copied, into {r.out_dir}"
+        return f"{len(r.written)} written, {len(r.not_copied)} not copied, into {r.out_dir}"
 
 
 def profile_problem(name: str) -> str:
-    from dicomtools.core.anonymize.profile import load_profile
+    from dicomtools.core.anonymize.profile_files import load_profile
 
     try:
         load_profile(name or "aria")
