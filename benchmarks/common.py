@@ -103,7 +103,7 @@ def dicomtools_cmd() -> list[str]:
 
 def make_archive(root: Path, count: int, junk: int) -> None:
     """count small CT files in nested folders plus junk files; reused when already there."""
-    from dicomtools.core.phantom_bulk import write_ct_series, write_junk
+    from dicomtools.core.phantom.bulk import write_ct_series, write_junk
 
     marker = root / f".dicomtools-bench-{count}-{junk}"
     if marker.exists():

@@ -4,7 +4,7 @@ Per patient: a 512x512 planning CT (150 slices), a structure set (30 ROIs x 150 
 of 64 points, each contour citing its slice), two VMAT plans (2 arcs x 178 control points
 with 60 MLC leaf pairs) each with a multi-frame PLAN dose, one DRR per arc and beams
 treatment records, and a CBCT citing the first plan. Written with pydicom from the
-phantom's module builders (``core/phantom_iod``, ``core/phantom_rt``); deterministic UIDs,
+phantom's module builders (``core/phantom/iod.py``, ``core/phantom/rt.py``); deterministic UIDs,
 clearly fake patients. A marker file makes a second call with the same sizes a no-op.
 """
 
@@ -22,7 +22,7 @@ from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence as DicomSequence
 
 from dicomtools.core import model
-from dicomtools.core.phantom_iod import (
+from dicomtools.core.phantom.iod import (
     CT_IMAGE,
     Patient,
     Roi,
@@ -35,7 +35,7 @@ from dicomtools.core.phantom_iod import (
     ref_item,
     structure_set,
 )
-from dicomtools.core.phantom_rt import Beam, beams_record, rt_dose, rt_image, rt_plan
+from dicomtools.core.phantom.rt import Beam, beams_record, rt_dose, rt_image, rt_plan
 
 DATE = "20250310"
 

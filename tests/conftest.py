@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from dicomtools.core.phantom import generate
-from dicomtools.core.phantom_manifest import PhantomManifest
+from dicomtools.core.phantom.manifest import PhantomManifest
 
 # Never touch the user's real cache or config: every test process (and the CLI
 # subprocesses it starts) gets private XDG folders.

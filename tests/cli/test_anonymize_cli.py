@@ -18,7 +18,7 @@ from pydicom.dataset import Dataset
 
 from dicomtools.core.anonymize.run import AnonymizeSettings, anonymize_files
 from dicomtools.core.cli.main import main
-from dicomtools.core.phantom_manifest import PhantomManifest
+from dicomtools.core.phantom.manifest import PhantomManifest
 from dicomtools.core.progress import CancelToken, RecordingSink
 from dicomtools.core.render import forest_to_json
 from dicomtools.core.scan import scan, sniff_dicom

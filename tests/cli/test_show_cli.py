@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from dicomtools.core.cli.main import main
-from dicomtools.core.phantom_manifest import PhantomManifest
+from dicomtools.core.phantom.manifest import PhantomManifest
 
 
 def run_cli(*args: str, cwd: str | None = None) -> subprocess.CompletedProcess[str]:

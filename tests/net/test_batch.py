@@ -196,7 +196,7 @@ def test_ctrl_c_keeps_complete_patients_and_a_rerun_does_the_rest(orthanc: peers
     import sys
     import time
 
-    from dicomtools.core.phantom_bulk import write_ct_series
+    from dicomtools.core.phantom.bulk import write_ct_series
 
     small = write_ct_series(tmp_path / "s", 3, patient_id="SMALL-1")
     big = write_ct_series(tmp_path / "b", 400, patient_id="BIG-2", rows=64)

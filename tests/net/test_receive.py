@@ -14,7 +14,7 @@ import pytest
 from pydicom import dcmread
 
 from dicomtools.core.net.receive.filing import INCOMING, MARKER
-from dicomtools.core.phantom_bulk import write_ct_series
+from dicomtools.core.phantom.bulk import write_ct_series
 from tests.net import peers
 from tests.net.conftest import Archive
 

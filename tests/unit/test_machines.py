@@ -18,7 +18,7 @@ from dicomtools.core.net.machines import (
     plan_problems,
     resolve_machine,
 )
-from dicomtools.core.phantom_manifest import PhantomManifest
+from dicomtools.core.phantom.manifest import PhantomManifest
 
 
 def plan(*beams: tuple[str, str]) -> InstanceSummary:

@@ -17,7 +17,7 @@ from dicomtools.core.phantom import (
     write_ct_series,
     write_junk,
 )
-from dicomtools.core.phantom_iod import CT_IMAGE, MR_IMAGE, PRIVATE_CREATOR, PRIVATE_GROUP
+from dicomtools.core.phantom.iod import CT_IMAGE, MR_IMAGE, PRIVATE_CREATOR, PRIVATE_GROUP
 from dicomtools.core.progress import CancelToken, RecordingSink
 
 

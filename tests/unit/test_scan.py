@@ -11,7 +11,7 @@ import pytest
 from pydicom.data import get_testdata_file
 
 from dicomtools.core.model import InstanceSummary, UnreadableFile
-from dicomtools.core.phantom_manifest import PhantomManifest
+from dicomtools.core.phantom.manifest import PhantomManifest
 from dicomtools.core.progress import RecordingSink
 from dicomtools.core.scan import _read_with_pydicom, read_summary, scan
 

@@ -11,7 +11,7 @@ from pydicom.data import get_testdata_file
 
 from dicomtools.core import expr as expr_mod
 from dicomtools.core import search as search_mod
-from dicomtools.core.phantom_manifest import PhantomManifest
+from dicomtools.core.phantom.manifest import PhantomManifest
 
 TEXT = search_mod.TEXT_VRS
 

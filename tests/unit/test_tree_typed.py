@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from dicomtools.core.phantom_manifest import PhantomManifest
+from dicomtools.core.phantom.manifest import PhantomManifest
 from dicomtools.core.render import node_json, render_json
 from dicomtools.core.scan import scan
 from dicomtools.core.tree import (

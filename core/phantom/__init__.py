@@ -22,8 +22,8 @@ from pydicom.dataset import Dataset
 
 from dicomtools.core import model
 from dicomtools.core.atomic import atomic_writer
-from dicomtools.core.phantom_bulk import write_ct_series, write_junk
-from dicomtools.core.phantom_iod import (
+from dicomtools.core.phantom.bulk import write_ct_series, write_junk
+from dicomtools.core.phantom.iod import (
     CT_IMAGE,
     MR_IMAGE,
     Patient,
@@ -38,14 +38,14 @@ from dicomtools.core.phantom_iod import (
     ref_item,
     structure_set,
 )
-from dicomtools.core.phantom_manifest import (
+from dicomtools.core.phantom.manifest import (
     FileEntry,
     PatientManifest,
     PhantomManifest,
     PlanManifest,
     UnconnectedManifest,
 )
-from dicomtools.core.phantom_rt import (
+from dicomtools.core.phantom.rt import (
     Beam,
     beams_record,
     rigid_matrix,

@@ -14,7 +14,7 @@ import random
 from pathlib import Path
 
 from dicomtools.core.atomic import atomic_writer
-from dicomtools.core.phantom_iod import (
+from dicomtools.core.phantom.iod import (
     CT_IMAGE,
     Patient,
     Series,

@@ -15,7 +15,7 @@ from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence as DicomSequence
 
 from dicomtools.core import model
-from dicomtools.core.phantom_iod import fmt, pixels_disc, ref_item
+from dicomtools.core.phantom.iod import fmt, pixels_disc, ref_item
 
 log = logging.getLogger(__name__)
 
