@@ -10,19 +10,21 @@ from __future__ import annotations
 
 import gc
 import logging
+import operator
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dicomtools.core import fastread
 from dicomtools.core.archive.read import Instance, read_instance
 from dicomtools.core.archive.read import sniff_dicom as sniff_dicom  # re-exported for old importers
 from dicomtools.core.archive.reasons import ReasonKind
-from dicomtools.core.cache import FileStamp, IndexCache
 from dicomtools.core.dicom.text import pn_text, value_text
+from dicomtools.core.fastsummary import SPECS, Unsure, fill_sequences
 from dicomtools.core.model import (
+    _SUMMARY_FIELDS,
     BeamInfo,
     InstanceSummary,
     ScanResult,
@@ -31,6 +33,9 @@ from dicomtools.core.model import (
 from dicomtools.core.pool import run_batches
 from dicomtools.core.progress import CancelToken, ProgressSink, Reporter
 from dicomtools.core.walk import iter_files
+
+if TYPE_CHECKING:  # sqlite3 costs ~20 ms to import: only a scan with the cache pays it
+    from dicomtools.core.cache import FileStamp, IndexCache
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +79,8 @@ NEEDED_TAGS: tuple[int, ...] = (
     0x00700308,  # Registration Sequence
 )
 
-# Sequences whose content the summary needs: a file holding one goes to pydicom.
+# Sequences whose content the summary needs: the fast parser reads them by
+# fastsummary.SPECS; a file it is unsure of goes to pydicom.
 NEEDED_SEQUENCES: frozenset[int] = frozenset(
     {
         0x00081115, 0x0008114A, 0x00081200, 0x30060010, 0x30060020, 0x30080020,
@@ -250,13 +256,18 @@ def _summary_from_fast(hdr: fastread.FastHeader, path: str) -> InstanceSummary:
     beam = hdr.values.get(0x300C0006)
     if beam is not None and _int(beam) is not None:
         s.referenced_beam_numbers = (int(beam),)
+    if hdr.items:
+        fill_sequences(s, hdr.items)
     return s
 
 
 def read_summary(path: str) -> InstanceSummary | UnreadableFile:
     """Read one file's header into a summary, or say in one line why it can't be used."""
-    found = read_instance(path, NEEDED_FLAT, NEEDED_SEQUENCES, tags=NEEDED_TAGS)
-    return _summary_from_instance(found)
+    found = read_instance(path, NEEDED_FLAT, NEEDED_SEQUENCES, tags=NEEDED_TAGS, specs=SPECS)
+    try:
+        return _summary_from_instance(found)
+    except Unsure:
+        return _read_with_pydicom(path)
 
 
 def _read_with_pydicom(path: str) -> InstanceSummary | UnreadableFile:
@@ -283,8 +294,36 @@ def _summary_from_instance(found: Instance | UnreadableFile) -> InstanceSummary 
 
 
 def read_batch(paths: list[str]) -> list[InstanceSummary | UnreadableFile]:
-    """Worker entry point (module level so it pickles)."""
+    """Read a batch in this process."""
     return [read_summary(p) for p in paths]
+
+
+Row = tuple[Any, ...]
+_summary_row = operator.attrgetter(*_SUMMARY_FIELDS)
+
+
+def read_batch_rows(paths: list[str]) -> list[Row]:
+    """Worker entry point (module level so it pickles): results as plain tuples.
+
+    Unpickling tuples and building the objects from them costs the waiting
+    caller less than unpickling the objects themselves.
+    """
+    out: list[Row] = []
+    for p in paths:
+        item = read_summary(p)
+        if isinstance(item, InstanceSummary):
+            out.append(_summary_row(item))
+        else:
+            out.append((item.path, item.reason, item.kind.value))
+    return out
+
+
+def rows_to_results(rows: list[Row]) -> list[InstanceSummary | UnreadableFile]:
+    """The objects back from :func:`read_batch_rows`' tuples."""
+    return [
+        InstanceSummary(*row) if len(row) > 3 else UnreadableFile(row[0], row[1], ReasonKind(row[2]))
+        for row in rows
+    ]
 
 
 def _batched(items: Iterator[str], size: int) -> Iterator[list[str]]:
@@ -379,7 +418,10 @@ def scan(
     remaining = batches
     with _gc_paused():
         if n_workers > 1 and len(to_read) >= PARALLEL_THRESHOLD:
-            run_batches(batches, read_batch, (), n_workers, take, cancel)
+            # The caller reads too: n_workers readers in all.
+            run_batches(
+                batches, read_batch_rows, (), n_workers - 1, lambda rows: take(rows_to_results(rows)), cancel
+            )
             remaining = []
         for batch in remaining:
             if cancel is not None and cancel.cancelled:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import codecs
 import os
 import struct
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, BinaryIO
 
@@ -114,7 +114,12 @@ def _one_line(exc: BaseException, limit: int = 120) -> str:
 
 
 def _fast_header(
-    fh: BinaryIO, buf: bytes, size: int, wanted: frozenset[int], wanted_sequences: frozenset[int]
+    fh: BinaryIO,
+    buf: bytes,
+    size: int,
+    wanted: frozenset[int],
+    wanted_sequences: frozenset[int],
+    specs: Mapping[int, fastread.SequenceSpec] | None = None,
 ) -> fastread.FastHeader | None:
     """The fast parse, reading more of the file when the header is longer than the head.
 
@@ -122,12 +127,12 @@ def _fast_header(
     """
     try:
         try:
-            return fastread.parse(buf, size, wanted, wanted_sequences)
+            return fastread.parse(buf, size, wanted, wanted_sequences, specs)
         except fastread.Incomplete:
             if size > MAX_HEADER_BYTES:
                 return None
             buf += fh.read()
-            return fastread.parse(buf, size, wanted, wanted_sequences)
+            return fastread.parse(buf, size, wanted, wanted_sequences, specs)
     except (fastread.NeedsFallback, fastread.Incomplete, struct.error, UnicodeError):
         return None
 
@@ -269,12 +274,13 @@ def read_instance(
     tags: Collection[int] | None = None,
     use_pydicom: bool = False,
     full: bool = False,
+    specs: Mapping[int, fastread.SequenceSpec] | None = None,
 ) -> Instance | UnreadableFile:
     """Read one file's header (or, with ``full``, all of it); never raises.
 
     ``wanted`` are flat top-level tags the fast parser should keep as raw
     values, ``wanted_sequences`` sequences whose presence sends the file to
-    pydicom. ``tags`` limits what pydicom converts (None: everything).
+    pydicom unless ``specs`` tells the fast parser what to read inside them. ``tags`` limits what pydicom converts (None: everything).
     ``use_pydicom`` or ``full`` always return a pydicom dataset.
     """
     try:
@@ -285,7 +291,7 @@ def read_instance(
             if kind is not None:
                 return unreadable(path, kind, reason)
             try:
-                hdr = _fast_header(fh, buf, st.st_size, _with_identity(wanted), wanted_sequences)
+                hdr = _fast_header(fh, buf, st.st_size, _with_identity(wanted), wanted_sequences, specs)
             except fastread.Truncated as exc:
                 return unreadable(path, ReasonKind.TRUNCATED_HEADER, f"truncated DICOM header: {exc}")
             if hdr is not None and hdr.meta.get(0x00020002) == MEDIA_STORAGE_DIRECTORY:
