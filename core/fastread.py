@@ -209,6 +209,18 @@ def _interesting(wanted: frozenset[int], wanted_sequences: frozenset[int]) -> fr
     return found
 
 
+_PLAIN_CACHE: dict[tuple[frozenset[int], frozenset[int]], frozenset[int]] = {}
+
+
+def _plain(wanted: frozenset[int], wanted_sequences: frozenset[int]) -> frozenset[int]:
+    """Wanted tags kept as plain values: not the character set, a sequence or Pixel Data."""
+    key = (wanted, wanted_sequences)
+    found = _PLAIN_CACHE.get(key)
+    if found is None:
+        found = _PLAIN_CACHE[key] = frozenset(wanted) - wanted_sequences - PIXEL_TAGS - {0x00080005}
+    return found
+
+
 def _decode(raw: bytes, codec: str) -> str:
     return raw.decode(codec, errors="replace").strip(" \x00")
 
@@ -310,7 +322,11 @@ def parse(
         hdr.has_preamble = True
         pos = 132
         while pos + 8 <= len(buf) and _UNPACK_U16(buf, pos)[0] == 0x0002:
-            tag, vr, length, start = _element_header(buf, pos, False)
+            group, elem, vr, length = _UNPACK_EXPLICIT(buf, pos)
+            if vr in SHORT_VRS:
+                tag, start = (group << 16) | elem, pos + 8
+            else:
+                tag, vr, length, start = _element_header(buf, pos, False)
             if start + length > file_size:
                 raise Truncated("file meta runs past the end of the file")
             if length == UNDEFINED or start + length > len(buf):
@@ -336,6 +352,10 @@ def parse(
     implicit = hdr.implicit
     interesting = _interesting(wanted, wanted_sequences)
     state = _State(hdr, wanted_sequences, specs or {}, file_size)
+    plain = _plain(wanted, wanted_sequences)
+    raw = hdr.raw
+    values = hdr.values
+    nbuf = len(buf)
     header_len = _HEADER_LEN.get
     unpack_explicit = _UNPACK_EXPLICIT
     unpack_implicit = _UNPACK_IMPLICIT
@@ -359,6 +379,16 @@ def parse(
                 start = pos + hl
             tag = (group << 16) | elem
             if tag in interesting:
+                if tag in plain and length != UNDEFINED:
+                    # a wanted flat value (the common case, inlined)
+                    end = start + length
+                    if end > nbuf:
+                        raise _Incomplete
+                    value = buf[start:end]
+                    raw[tag] = (vr, value)
+                    values[tag] = value.decode(state.codec, errors="replace").strip(" \x00")
+                    pos = end
+                    continue
                 if tag in PIXEL_TAGS:
                     hdr.pixel_offset = pos
                     hdr.pixel_length = length
