@@ -55,6 +55,29 @@ def _select_in(conn: sqlite3.Connection, sql: str, params: tuple[Any, ...], keys
         yield from conn.execute(sql.format(marks=",".join("?" * len(chunk))), [*params, *chunk])
 
 
+def abs_paths(paths: Iterable[str]) -> list[str]:
+    """``os.path.abspath`` of each path, normalising each folder once, not each file.
+
+    A warm scan looks up every file of the archive: per file, abspath cost
+    as much as the SQLite query. The file name is appended to its folder's
+    absolute path; a name that normalisation could change ('.', '..', '')
+    takes the plain abspath.
+    """
+    folders: dict[str, str] = {}
+    out: list[str] = []
+    sep, alt = os.sep, os.altsep
+    for p in paths:
+        folder, _, name = p.rpartition(sep)
+        if name in ("", ".", "..") or (alt and alt in name) or (p.startswith(sep) and not folder.strip(sep)):
+            out.append(os.path.abspath(p))
+            continue
+        base = folders.get(folder)
+        if base is None:
+            base = folders[folder] = os.path.abspath(folder) if folder else os.getcwd()
+        out.append(os.path.join(base, name))
+    return out
+
+
 def default_cache_dir() -> Path:
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return Path(base) / "dicomtools"
@@ -174,11 +197,11 @@ class IndexCache:
         """
         stamps: dict[str, FileStamp] = {}
         keys: dict[str, str] = {}
-        for p in paths:
+        for p, abs_path in zip(paths, abs_paths(paths), strict=True):
             stamp = FileStamp.of(p)
             if stamp is not None:
                 stamps[p] = stamp
-                keys[os.path.abspath(p)] = p
+                keys[abs_path] = p
         rows: dict[str, tuple[int, int, str | None, bytes | None, str | None]] = {}
 
         def fetch(conn: sqlite3.Connection) -> None:
@@ -246,7 +269,7 @@ class IndexCache:
 
     def lookup_elements(self, stamps: dict[str, FileStamp], key: str) -> dict[str, Any]:
         """Cached payloads for one expression key, only for files unchanged since they were stored."""
-        keys = {os.path.abspath(p): p for p in stamps}
+        keys = dict(zip(abs_paths(stamps), stamps, strict=True))
         out: dict[str, Any] = {}
 
         def fetch(conn: sqlite3.Connection) -> None:
@@ -274,7 +297,7 @@ class IndexCache:
     def forget_missing(self, root: str, present: Iterable[str]) -> int:
         """Drop rows of files under ``root`` that no longer exist; returns how many."""
         base = os.path.abspath(root).rstrip(os.sep) + os.sep
-        keep = {os.path.abspath(p) for p in present}
+        keep = set(abs_paths(present))
 
         def prune(conn: sqlite3.Connection) -> int:
             rows = conn.execute(
