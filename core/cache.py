@@ -294,15 +294,24 @@ class IndexCache:
 
         self._write_rows("INSERT OR REPLACE INTO elements VALUES (?, ?, ?, ?, ?)", rows)
 
-    def forget_missing(self, root: str, present: Iterable[str]) -> int:
-        """Drop rows of files under ``root`` that no longer exist; returns how many."""
+    def forget_missing(self, root: str, present: Iterable[str], known_rows: int | None = None) -> int:
+        """Drop rows of files under ``root`` that no longer exist; returns how many.
+
+        ``known_rows``: how many of ``present`` were just found in the index.
+        When the index holds no more rows under ``root`` than that, none is
+        stale, and one count replaces reading every path back (a warm scan).
+        """
+        present = list(present)
         base = os.path.abspath(root).rstrip(os.sep) + os.sep
-        keep = set(abs_paths(present))
+        span = (base, base[:-1] + chr(ord(os.sep) + 1))
 
         def prune(conn: sqlite3.Connection) -> int:
-            rows = conn.execute(
-                "SELECT path FROM files WHERE path >= ? AND path < ?", (base, base[:-1] + chr(ord(os.sep) + 1))
-            ).fetchall()
+            if known_rows is not None:
+                (count,) = conn.execute("SELECT count(*) FROM files WHERE path >= ? AND path < ?", span).fetchone()
+                if count <= known_rows:
+                    return 0
+            keep = set(abs_paths(present))
+            rows = conn.execute("SELECT path FROM files WHERE path >= ? AND path < ?", span).fetchall()
             gone = [(r[0],) for r in rows if r[0] not in keep]
             if gone:
                 conn.execute("BEGIN IMMEDIATE")

@@ -412,17 +412,19 @@ def scan(
     if cache is not None:
         # In chunks, so a live view gets its first nodes before the whole index is consulted.
         to_read = []
+        hits = 0
         for i in range(0, len(paths), CACHE_CHUNK):
             if cancel is not None and cancel.cancelled:
                 break
             chunk = paths[i : i + CACHE_CHUNK]
             found, chunk_stamps = cache.lookup(chunk)
+            hits += len(found)
             stamps.update(chunk_stamps)
             if found:
                 take([found[p] for p in chunk if p in found], fresh=False)
             to_read.extend(p for p in chunk if p not in found)
         if pattern is None:
-            cache.forget_missing(root, paths)
+            cache.forget_missing(root, paths, known_rows=hits)
     batches = list(_batched(iter(to_read), BATCH_SIZE))
     remaining = batches
     with _gc_paused():
