@@ -17,14 +17,20 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from sys import intern
+from typing import Any, NamedTuple
 
 from dicomtools.core.archive.reasons import ReasonKind
 from dicomtools.core.model import InstanceSummary, UnreadableFile
 
 log = logging.getLogger(__name__)
+
+_SHARED_FIELDS = (
+    "sop_class_uid", "patient_id", "patient_name", "study_instance_uid", "series_instance_uid",
+    "modality", "frame_of_reference_uid", "series_description", "series_number", "study_date",
+    "study_description", "transfer_syntax_uid",
+)
 
 SCHEMA_VERSION = 4  # 4: unreadable rows carry their ReasonKind
 _SCHEMA = """
@@ -71,10 +77,11 @@ def abs_paths(paths: Iterable[str]) -> list[str]:
         if name in ("", ".", "..") or (alt and alt in name) or (p.startswith(sep) and not folder.strip(sep)):
             out.append(os.path.abspath(p))
             continue
-        base = folders.get(folder)
-        if base is None:
-            base = folders[folder] = os.path.abspath(folder) if folder else os.getcwd()
-        out.append(os.path.join(base, name))
+        prefix = folders.get(folder)
+        if prefix is None:
+            base = os.path.abspath(folder) if folder else os.getcwd()
+            prefix = folders[folder] = base if base.endswith(sep) else base + sep
+        out.append(prefix + name)
     return out
 
 
@@ -83,9 +90,8 @@ def default_cache_dir() -> Path:
     return Path(base) / "dicomtools"
 
 
-@dataclass(frozen=True, slots=True)
-class FileStamp:
-    """What identifies one version of a file."""
+class FileStamp(NamedTuple):
+    """What identifies one version of a file (a tuple: a warm scan makes one per file)."""
 
     size: int
     mtime_ns: int
@@ -224,6 +230,8 @@ class IndexCache:
                     if not isinstance(summary, InstanceSummary):
                         continue
                     summary.path = given
+                    for name in _SHARED_FIELDS:  # one string object per series, as a fresh scan has
+                        setattr(summary, name, intern(getattr(summary, name)))
                     found[given] = summary
             except Exception:  # a damaged row is a miss, not an error
                 continue

@@ -3,8 +3,7 @@
 The JSON tree of ``show`` is a public contract, so its bytes must not change;
 but Python 3.11's C encoder does no indenting, and the pure-Python one spends
 most of its time in nested generators (~5 ms per 1,000 instances, more than
-building the tree). This writer appends to one list with the C string
-escaper; any value it does not know (a non-string key, another type) makes it
+building the tree). This writer joins each container's text with the C string escaper; any value it does not know (a non-string key, another type) makes it
 hand the whole object to :func:`json.dumps`.
 """
 
@@ -25,55 +24,45 @@ def _float(value: float) -> str:
     return float.__repr__(value)
 
 
-def _write(value: Any, out: list[str], indent: str) -> None:
+def _text(value: Any, indent: str) -> str:
+    """One value's text; each container is joined as soon as it is done, so the
+    pieces of 100,000 instances never live at once (peak memory ~ the output)."""
     kind = type(value)
     if kind is str:
-        out.append(encode_basestring(value))
-    elif value is None:
-        out.append("null")
-    elif value is True:
-        out.append("true")
-    elif value is False:
-        out.append("false")
-    elif kind is int:
-        out.append(int.__repr__(value))
-    elif kind is float:
-        out.append(_float(value))
-    elif kind is dict:
+        return encode_basestring(value)  # type: ignore[no-any-return]
+    if value is None:
+        return "null"
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if kind is int:
+        return int.__repr__(value)
+    if kind is float:
+        return _float(value)
+    if kind is dict:
         if not value:
-            out.append("{}")
-            return
+            return "{}"
         inner = indent + "  "
-        sep = "{\n" + inner
+        parts = []
         for key, item in value.items():
             if type(key) is not str:
                 raise _Unknown
-            out.append(sep)
-            out.append(encode_basestring(key))
-            out.append(": ")
-            _write(item, out, inner)
-            sep = ",\n" + inner
-        out.append("\n" + indent + "}")
-    elif kind is list or kind is tuple:
+            parts.append(f"{encode_basestring(key)}: {_text(item, inner)}")
+        glue = ",\n" + inner
+        return "{\n" + inner + glue.join(parts) + "\n" + indent + "}"
+    if kind is list or kind is tuple:
         if not value:
-            out.append("[]")
-            return
+            return "[]"
         inner = indent + "  "
-        sep = "[\n" + inner
-        for item in value:
-            out.append(sep)
-            _write(item, out, inner)
-            sep = ",\n" + inner
-        out.append("\n" + indent + "]")
-    else:
-        raise _Unknown
+        glue = ",\n" + inner
+        return "[\n" + inner + glue.join([_text(item, inner) for item in value]) + "\n" + indent + "]"
+    raise _Unknown
 
 
 def dumps_indented(obj: Any) -> str:
     """``json.dumps(obj, indent=2, ensure_ascii=False)``, the same text."""
-    out: list[str] = []
     try:
-        _write(obj, out, "")
+        return _text(obj, "")
     except (_Unknown, RecursionError):
         return json.dumps(obj, indent=2, ensure_ascii=False)
-    return "".join(out)
