@@ -22,6 +22,8 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from dicomtools.core.dicom.common_vrs import COMMON_VRS
+
 if TYPE_CHECKING:
     from pydicom.dataelem import DataElement
     from pydicom.dataset import Dataset
@@ -43,21 +45,6 @@ def _dataset_class() -> type[Dataset]:
 
 def keyword_for_tag(tag: int) -> str:
     return str(_datadict().keyword_for_tag(tag) or "")
-
-
-# VRs of the tags searched and shown most, answered without importing pydicom
-# (~0.3 s): a warm search that reads no file needs only these. A test checks
-# every entry against pydicom's dictionary.
-COMMON_VRS: dict[int, str] = {
-    0x00080005: "CS", 0x00080008: "CS", 0x00080016: "UI", 0x00080018: "UI", 0x00080020: "DA",
-    0x00080021: "DA", 0x00080030: "TM", 0x00080050: "SH", 0x00080060: "CS", 0x00080070: "LO",
-    0x00080080: "LO", 0x00080090: "PN", 0x00081010: "SH", 0x00081030: "LO", 0x0008103E: "LO",
-    0x00081090: "LO", 0x00100010: "PN", 0x00100020: "LO", 0x00100030: "DA", 0x00100040: "CS",
-    0x00180015: "CS", 0x00180050: "DS", 0x00181030: "LO", 0x0020000D: "UI", 0x0020000E: "UI",
-    0x00200010: "SH", 0x00200011: "IS", 0x00200013: "IS", 0x00200052: "UI", 0x30060002: "SH",
-    0x300A0002: "SH", 0x300A0003: "LO", 0x300A0006: "DA", 0x300A000A: "CS", 0x300A00B2: "SH",
-    0x300A00C0: "IS", 0x300A00C2: "LO", 0x300E0002: "CS",
-}
 
 
 def dictionary_VR(tag: int) -> str:  # noqa: N802 - pydicom's name

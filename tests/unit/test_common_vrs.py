@@ -8,7 +8,8 @@ from pathlib import Path
 
 from pydicom.datadict import dictionary_VR as pydicom_vr
 
-from dicomtools.core.expr import COMMON_VRS, dictionary_VR
+from dicomtools.core.dicom.common_vrs import COMMON_VRS
+from dicomtools.core.expr import dictionary_VR
 from dicomtools.core.phantom import generate
 
 
