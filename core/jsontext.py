@@ -3,8 +3,9 @@
 The JSON tree of ``show`` is a public contract, so its bytes must not change;
 but Python 3.11's C encoder does no indenting, and the pure-Python one spends
 most of its time in nested generators (~5 ms per 1,000 instances, more than
-building the tree). This writer joins each container's text with the C string escaper; any value it does not know (a non-string key, another type) makes it
-hand the whole object to :func:`json.dumps`.
+building the tree). This writer joins each container's text as soon as it is
+done, escaping strings with the C escaper; any value it does not know (a
+non-string key, another type) hands the whole object to :func:`json.dumps`.
 """
 
 from __future__ import annotations

@@ -299,7 +299,8 @@ def read_instance(
 
     ``wanted`` are flat top-level tags the fast parser should keep as raw
     values, ``wanted_sequences`` sequences whose presence sends the file to
-    pydicom unless ``specs`` tells the fast parser what to read inside them. ``tags`` limits what pydicom converts (None: everything).
+    pydicom unless ``specs`` tells the fast parser what to read inside them.
+    ``tags`` limits what pydicom converts (None: everything).
     ``use_pydicom`` or ``full`` always return a pydicom dataset.
     """
     try:
