@@ -17,14 +17,20 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from sys import intern
+from typing import Any, NamedTuple
 
 from dicomtools.core.archive.reasons import ReasonKind
 from dicomtools.core.model import InstanceSummary, UnreadableFile
 
 log = logging.getLogger(__name__)
+
+_SHARED_FIELDS = (
+    "sop_class_uid", "patient_id", "patient_name", "study_instance_uid", "series_instance_uid",
+    "modality", "frame_of_reference_uid", "series_description", "series_number", "study_date",
+    "study_description", "transfer_syntax_uid",
+)
 
 SCHEMA_VERSION = 4  # 4: unreadable rows carry their ReasonKind
 _SCHEMA = """
@@ -55,14 +61,37 @@ def _select_in(conn: sqlite3.Connection, sql: str, params: tuple[Any, ...], keys
         yield from conn.execute(sql.format(marks=",".join("?" * len(chunk))), [*params, *chunk])
 
 
+def abs_paths(paths: Iterable[str]) -> list[str]:
+    """``os.path.abspath`` of each path, normalising each folder once, not each file.
+
+    A warm scan looks up every file of the archive: per file, abspath cost
+    as much as the SQLite query. The file name is appended to its folder's
+    absolute path; a name that normalisation could change ('.', '..', '')
+    takes the plain abspath.
+    """
+    folders: dict[str, str] = {}
+    out: list[str] = []
+    sep, alt = os.sep, os.altsep
+    for p in paths:
+        folder, _, name = p.rpartition(sep)
+        if name in ("", ".", "..") or (alt and alt in name) or (p.startswith(sep) and not folder.strip(sep)):
+            out.append(os.path.abspath(p))
+            continue
+        prefix = folders.get(folder)
+        if prefix is None:
+            base = os.path.abspath(folder) if folder else os.getcwd()
+            prefix = folders[folder] = base if base.endswith(sep) else base + sep
+        out.append(prefix + name)
+    return out
+
+
 def default_cache_dir() -> Path:
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return Path(base) / "dicomtools"
 
 
-@dataclass(frozen=True, slots=True)
-class FileStamp:
-    """What identifies one version of a file."""
+class FileStamp(NamedTuple):
+    """What identifies one version of a file (a tuple: a warm scan makes one per file)."""
 
     size: int
     mtime_ns: int
@@ -174,11 +203,11 @@ class IndexCache:
         """
         stamps: dict[str, FileStamp] = {}
         keys: dict[str, str] = {}
-        for p in paths:
+        for p, abs_path in zip(paths, abs_paths(paths), strict=True):
             stamp = FileStamp.of(p)
             if stamp is not None:
                 stamps[p] = stamp
-                keys[os.path.abspath(p)] = p
+                keys[abs_path] = p
         rows: dict[str, tuple[int, int, str | None, bytes | None, str | None]] = {}
 
         def fetch(conn: sqlite3.Connection) -> None:
@@ -201,6 +230,8 @@ class IndexCache:
                     if not isinstance(summary, InstanceSummary):
                         continue
                     summary.path = given
+                    for name in _SHARED_FIELDS:  # one string object per series, as a fresh scan has
+                        setattr(summary, name, intern(getattr(summary, name)))
                     found[given] = summary
             except Exception:  # a damaged row is a miss, not an error
                 continue
@@ -246,7 +277,7 @@ class IndexCache:
 
     def lookup_elements(self, stamps: dict[str, FileStamp], key: str) -> dict[str, Any]:
         """Cached payloads for one expression key, only for files unchanged since they were stored."""
-        keys = {os.path.abspath(p): p for p in stamps}
+        keys = dict(zip(abs_paths(stamps), stamps, strict=True))
         out: dict[str, Any] = {}
 
         def fetch(conn: sqlite3.Connection) -> None:
@@ -271,15 +302,24 @@ class IndexCache:
 
         self._write_rows("INSERT OR REPLACE INTO elements VALUES (?, ?, ?, ?, ?)", rows)
 
-    def forget_missing(self, root: str, present: Iterable[str]) -> int:
-        """Drop rows of files under ``root`` that no longer exist; returns how many."""
+    def forget_missing(self, root: str, present: Iterable[str], known_rows: int | None = None) -> int:
+        """Drop rows of files under ``root`` that no longer exist; returns how many.
+
+        ``known_rows``: how many of ``present`` were just found in the index.
+        When the index holds no more rows under ``root`` than that, none is
+        stale, and one count replaces reading every path back (a warm scan).
+        """
+        present = list(present)
         base = os.path.abspath(root).rstrip(os.sep) + os.sep
-        keep = {os.path.abspath(p) for p in present}
+        span = (base, base[:-1] + chr(ord(os.sep) + 1))
 
         def prune(conn: sqlite3.Connection) -> int:
-            rows = conn.execute(
-                "SELECT path FROM files WHERE path >= ? AND path < ?", (base, base[:-1] + chr(ord(os.sep) + 1))
-            ).fetchall()
+            if known_rows is not None:
+                (count,) = conn.execute("SELECT count(*) FROM files WHERE path >= ? AND path < ?", span).fetchone()
+                if count <= known_rows:
+                    return 0
+            keep = set(abs_paths(present))
+            rows = conn.execute("SELECT path FROM files WHERE path >= ? AND path < ?", span).fetchall()
             gone = [(r[0],) for r in rows if r[0] not in keep]
             if gone:
                 conn.execute("BEGIN IMMEDIATE")

@@ -22,6 +22,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from dicomtools.core.dicom.common_vrs import COMMON_VRS
 from dicomtools.core.dicom.text import value_strings as element_strings
 from dicomtools.core.errors import DicomToolsError, ExitStatus
 
@@ -49,7 +50,8 @@ def keyword_for_tag(tag: int) -> str:
 
 
 def dictionary_VR(tag: int) -> str:  # noqa: N802 - pydicom's name
-    return str(_datadict().dictionary_VR(tag))
+    vr = COMMON_VRS.get(tag)
+    return vr if vr is not None else str(_datadict().dictionary_VR(tag))
 
 log = logging.getLogger(__name__)
 

@@ -10,25 +10,45 @@ read in-process. Results are handed over in batch order.
 from __future__ import annotations
 
 import logging
-import multiprocessing
+import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from dicomtools.core.progress import CancelToken
+
+if TYPE_CHECKING:  # imported when a pool starts: a serial scan must not pay ~15 ms for them
+    from concurrent.futures import Future, ProcessPoolExecutor
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
 
+def start_method(available: Sequence[str]) -> str:
+    """``fork`` while this process has one thread, else ``forkserver`` (or ``spawn``).
+
+    fork starts a worker in ~15 ms against ~250 ms for a forkserver (which
+    imports the reader anew), but forking a process that runs other threads
+    (the TUI, pynetdicom) can copy a lock some thread holds: only the CLI,
+    single-threaded when it scans, gets fork.
+    """
+    if "fork" in available and threading.active_count() == 1:
+        return "fork"
+    return "forkserver" if "forkserver" in available else "spawn"
+
+
 def make_pool(workers: int, preload: str) -> ProcessPoolExecutor:
-    """forkserver: safe when the caller has threads (the TUI, pynetdicom), cheap per worker."""
-    if "forkserver" in multiprocessing.get_all_start_methods():
+    """A pool started the cheapest safe way (see :func:`start_method`)."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    method = start_method(multiprocessing.get_all_start_methods())
+    log.debug("reader pool: %d %s workers", workers, method)
+    if method == "forkserver":
         ctx = multiprocessing.get_context("forkserver")
         ctx.set_forkserver_preload([preload])
         return ProcessPoolExecutor(max_workers=workers, mp_context=ctx)
-    return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
+    return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context(method))
 
 
 def run_batches(

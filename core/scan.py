@@ -10,19 +10,22 @@ from __future__ import annotations
 
 import gc
 import logging
+import operator
 import os
+import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dicomtools.core import fastread
 from dicomtools.core.archive.read import Instance, read_instance
 from dicomtools.core.archive.read import sniff_dicom as sniff_dicom  # re-exported for old importers
 from dicomtools.core.archive.reasons import ReasonKind
-from dicomtools.core.cache import FileStamp, IndexCache
 from dicomtools.core.dicom.text import pn_text, value_text
+from dicomtools.core.fastsummary import SPECS, Unsure, fill_sequences
 from dicomtools.core.model import (
+    _SUMMARY_FIELDS,
     BeamInfo,
     InstanceSummary,
     ScanResult,
@@ -31,6 +34,9 @@ from dicomtools.core.model import (
 from dicomtools.core.pool import run_batches
 from dicomtools.core.progress import CancelToken, ProgressSink, Reporter
 from dicomtools.core.walk import iter_files
+
+if TYPE_CHECKING:  # sqlite3 costs ~20 ms to import: only a scan with the cache pays it
+    from dicomtools.core.cache import FileStamp, IndexCache
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +80,8 @@ NEEDED_TAGS: tuple[int, ...] = (
     0x00700308,  # Registration Sequence
 )
 
-# Sequences whose content the summary needs: a file holding one goes to pydicom.
+# Sequences whose content the summary needs: the fast parser reads them by
+# fastsummary.SPECS; a file it is unsure of goes to pydicom.
 NEEDED_SEQUENCES: frozenset[int] = frozenset(
     {
         0x00081115, 0x0008114A, 0x00081200, 0x30060010, 0x30060020, 0x30080020,
@@ -110,7 +117,7 @@ FLAT_FIELDS: dict[int, str] = {
     0x300E0002: "approval_status",
 }
 
-PARALLEL_THRESHOLD = 8000  # below this (small files, 2 cores) process start-up costs more than it saves
+PARALLEL_THRESHOLD = 8000  # measured on the loaded 2-core VM: a fork pool lost at 5,000 files, broke even at 20,000
 BATCH_SIZE = 256
 CACHE_CHUNK = 4096
 
@@ -230,12 +237,20 @@ def _summary_from_dataset(ds: Any, path: str) -> InstanceSummary:
     return s
 
 
+# Values most files of a series share: one string object for all of them (a
+# 100,000-file scan holds ~1 KB less per file, and worker batches pickle smaller).
+SHARED_TAGS: frozenset[int] = frozenset(
+    {0x00080016, 0x00080020, 0x00080060, 0x00081030, 0x0008103E, 0x00100010, 0x00100020,
+     0x0020000D, 0x0020000E, 0x00200011, 0x00200052}
+)
+
+
 def _summary_from_fast(hdr: fastread.FastHeader, path: str) -> InstanceSummary:
     s = InstanceSummary(path=path, sop_instance_uid="", sop_class_uid="")
     for tag, value in hdr.values.items():
         name = FLAT_FIELDS.get(tag)
         if name:
-            setattr(s, name, value)
+            setattr(s, name, sys.intern(value) if tag in SHARED_TAGS else value)
     # pydicom drops trailing empty component groups of a PN ("Wang^XiaoDong=王^小東=")
     s.patient_name = pn_text(s.patient_name)
     if not s.sop_class_uid:
@@ -246,6 +261,8 @@ def _summary_from_fast(hdr: fastread.FastHeader, path: str) -> InstanceSummary:
     beam = hdr.values.get(0x300C0006)
     if beam is not None and _int(beam) is not None:
         s.referenced_beam_numbers = (int(beam),)
+    if hdr.items:
+        fill_sequences(s, hdr.items)
     return s
 
 
@@ -273,8 +290,11 @@ def summary_of_dataset(ds: Any, path: str, element_text: Callable[[Any, int], st
 
 def read_summary(path: str) -> InstanceSummary | UnreadableFile:
     """Read one file's header into a summary, or say in one line why it can't be used."""
-    found = read_instance(path, NEEDED_FLAT, NEEDED_SEQUENCES, tags=NEEDED_TAGS)
-    return _summary_from_instance(found)
+    found = read_instance(path, NEEDED_FLAT, NEEDED_SEQUENCES, tags=NEEDED_TAGS, specs=SPECS)
+    try:
+        return _summary_from_instance(found)
+    except Unsure:
+        return _read_with_pydicom(path)
 
 
 def _read_with_pydicom(path: str) -> InstanceSummary | UnreadableFile:
@@ -291,9 +311,9 @@ def _summary_from_instance(found: Instance | UnreadableFile) -> InstanceSummary 
         assert found.dataset is not None
         summary = _summary_from_dataset(found.dataset, found.path)
     # The reader's identity wins (file meta fills what the data set lacks).
-    summary.sop_class_uid = found.sop_class_uid
+    summary.sop_class_uid = sys.intern(found.sop_class_uid)
     summary.sop_instance_uid = found.sop_instance_uid
-    summary.transfer_syntax_uid = found.transfer_syntax_uid
+    summary.transfer_syntax_uid = sys.intern(found.transfer_syntax_uid)
     summary.truncated = found.truncated
     summary.size = found.size
     summary.mtime_ns = found.mtime_ns
@@ -301,8 +321,36 @@ def _summary_from_instance(found: Instance | UnreadableFile) -> InstanceSummary 
 
 
 def read_batch(paths: list[str]) -> list[InstanceSummary | UnreadableFile]:
-    """Worker entry point (module level so it pickles)."""
+    """Read a batch in this process."""
     return [read_summary(p) for p in paths]
+
+
+Row = tuple[Any, ...]
+_summary_row = operator.attrgetter(*_SUMMARY_FIELDS)
+
+
+def read_batch_rows(paths: list[str]) -> list[Row]:
+    """Worker entry point (module level so it pickles): results as plain tuples.
+
+    Unpickling tuples and building the objects from them costs the waiting
+    caller less than unpickling the objects themselves.
+    """
+    out: list[Row] = []
+    for p in paths:
+        item = read_summary(p)
+        if isinstance(item, InstanceSummary):
+            out.append(_summary_row(item))
+        else:
+            out.append((item.path, item.reason, item.kind.value))
+    return out
+
+
+def rows_to_results(rows: list[Row]) -> list[InstanceSummary | UnreadableFile]:
+    """The objects back from :func:`read_batch_rows`' tuples."""
+    return [
+        InstanceSummary(*row) if len(row) > 3 else UnreadableFile(row[0], row[1], ReasonKind(row[2]))
+        for row in rows
+    ]
 
 
 def _batched(items: Iterator[str], size: int) -> Iterator[list[str]]:
@@ -382,22 +430,27 @@ def scan(
     if cache is not None:
         # In chunks, so a live view gets its first nodes before the whole index is consulted.
         to_read = []
+        hits = 0
         for i in range(0, len(paths), CACHE_CHUNK):
             if cancel is not None and cancel.cancelled:
                 break
             chunk = paths[i : i + CACHE_CHUNK]
             found, chunk_stamps = cache.lookup(chunk)
+            hits += len(found)
             stamps.update(chunk_stamps)
             if found:
                 take([found[p] for p in chunk if p in found], fresh=False)
             to_read.extend(p for p in chunk if p not in found)
         if pattern is None:
-            cache.forget_missing(root, paths)
+            cache.forget_missing(root, paths, known_rows=hits)
     batches = list(_batched(iter(to_read), BATCH_SIZE))
     remaining = batches
     with _gc_paused():
         if n_workers > 1 and len(to_read) >= PARALLEL_THRESHOLD:
-            run_batches(batches, read_batch, (), n_workers, take, cancel)
+            # The caller reads too: n_workers readers in all.
+            run_batches(
+                batches, read_batch_rows, (), n_workers - 1, lambda rows: take(rows_to_results(rows)), cancel
+            )
             remaining = []
         for batch in remaining:
             if cancel is not None and cancel.cancelled:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import codecs
 import os
 import struct
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, BinaryIO
 
@@ -113,8 +113,32 @@ def _one_line(exc: BaseException, limit: int = 120) -> str:
     return " ".join(str(exc).split())[:limit]
 
 
+_OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_BINARY", 0)
+
+
+def _read_up_to(fd: int, n: int) -> bytes:
+    """``n`` bytes from ``fd`` (fewer at the end of the file); a short read is retried."""
+    data = os.read(fd, n)
+    if 0 < len(data) < n:
+        parts = [data]
+        got = len(data)
+        while got < n:
+            chunk = os.read(fd, n - got)
+            if not chunk:
+                break
+            parts.append(chunk)
+            got += len(chunk)
+        data = b"".join(parts)
+    return data
+
+
 def _fast_header(
-    fh: BinaryIO, buf: bytes, size: int, wanted: frozenset[int], wanted_sequences: frozenset[int]
+    fd: int,
+    buf: bytes,
+    size: int,
+    wanted: frozenset[int],
+    wanted_sequences: frozenset[int],
+    specs: Mapping[int, fastread.SequenceSpec] | None = None,
 ) -> fastread.FastHeader | None:
     """The fast parse, reading more of the file when the header is longer than the head.
 
@@ -122,12 +146,12 @@ def _fast_header(
     """
     try:
         try:
-            return fastread.parse(buf, size, wanted, wanted_sequences)
+            return fastread.parse(buf, size, wanted, wanted_sequences, specs)
         except fastread.Incomplete:
             if size > MAX_HEADER_BYTES:
                 return None
-            buf += fh.read()
-            return fastread.parse(buf, size, wanted, wanted_sequences)
+            buf += _read_up_to(fd, size - len(buf))
+            return fastread.parse(buf, size, wanted, wanted_sequences, specs)
     except (fastread.NeedsFallback, fastread.Incomplete, struct.error, UnicodeError):
         return None
 
@@ -269,23 +293,27 @@ def read_instance(
     tags: Collection[int] | None = None,
     use_pydicom: bool = False,
     full: bool = False,
+    specs: Mapping[int, fastread.SequenceSpec] | None = None,
 ) -> Instance | UnreadableFile:
     """Read one file's header (or, with ``full``, all of it); never raises.
 
     ``wanted`` are flat top-level tags the fast parser should keep as raw
     values, ``wanted_sequences`` sequences whose presence sends the file to
-    pydicom. ``tags`` limits what pydicom converts (None: everything).
+    pydicom unless ``specs`` tells the fast parser what to read inside them.
+    ``tags`` limits what pydicom converts (None: everything).
     ``use_pydicom`` or ``full`` always return a pydicom dataset.
     """
     try:
-        with open(path, "rb") as fh:
-            st = os.fstat(fh.fileno())
-            buf = fh.read(HEAD_BYTES)
+        # Plain descriptors, not a file object: ~3 us less per file on the fast path.
+        fd = os.open(path, _OPEN_FLAGS)
+        try:
+            st = os.fstat(fd)
+            buf = _read_up_to(fd, min(HEAD_BYTES, st.st_size))
             has_preamble, kind, reason = sniff(buf)
             if kind is not None:
                 return unreadable(path, kind, reason)
             try:
-                hdr = _fast_header(fh, buf, st.st_size, _with_identity(wanted), wanted_sequences)
+                hdr = _fast_header(fd, buf, st.st_size, _with_identity(wanted), wanted_sequences, specs)
             except fastread.Truncated as exc:
                 return unreadable(path, ReasonKind.TRUNCATED_HEADER, f"truncated DICOM header: {exc}")
             if hdr is not None and hdr.meta.get(0x00020002) == MEDIA_STORAGE_DIRECTORY:
@@ -293,7 +321,10 @@ def read_instance(
             if hdr is not None and not hdr.sequences and not (use_pydicom or full):
                 found: Instance | UnreadableFile = _from_fast(path, hdr, st)
             else:
-                found = _with_pydicom(fh, path, st, has_preamble, tags, full)
+                with open(fd, "rb", closefd=False) as fh:
+                    found = _with_pydicom(fh, path, st, has_preamble, tags, full)
+        finally:
+            os.close(fd)
     except MemoryError:
         return unreadable(path, ReasonKind.TOO_LARGE, "unreadable: declared lengths exceed memory")
     except OSError as exc:

@@ -82,7 +82,8 @@ class _Builder:
         self.ix = index
         self.default_machines = default_machines
         # SOP Instance UID -> Patient ID, for the other patients of the same folder
-        self.elsewhere = elsewhere or {}
+        # not `elsewhere or {}`: the truth value of an OtherPatients view counts the whole folder
+        self.elsewhere = elsewhere if elsewhere is not None else {}
         self.cross: dict[str, None] = {}  # patient-level warnings about references to other patients
 
     def missing(self, what: str, uid: str, referrer: str) -> str:

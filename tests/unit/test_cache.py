@@ -11,9 +11,11 @@ from pathlib import Path
 
 import pydicom
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 import dicomtools.core.scan as scan_mod
-from dicomtools.core.cache import IndexCache
+from dicomtools.core.cache import IndexCache, abs_paths
 from dicomtools.core.phantom import generate
 from dicomtools.core.tree import build_forest
 
@@ -205,3 +207,14 @@ def test_cache_of_an_older_schema_is_rebuilt_quietly(tmp_path: Path, caplog: pyt
         found, _ = cache.lookup([str(tmp_path / "nothing")])
     assert found == {} and not caplog.records
     assert not list(folder.glob("*.corrupt-*"))
+
+
+@given(st.lists(st.lists(st.sampled_from(["a", "b", ".", "..", "", " c", "d.dcm", "é"]), max_size=5), max_size=8),
+       st.booleans())
+def test_abs_paths_equal_abspath(parts: list[list[str]], absolute: bool) -> None:
+    """The per-folder shortcut gives exactly os.path.abspath, whatever the spelling."""
+    paths = [("/" if absolute else "") + "/".join(p) for p in parts]
+    assert abs_paths(paths) == [os.path.abspath(p) for p in paths]
+    assert abs_paths(["/", "//x/y", "x", "./x", "x/./y", "x/../y", "/x/"]) == [
+        os.path.abspath(p) for p in ["/", "//x/y", "x", "./x", "x/./y", "x/../y", "/x/"]
+    ]

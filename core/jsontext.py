@@ -1,0 +1,69 @@
+"""Indented JSON, byte for byte what ``json.dumps(obj, indent=2, ensure_ascii=False)`` writes, faster.
+
+The JSON tree of ``show`` is a public contract, so its bytes must not change;
+but Python 3.11's C encoder does no indenting, and the pure-Python one spends
+most of its time in nested generators (~5 ms per 1,000 instances, more than
+building the tree). This writer joins each container's text as soon as it is
+done, escaping strings with the C escaper; any value it does not know (a
+non-string key, another type) hands the whole object to :func:`json.dumps`.
+"""
+
+from __future__ import annotations
+
+import json
+from json.encoder import encode_basestring  # type: ignore[attr-defined]  # the C escaper when available
+from typing import Any
+
+
+class _Unknown(Exception):
+    """A value outside JSON's plain types: let the standard encoder decide."""
+
+
+def _float(value: float) -> str:
+    if value != value or value in (float("inf"), float("-inf")):
+        raise _Unknown
+    return float.__repr__(value)
+
+
+def _text(value: Any, indent: str) -> str:
+    """One value's text; each container is joined as soon as it is done, so the
+    pieces of 100,000 instances never live at once (peak memory ~ the output)."""
+    kind = type(value)
+    if kind is str:
+        return encode_basestring(value)  # type: ignore[no-any-return]
+    if value is None:
+        return "null"
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if kind is int:
+        return int.__repr__(value)
+    if kind is float:
+        return _float(value)
+    if kind is dict:
+        if not value:
+            return "{}"
+        inner = indent + "  "
+        parts = []
+        for key, item in value.items():
+            if type(key) is not str:
+                raise _Unknown
+            parts.append(f"{encode_basestring(key)}: {_text(item, inner)}")
+        glue = ",\n" + inner
+        return "{\n" + inner + glue.join(parts) + "\n" + indent + "}"
+    if kind is list or kind is tuple:
+        if not value:
+            return "[]"
+        inner = indent + "  "
+        glue = ",\n" + inner
+        return "[\n" + inner + glue.join([_text(item, inner) for item in value]) + "\n" + indent + "]"
+    raise _Unknown
+
+
+def dumps_indented(obj: Any) -> str:
+    """``json.dumps(obj, indent=2, ensure_ascii=False)``, the same text."""
+    try:
+        return _text(obj, "")
+    except (_Unknown, RecursionError):
+        return json.dumps(obj, indent=2, ensure_ascii=False)
