@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from dicomtools.core.errors import DicomToolsError
 from dicomtools.core.fastread import Item, SequenceSpec
 from dicomtools.core.model import BeamInfo, InstanceSummary
 
@@ -72,7 +73,7 @@ SPECS: dict[int, SequenceSpec] = {
 }
 
 
-class Unsure(Exception):
+class Unsure(DicomToolsError):
     """A value pydicom may read differently (an IS that is not a plain integer)."""
 
 

@@ -14,8 +14,10 @@ import json
 from json.encoder import encode_basestring  # type: ignore[attr-defined]  # the C escaper when available
 from typing import Any
 
+from dicomtools.core.errors import DicomToolsError
 
-class _Unknown(Exception):
+
+class _Unknown(DicomToolsError):
     """A value outside JSON's plain types: let the standard encoder decide."""
 
 

@@ -105,14 +105,14 @@ class InstanceSummary:
     def __reduce__(self) -> tuple[object, tuple[object, ...]]:
         # A flat tuple pickles about twice as fast as the default slot dict,
         # which matters when worker processes send back tens of thousands.
-        return (_summary_from_values, tuple(getattr(self, name) for name in _SUMMARY_FIELDS))
+        return (_summary_from_values, tuple(getattr(self, name) for name in SUMMARY_FIELDS))
 
 
 def _summary_from_values(*values: object) -> InstanceSummary:
     return InstanceSummary(*values)  # type: ignore[arg-type]
 
 
-_SUMMARY_FIELDS = tuple(f.name for f in fields(InstanceSummary))
+SUMMARY_FIELDS = tuple(f.name for f in fields(InstanceSummary))
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,7 +25,7 @@ from dicomtools.core.archive.reasons import ReasonKind
 from dicomtools.core.dicom.text import pn_text, value_text
 from dicomtools.core.fastsummary import SPECS, Unsure, fill_sequences
 from dicomtools.core.model import (
-    _SUMMARY_FIELDS,
+    SUMMARY_FIELDS,
     BeamInfo,
     InstanceSummary,
     ScanResult,
@@ -326,7 +326,7 @@ def read_batch(paths: list[str]) -> list[InstanceSummary | UnreadableFile]:
 
 
 Row = tuple[Any, ...]
-_summary_row = operator.attrgetter(*_SUMMARY_FIELDS)
+_summary_row = operator.attrgetter(*SUMMARY_FIELDS)
 
 
 def read_batch_rows(paths: list[str]) -> list[Row]:
