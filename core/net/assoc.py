@@ -17,15 +17,15 @@ import socket
 import ssl
 import time
 from collections.abc import Sequence
-from typing import Any
-
-from pynetdicom import AE, evt
-from pynetdicom.association import Association
-from pynetdicom.pdu_primitives import A_ABORT, A_ASSOCIATE, A_P_ABORT
-from pynetdicom.presentation import PresentationContext
+from typing import TYPE_CHECKING, Any
 
 from dicomtools.core.config import NodeConfig
 from dicomtools.core.errors import DicomToolsError
+
+if TYPE_CHECKING:  # imported where used: ``store`` (lean UL only) never loads pynetdicom
+    from pynetdicom import AE, evt
+    from pynetdicom.association import Association
+    from pynetdicom.presentation import PresentationContext
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +88,8 @@ def guard_response_race(assoc: Association) -> None:
 
 def make_ae(ae_title: str, node: NodeConfig | None = None) -> AE:
     """An AE with the node's timeouts and a large receive PDU."""
+    from pynetdicom import AE
+
     ae = AE(ae_title=ae_title)
     if node is not None:
         ae.connection_timeout = node.connect_timeout
@@ -208,6 +210,9 @@ def associate(
     ``contexts`` defaults to the AE's requested contexts. ``use_tls`` forces
     TLS on/off regardless of the node's setting (``--useTls``).
     """
+    from pynetdicom import evt
+    from pynetdicom.pdu_primitives import A_ABORT, A_ASSOCIATE, A_P_ABORT
+
     state: dict[str, Any] = {"opened": False, "reject": None, "answered": False, "closed": False}
 
     def opened(event: evt.Event) -> None:

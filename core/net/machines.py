@@ -11,18 +11,17 @@ from __future__ import annotations
 import logging
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
-
-from pydicom import dcmread
-from pydicom.dataset import Dataset
-from pydicom.tag import Tag
-from pynetdicom.dsutils import encode
+from typing import TYPE_CHECKING
 
 from dicomtools.core.model import InstanceSummary
 
+if TYPE_CHECKING:  # pydicom only when a plan is rewritten: ``store`` starts without it
+    from pydicom.dataset import Dataset
+
 log = logging.getLogger(__name__)
 
-MACHINE_NAME = Tag(0x300A, 0x00B2)
-MODEL_NAME = Tag(0x0008, 0x1090)
+MACHINE_NAME = 0x300A00B2  # (300A,00B2) Treatment Machine Name
+MODEL_NAME = 0x00081090  # (0008,1090) Manufacturer's Model Name
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,6 +140,9 @@ def mapped_dataset_bytes(path: str, mapping: Mapping[str, str], defaults: Mappin
     The data set is re-encoded in the file's own transfer syntax, so only the
     machine names differ from the source.
     """
+    from pydicom import dcmread
+    from pynetdicom.dsutils import encode
+
     ds = dcmread(path, force=True)
     changes = apply_to_dataset(ds, mapping, defaults)
     meta = getattr(ds, "file_meta", None)

@@ -1,4 +1,4 @@
-"""Fetching: C-MOVE into our SCP over the lean UL, or C-GET over pynetdicom, with counting."""
+"""Fetching: C-MOVE into our SCP, or C-GET, both over the lean UL, with counting."""
 
 from __future__ import annotations
 
@@ -6,17 +6,17 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from pydicom.dataset import Dataset
-from pynetdicom.association import Association
 from pynetdicom.dsutils import encode
 
-from dicomtools.core.net.assoc import NetError, release
+from dicomtools.core.net.assoc import NetError
 from dicomtools.core.net.files import IMPLICIT_LE
 from dicomtools.core.net.find import with_charset
-from dicomtools.core.net.retrieve_get import GetPlan, GetWriter, accepted_classes
+from dicomtools.core.net.retrieve_get import GetPlan, GetWriter
 from dicomtools.core.net.retrieve_model import GET_MODELS, MOVE_MODELS, FetchOutcome
-from dicomtools.core.net.status import FAILURE, PENDING, describe_status, status_category
+from dicomtools.core.net.status import FAILURE, describe_status, status_category
 from dicomtools.core.net.storescp import StorageSCP
 from dicomtools.core.net.ul import ClientAssociation, NoContextAccepted, request_association
+from dicomtools.core.net.ul_get import accepted_classes, c_get
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from dicomtools.core.net.retrieve_job import _Job
 
 class _Fetcher:
-    """C-MOVE into our SCP (over the lean UL) or C-GET (pynetdicom), with counting."""
+    """C-MOVE into our SCP or C-GET (both over the lean UL), with counting."""
 
     def __init__(self, job: _Job, model: str, scp: StorageSCP | None, getter: GetWriter | None) -> None:
         self.job = job
@@ -36,7 +36,7 @@ class _Fetcher:
         self.getter = getter
         self.lean: ClientAssociation | None = None
         self.plan: GetPlan | None = None
-        self.get_assocs: dict[int, Association] = {}
+        self.get_assocs: dict[int, ClientAssociation] = {}
 
     def write_error(self) -> str:
         if self.scp is not None:
@@ -87,8 +87,7 @@ class _Fetcher:
         """Open one association per class group; choose the model; name the classes the node refused."""
         self.plan = plan
         for gi in range(len(plan.groups)):
-            a = self.job.get_assoc(gi, plan)
-            self.get_assocs[gi] = a
+            a = self._get_assoc(gi)
             accepted = accepted_classes(a)
             if gi == 0:
                 ok = [k for k in (self.model, "S" if self.model == "P" else "P") if str(GET_MODELS[k]) in accepted]
@@ -98,12 +97,27 @@ class _Fetcher:
                 self.model = ok[0]
             plan.refused.update(c for c in plan.groups[gi] if c not in accepted)
 
+    def _get_assoc(self, group: int) -> ClientAssociation:
+        """The C-GET association of a class group, opened (again) when needed."""
+        a = self.get_assocs.get(group)
+        if a is None or a.conn.closed:
+            assert self.plan is not None
+            a = self.job.get_assoc(group, self.plan)
+            self.get_assocs[group] = a
+        return a
+
+    def close_get(self) -> None:
+        """Release the C-GET associations (a node taking one at a time then answers a C-FIND)."""
+        for a in self.get_assocs.values():
+            a.release()
+        self.get_assocs.clear()
+
     def close(self, abort: bool = False) -> None:
         for a in self.get_assocs.values():
             if abort:
                 a.abort()
             else:
-                release(a)
+                a.release()
         self.get_assocs.clear()
         if self.lean is not None:
             if abort:
@@ -131,23 +145,21 @@ class _Fetcher:
         return st.status, st.completed, st.failed, st.warning, st.comment
 
     def _get(self, ident: Dataset, what: str, group: int = 0) -> tuple[int, int, int, int, str]:
-        final: Dataset | None = None
-        cancelled = False
-        assoc = self.get_assocs[group]
-        for status, _ in assoc.send_c_get(with_charset(ident), GET_MODELS[self.model]):
-            if "Status" not in status:
-                raise NetError(f"C-GET {what}: no response from the node within {self.node.dimse_timeout:g} s "
-                               "(dimse_timeout), or the association was aborted")
-            if status_category(int(status.Status)) == PENDING:
-                if self.stop_requested() and not cancelled:
-                    assoc.send_c_cancel(1, query_model=GET_MODELS[self.model])
-                    cancelled = True
-                continue
-            final = status
-        assert final is not None
-        return (int(final.Status), int(final.get("NumberOfCompletedSuboperations", 0) or 0),
-                int(final.get("NumberOfFailedSuboperations", 0) or 0),
-                int(final.get("NumberOfWarningSuboperations", 0) or 0), str(final.get("ErrorComment", "") or ""))
+        assert self.getter is not None
+        a = self._get_assoc(group)
+        model = str(GET_MODELS[self.model])
+        cx = a.context_for(model, IMPLICIT_LE)
+        if cx is None:
+            raise NetError(f"{self.node.called_ae} does not accept C-GET with this query model")
+        data = encode(with_charset(ident), True, True, False)
+        if data is None:
+            raise NetError(f"cannot encode the C-GET identifier for {what}")
+        try:
+            st = c_get(a, cx, model, data, self.getter, cancelled=self.stop_requested)
+        except NetError as exc:
+            self.close(abort=True)
+            raise NetError(f"C-GET {what}: {exc}") from None
+        return st.status, st.completed, st.failed, st.warning, st.comment
 
     def _get_split(self, ident: Dataset, what: str, out: FetchOutcome) -> tuple[int, int, int, int, str]:
         """C-GET one request as series (or instances) on the association holding their classes."""

@@ -14,13 +14,10 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from itertools import chain
 from pathlib import Path
-from typing import Any
-
-from pynetdicom import build_context, build_role, evt
-from pynetdicom.association import Association
 
 from dicomtools.core.model import HALCYON_PLAN
 from dicomtools.core.net.files import DEFLATED_LE, EXPLICIT_BE, EXPLICIT_LE, IMPLICIT_LE
@@ -102,16 +99,12 @@ class GetWriter:
         self.conflicts: list[str] = []
         self.lock = threading.Lock()
 
-    def __call__(self, event: Any) -> int:
-        req = event.request
-        uid = str(req.AffectedSOPInstanceUID or "")
-        cls = str(req.AffectedSOPClassUID or "")
-        ts = str(event.context.transfer_syntax)
+    def __call__(self, cls: str, uid: str, ts: str, frags: Iterable[bytes]) -> int:
+        """One C-STORE sub-operation (see :mod:`ul_get`): written as received, never decoded."""
         if self.write_error:
             return 0xA700  # the disk is full already: refuse at once, the transfer is being cancelled
         try:
-            data = event.encoded_dataset(include_meta=False)
-            how = write_received(self.out_dir / safe_uid_name(uid), [file_meta(cls, uid, ts, self.source_ae), data])
+            how = write_received(self.out_dir / safe_uid_name(uid), chain((file_meta(cls, uid, ts, self.source_ae),), frags))
         except OSError as exc:
             log.debug("cannot write %s: %s", uid, exc)
             with self.lock:
@@ -135,6 +128,7 @@ class GetPlan:
     members: dict[str, list[InstanceInfo]] = field(default_factory=dict)  # series UID -> instances
     refused: set[str] = field(default_factory=set)  # classes the node accepted in no context
     in_study: bool = False  # the classes came from SOP Classes in Study: a refused one is held
+    quick: bool = False  # SOP Classes in Study without the IMAGE-level C-FIND: replaced if a class is refused
 
     def group_of(self, cls: str) -> int | None:
         return next((gi for gi, g in enumerate(self.groups) if cls in g), None)
@@ -159,11 +153,9 @@ def plan_get(members: dict[str, list[InstanceInfo]], fallback: Sequence[str], re
     return GetPlan(class_groups(fallback, len(FALLBACK_SYNTAXES), reserved), FALLBACK_SYNTAXES, False, members)
 
 
-def get_contexts(classes: Sequence[str], syntaxes: Sequence[str]) -> tuple[list[Any], list[Any]]:
-    """(presentation contexts, SCP/SCU role items): one context per class and transfer syntax."""
-    contexts = [build_context(cls, [ts]) for cls in classes for ts in syntaxes]
-    roles = [build_role(cls, scp_role=True) for cls in classes]
-    return contexts, roles
+def get_contexts(classes: Sequence[str], syntaxes: Sequence[str]) -> list[tuple[str, str]]:
+    """One (SOP class, transfer syntax) context per class and syntax: the node need not transcode."""
+    return [(cls, ts) for cls in classes for ts in syntaxes]
 
 
 def class_name(uid: str) -> str:
@@ -172,11 +164,3 @@ def class_name(uid: str) -> str:
 
     name = UID(uid).name
     return name if name and name != uid else "unknown class"
-
-
-def accepted_classes(assoc: Association) -> set[str]:
-    return {str(cx.abstract_syntax) for cx in assoc.accepted_contexts}
-
-
-def store_handler(writer: GetWriter) -> list[Any]:
-    return [(evt.EVT_C_STORE, writer)]

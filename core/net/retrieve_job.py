@@ -7,6 +7,7 @@ import logging
 import os
 import socket
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ from pynetdicom.association import Association
 from dicomtools.core.config import NodeConfig
 from dicomtools.core.model import InstanceSummary, UnreadableFile
 from dicomtools.core.net.assoc import (
+    TRANSIENT_RETRIES,
     NetError,
     associate,
     make_ae,
@@ -23,6 +25,7 @@ from dicomtools.core.net.assoc import (
     scp_tls_context,
     tls_args,
 )
+from dicomtools.core.net.files import IMPLICIT_LE
 from dicomtools.core.net.find import (
     InstanceInfo,
     PatientQuery,
@@ -37,12 +40,13 @@ from dicomtools.core.net.retrieve_fetch import (
 )
 from dicomtools.core.net.retrieve_get import (
     GET_STORAGE_CLASSES,
+    GET_TRANSFER_SYNTAXES,
+    MAX_CONTEXTS,
     GetPlan,
     GetWriter,
     class_name,
     get_contexts,
     plan_get,
-    store_handler,
 )
 from dicomtools.core.net.retrieve_model import (
     FIND_CONTEXTS,
@@ -55,6 +59,7 @@ from dicomtools.core.net.retrieve_model import (
 from dicomtools.core.net.retrieve_select import select
 from dicomtools.core.net.status import WARNING, describe_status, status_category
 from dicomtools.core.net.storescp import StorageSCP, plausible_uid, safe_uid_name
+from dicomtools.core.net.ul import ClientAssociation, TransientReject, request_association
 from dicomtools.core.progress import CancelToken, Reporter
 from dicomtools.core.scan import read_summary
 from dicomtools.core.tree import build_forest, is_image
@@ -76,6 +81,7 @@ class _Job:
         self.lock = threading.Lock()
         self.fetched_series: set[str] = set()
         self._assoc: Association | None = None
+        self.fetcher: _Fetcher | None = None
         self.getter: GetWriter | None = None
         tls_node = node
         if opts.use_tls is not None and opts.use_tls != node.tls.enabled:
@@ -205,36 +211,65 @@ class _Job:
         for uid in sorted(need & sampled):
             self.series_fetch(f, by_uid[uid])
 
-    # -- the pynetdicom associations: C-FIND (opened when needed), C-GET (one per class group)
+    # -- C-FIND over pynetdicom (opened when needed); C-GET over the lean UL (one per class group)
     def find_assoc(self) -> Association:
         if self._assoc is None or not self._assoc.is_established:
+            if self.fetcher is not None:
+                self.fetcher.close_get()  # a node taking one association at a time answers the C-FIND
             ae = make_ae(self.node.calling_ae, self.node)
             contexts = [build_context(c) for c in FIND_CONTEXTS]
             self._assoc = associate(ae, self.node, contexts, use_tls=self.opts.use_tls)
         return self._assoc
 
-    def get_assoc(self, group: int, plan: GetPlan) -> Association:
-        assert self.getter is not None
-        ae = make_ae(self.node.calling_ae, self.node)
-        contexts, roles = get_contexts(plan.groups[group], plan.syntaxes)
-        contexts = [build_context(GET_MODELS["P"]), build_context(GET_MODELS["S"]), *contexts]
-        if group == 0:
-            # the first also serves C-FIND: a node taking one association at a time still works
-            contexts = [build_context(c) for c in FIND_CONTEXTS] + contexts
-            if self._assoc is not None:
-                release(self._assoc)
-                self._assoc = None
-        a = associate(ae, self.node, contexts, ext_neg=roles, evt_handlers=store_handler(self.getter),
-                      use_tls=self.opts.use_tls)
-        if group == 0:
-            self._assoc = a
-        return a
+    def get_assoc(self, group: int, plan: GetPlan) -> ClientAssociation:
+        if self._assoc is not None:  # a node taking one association at a time: free it for the C-GET
+            release(self._assoc)
+            self._assoc = None
+        n = self.node
+        contexts = [(str(GET_MODELS["P"]), IMPLICIT_LE), (str(GET_MODELS["S"]), IMPLICIT_LE),
+                    *get_contexts(plan.groups[group], plan.syntaxes)]
+        for attempt in range(TRANSIENT_RETRIES + 1):
+            try:
+                return request_association(
+                    n.host, n.port, n.calling_ae, n.called_ae, contexts,
+                    connect_timeout=n.connect_timeout, acse_timeout=n.acse_timeout,
+                    dimse_timeout=n.dimse_timeout, tls=self.tls, max_pdu=n.max_pdu, scp_roles=plan.groups[group])
+            except TransientReject:
+                if attempt == TRANSIENT_RETRIES:
+                    raise
+                # a node that counts the association just released a moment longer takes the next later
+                time.sleep(0.3 * (attempt + 1))
+        raise AssertionError("unreachable")
 
     def series_list(self) -> list[SeriesInfo]:
         return self.result.query.series if self.result.query is not None else []
 
-    def get_plan(self, q: PatientQuery) -> GetPlan:
-        """The SOP classes each series holds (IMAGE-level C-FIND), grouped into associations."""
+    def _classes_in_study(self, q: PatientQuery) -> set[str]:
+        """Every study's SOP Classes in Study; empty when one study does not say."""
+        found: set[str] = set()
+        for st in q.studies:
+            try:
+                classes = sop_classes_in_study(self.find_assoc(), q.model, self.opts.patient_id, st.study_uid)
+            except NetError as exc:
+                log.info("SOP Classes in Study not answered (%s)", exc)
+                return set()
+            if not classes:
+                return set()
+            found |= classes
+        return found
+
+    def get_plan(self, q: PatientQuery, quick: bool = True) -> GetPlan:
+        """The SOP classes each series holds, grouped into associations.
+
+        ``quick``: when the studies' SOP Classes in Study fit one association with
+        every transfer syntax, they are proposed as they are (one C-FIND per study,
+        not one response per instance); the caller asks again with ``quick=False``
+        (IMAGE-level C-FIND per series) when the node refuses one of them.
+        """
+        if quick:
+            classes = self._classes_in_study(q)
+            if classes and len(classes) * len(GET_TRANSFER_SYNTAXES) + 4 <= MAX_CONTEXTS:
+                return GetPlan([sorted(classes)], GET_TRANSFER_SYNTAXES, False, {}, in_study=True, quick=True)
         members: dict[str, list[InstanceInfo]] = {}
         for s in q.series:
             try:
@@ -312,11 +347,16 @@ class _Job:
                                  max_pdu=node.max_pdu)
                 scp.start()
             f = _Fetcher(self, q.model, scp, self.getter)
+            self.fetcher = f
             if opts.method == "move":
                 f.choose_move_model(q.model)
             else:
                 plan = self.get_plan(q)
                 f.prepare_get(plan)
+                if plan.quick and plan.refused:  # which instances are held back: ask per instance
+                    f.close_get()
+                    plan = self.get_plan(q, quick=False)
+                    f.prepare_get(plan)
                 self.name_refused(plan)
             filtered = bool(opts.plan_ids or opts.only_approved)
             rep.started(q.instance_count, "retrieving")

@@ -220,6 +220,9 @@ class StorageSCP:
 
     def stop(self) -> None:
         self._stopping.set()
+        if self._sock is not None:
+            with contextlib.suppress(OSError):  # wakes accept() now, not after its 0.2 s poll
+                self._sock.shutdown(socket.SHUT_RDWR)
         if self._thread is not None:
             self._thread.join(5)
         if self._sock is not None:

@@ -1,15 +1,14 @@
-"""A lean, blocking DICOM Upper Layer for the bulk paths: C-STORE out, C-STORE in.
+"""A lean, blocking DICOM Upper Layer for the bulk paths: C-STORE out and in, C-MOVE, C-GET.
 
 Why not pynetdicom's association here: its reactor threads poll with sleeps
 and hand every PDU through queues, which caps a C-STORE loop at ~300
 instances/s on this class of machine (dcmtk does 1,500+). For bulk transfer
 we only need a handful of PDUs, so this module speaks them directly on one
-socket: association negotiation reuses pynetdicom's own PDU classes
-(A-ASSOCIATE-RQ/AC/RJ encode/decode, so the wire format is the well-tested
-one), P-DATA framing and the C-STORE/C-ECHO command sets are written here.
-Datasets travel as the encoded bytes from the file: no decode, no re-encode.
-Everything pynetdicom is good at and that is not bulk (C-FIND, C-MOVE,
-C-GET) still goes through pynetdicom (see :mod:`assoc`).
+socket: the requestor's association PDUs are written by hand (:mod:`ul_pdu`,
+so ``store`` never imports pynetdicom or pydicom), our SCP decodes requests
+with pynetdicom's PDU classes; P-DATA framing and the command sets are
+written here. Datasets travel as the encoded bytes from the file: no decode,
+no re-encode. C-FIND still goes through pynetdicom (see :mod:`assoc`).
 """
 
 from __future__ import annotations
@@ -20,17 +19,7 @@ import ssl
 import struct
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
-
-from pynetdicom import PYNETDICOM_IMPLEMENTATION_UID
-from pynetdicom.pdu import A_ASSOCIATE_AC, A_ASSOCIATE_RJ, A_ASSOCIATE_RQ
-from pynetdicom.pdu_primitives import (
-    A_ASSOCIATE,
-    ImplementationClassUIDNotification,
-    ImplementationVersionNameNotification,
-    MaximumLengthNotification,
-)
-from pynetdicom.presentation import PresentationContext
+from typing import TYPE_CHECKING, Any
 
 from dicomtools.core import __version__
 from dicomtools.core.net.assoc import NetError, set_nodelay, tls_error_text, tls_probe
@@ -55,11 +44,15 @@ from dicomtools.core.net.ul_commands import (  # noqa: F401 - re-exported for th
     store_rq,
     store_rsp,
 )
+from dicomtools.core.net.ul_pdu import decode_associate_ac, decode_associate_rj, encode_associate_rq
+
+if TYPE_CHECKING:
+    from pynetdicom.pdu_primitives import A_ASSOCIATE
 
 log = logging.getLogger(__name__)
 
 APPLICATION_CONTEXT = "1.2.840.10008.3.1.1.1"
-IMPLEMENTATION_UID = PYNETDICOM_IMPLEMENTATION_UID
+IMPLEMENTATION_UID = "1.2.826.0.1.3680043.9.3811.3.0.4"  # pynetdicom's (its PDU classes on the SCP side)
 IMPLEMENTATION_VERSION = f"DICOMTOOLS_{__version__}"[:16]
 OUR_MAX_PDU = 4 * 1024 * 1024  # what we accept from peers
 SEND_CHUNK = 4 * 1024 * 1024  # our fragment size when the peer sets no limit
@@ -89,6 +82,10 @@ class PeerTimedOut(PeerAborted):
 
 class NoContextAccepted(NetError):
     """The peer accepted the association request but none of its presentation contexts."""
+
+
+class TransientReject(NetError):
+    """Association rejected-transient (congestion, local limit): worth trying again shortly."""
 
 
 class PeerReleased(NetError):
@@ -341,6 +338,12 @@ class ClientAssociation:
 
 
 def _user_info(max_pdu: int) -> list[Any]:
+    from pynetdicom.pdu_primitives import (
+        ImplementationClassUIDNotification,
+        ImplementationVersionNameNotification,
+        MaximumLengthNotification,
+    )
+
     ml = MaximumLengthNotification()
     ml.maximum_length_received = max_pdu
     ic = ImplementationClassUIDNotification()
@@ -351,6 +354,8 @@ def _user_info(max_pdu: int) -> list[Any]:
 
 
 def _peer_max_pdu(primitive: A_ASSOCIATE) -> int:
+    from pynetdicom.pdu_primitives import MaximumLengthNotification
+
     for item in primitive.user_information or []:
         if isinstance(item, MaximumLengthNotification):
             return int(item.maximum_length_received or 0)
@@ -369,11 +374,13 @@ def request_association(
     dimse_timeout: float = 120.0,
     tls: tuple[ssl.SSLContext, str] | None = None,
     max_pdu: int = 0,
+    scp_roles: Sequence[str] = (),
 ) -> ClientAssociation:
     """Connect and negotiate one presentation context per (SOP class, transfer syntax).
 
     At most 128 contexts fit in one association (odd IDs 1..255); callers split.
-    ``max_pdu`` is what we announce we receive (0: our 4 MiB default).
+    ``max_pdu`` is what we announce we receive (0: our 4 MiB default);
+    ``scp_roles``: SOP classes we propose to serve as SCP (C-GET storage).
     """
     if len(contexts) > 128:
         raise ValueError("at most 128 presentation contexts per association")
@@ -402,25 +409,13 @@ def request_association(
                            "(check [nodes.NAME.tls] ca, cert and key)") from None
     sock.settimeout(acse_timeout)
     conn = Connection(sock)
-    prim = A_ASSOCIATE()
-    prim.application_context_name = APPLICATION_CONTEXT
-    prim.calling_ae_title = calling_ae
-    prim.called_ae_title = called_ae
-    prim.user_information = _user_info(max_pdu if max_pdu > 0 else OUR_MAX_PDU)  # the preset's max_pdu
-    pcs: list[PresentationContext] = []
-    by_id: dict[int, tuple[str, str]] = {}
-    for index, (abstract, ts) in enumerate(contexts):
-        cx = PresentationContext()
-        cx.context_id = 2 * index + 1
-        cx.abstract_syntax = abstract
-        cx.add_transfer_syntax(ts)
-        pcs.append(cx)
-        by_id[cx.context_id] = (abstract, ts)
-    prim.presentation_context_definition_list = pcs
-    pdu = A_ASSOCIATE_RQ()
-    pdu.from_primitive(prim)
+    by_id = {2 * index + 1: (abstract, ts) for index, (abstract, ts) in enumerate(contexts)}
+    rq = encode_associate_rq(calling_ae, called_ae, APPLICATION_CONTEXT,
+                             [(cx_id, a, t) for cx_id, (a, t) in by_id.items()],
+                             max_pdu if max_pdu > 0 else OUR_MAX_PDU,  # the preset's max_pdu
+                             IMPLEMENTATION_UID, IMPLEMENTATION_VERSION, scp_roles)
     try:
-        conn.send(pdu.encode())
+        conn.send(rq)
         pdu_type, body = conn.read_pdu()
     except (TimeoutError, PeerTimedOut):
         conn.close()
@@ -433,32 +428,33 @@ def request_association(
             raise NetError(f"TLS handshake with {host}:{port} failed: {why} "
                            "(check [nodes.NAME.tls] ca, cert and key)") from None
         raise NetError(f"association with {who} failed: {exc}") from None
-    head = struct.pack(">BBI", pdu_type, 0, len(body))
     if pdu_type == PDU_ASSOC_RJ:
-        rj = A_ASSOCIATE_RJ()
-        rj.decode(head + body)
-        reason = REJECT_REASONS.get((int(rj.source or 0), int(rj.reason_diagnostic or 0)), "no reason given")
+        result, source, diagnostic = decode_associate_rj(body)
+        reason = REJECT_REASONS.get((source, diagnostic), "no reason given")
         hint = ""
-        if (rj.source, rj.reason_diagnostic) == (1, 7):
+        if (source, diagnostic) == (1, 7):
             hint = f" (check the called AE title {called_ae!r})"
-        elif (rj.source, rj.reason_diagnostic) == (1, 3):
+        elif (source, diagnostic) == (1, 3):
             hint = f" (the peer does not know our AE title {calling_ae!r}; ask to have it added)"
         conn.close()
-        raise NetError(f"association rejected by {who}: {reason}{hint}")
+        kind = TransientReject if result == 2 else NetError
+        raise kind(f"association rejected by {who}: {reason}{hint}")
     if pdu_type != PDU_ASSOC_AC:
         conn.close()
         raise NetError(f"association aborted by {who} (PDU type 0x{pdu_type:02X})")
-    ac = A_ASSOCIATE_AC()
-    ac.decode(head + body)
-    rsp = ac.to_primitive()
+    try:
+        ac = decode_associate_ac(body)
+    except ValueError as exc:
+        conn.abort()
+        raise NetError(f"association with {who} failed: {exc}") from None
     assoc = ClientAssociation(conn, called_ae)
-    conn.peer_max_pdu = _peer_max_pdu(rsp)
-    for cx in rsp.presentation_context_definition_results_list:
-        key = by_id.get(int(cx.context_id or 0))
+    conn.peer_max_pdu = ac.peer_max_pdu
+    for cx_id, (result, ts) in ac.results.items():
+        key = by_id.get(cx_id)
         if key is None:
             continue
-        if cx.result == 0 and cx.transfer_syntax and str(cx.transfer_syntax[0]) == key[1]:
-            assoc.accepted[key] = int(cx.context_id or 0)
+        if result == 0 and ts == key[1]:
+            assoc.accepted[key] = cx_id
         else:
             assoc.rejected.append(key)
     if not assoc.accepted:
