@@ -73,7 +73,7 @@ async def test_find_retrieve_and_store_against_the_demo_node(
         await wait_for(pilot, lambda: not app.jobs.running() and not screen.queue, timeout=120)
         assert "[done]" in screen_text(app), screen_text(app)
         await wait_for(pilot, lambda: app.browse.root == str(dest) and bool(app.browse.forest), timeout=30)
-        assert [n.fields["plan_label"] for p in app.browse.forest for n in p.plans] == ["PROTON_1"]
+        assert [n.info.plan_label for p in app.browse.forest for n in p.plans] == ["PROTON_1"]
         # store what was retrieved back under a new ID: the node's index grows
         before = len(node.index)
         await pilot.press("f4")

@@ -239,7 +239,7 @@ async def test_find_and_retrieve_a_plan_into_the_browsed_folder(
         await wait_for(pilot, lambda: any(p.plans for p in app.browse.forest), timeout=30)
         await settle(pilot)
         assert isinstance(app.screen, BrowseScreen)
-        plans = sorted(n.fields.get("plan_label") for p in app.browse.forest for n in p.plans)
+        plans = sorted(n.info.plan_label for p in app.browse.forest for n in p.plans)
         assert plans == ["PLAN_A", "QA_A"]
     assert any(dest.rglob("*.dcm"))
 
