@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import filecmp
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from dicomtools.core.model import InstanceSummary
-from dicomtools.core.tree import MissingInfo, Node, NodeKind, PatientTree, PlanInfo
+from dicomtools.core.tree import MissingInfo, Node, NodeKind, PatientTree, PlanInfo, build_forest
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +40,8 @@ class StorePlan:
     items: list[StoreItem] = field(default_factory=list)
     skipped: list[tuple[InstanceSummary, str]] = field(default_factory=list)  # not sent, why
     warnings: list[str] = field(default_factory=list)
+    # files sharing a SOP Instance UID with different content (also in ``skipped``): named always
+    conflicts: list[tuple[InstanceSummary, str]] = field(default_factory=list)
 
 
 SERIES = (NodeKind.IMAGE, NodeKind.CBCT)
@@ -175,6 +178,21 @@ def order_for_store(forest: Sequence[PatientTree], include_all: bool = False) ->
     return orderer.plan
 
 
+def plan_store(
+    instances: Sequence[InstanceSummary],
+    default_machines: Mapping[str, str] | None = None,
+    include_all: bool = False,
+) -> StorePlan:
+    """What ``store`` sends, for the CLI and the TUI alike: conflicts held back, then the tree's order.
+
+    One function so both faces hold back the same files: two different files with
+    one SOP Instance UID are named (``conflicts``) and neither is sent.
+    """
+    kept, conflicts = split_conflicts(instances)
+    plan = order_for_store(build_forest(kept, default_machines), include_all=include_all)
+    plan.skipped.extend(conflicts)
+    plan.conflicts = conflicts
+    return plan
 
 
 def split_conflicts(
@@ -185,8 +203,6 @@ def split_conflicts(
     Sending one of them would let the node keep whichever came first, silently;
     neither is sent and each is named. Identical copies are one instance.
     """
-    import filecmp
-
     by_uid: dict[str, list[InstanceSummary]] = {}
     for inst in instances:
         by_uid.setdefault(inst.sop_instance_uid, []).append(inst)
