@@ -7,24 +7,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pynetdicom.sop_class import (  # type: ignore[attr-defined]
-    PatientRootQueryRetrieveInformationModelFind,
-    PatientRootQueryRetrieveInformationModelGet,
-    PatientRootQueryRetrieveInformationModelMove,
-    StudyRootQueryRetrieveInformationModelFind,
-    StudyRootQueryRetrieveInformationModelGet,
-    StudyRootQueryRetrieveInformationModelMove,
-)
-
 from dicomtools.core.model import InstanceSummary
 from dicomtools.core.net.find import PatientQuery
+from dicomtools.core.net.qr_models import (  # noqa: F401 - re-exported for fetch and the retrieve job
+    FIND_CONTEXTS,
+    GET_MODELS,
+    MOVE_MODELS,
+)
 from dicomtools.core.tree import PatientTree
 
 log = logging.getLogger(__name__)
 
-MOVE_MODELS = {"P": PatientRootQueryRetrieveInformationModelMove, "S": StudyRootQueryRetrieveInformationModelMove}
-GET_MODELS = {"P": PatientRootQueryRetrieveInformationModelGet, "S": StudyRootQueryRetrieveInformationModelGet}
-FIND_CONTEXTS = [PatientRootQueryRetrieveInformationModelFind, StudyRootQueryRetrieveInformationModelFind]
 RT_OBJECT_MODALITIES = ("RTSTRUCT", "RTDOSE", "RTRECORD", "RTIMAGE", "REG")
 
 FILE_PREFIX = {"RTPLAN": "RP", "RTSTRUCT": "RS", "RTDOSE": "RD", "RTIMAGE": "RI", "RTRECORD": "RT", "REG": "RE"}

@@ -13,41 +13,19 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dicomtools.core.config import Config, NodeConfig
+from dicomtools.core.net.find_model import InstanceInfo, PatientRow
 from dicomtools.core.progress import CancelToken, ProgressSink
 
 log = logging.getLogger(__name__)
 
 
-@dataclass
-class PlanRow:
-    sop_instance_uid: str
-    label: str = ""
-    approval: str = ""
-    date: str = ""
-    plan_class: str = ""
-
-
-@dataclass
-class PatientRow:
-    patient_id: str
-    patient_name: str = ""
-    studies: int | None = None
-    plans: list[PlanRow] = field(default_factory=list)
-    plans_known: bool = False  # False: the peer was not asked / could not list plans
-    note: str = ""
-
-
 def _find_assoc(node: NodeConfig) -> Any:
-    from pynetdicom.sop_class import (  # type: ignore[attr-defined]
-        PatientRootQueryRetrieveInformationModelFind,
-        StudyRootQueryRetrieveInformationModelFind,
-    )
-
     from dicomtools.core.net.assoc import associate, make_ae
+    from dicomtools.core.net.qr_models import FIND_CONTEXTS
 
     ae = make_ae(node.calling_ae, node)
-    ae.add_requested_context(PatientRootQueryRetrieveInformationModelFind)
-    ae.add_requested_context(StudyRootQueryRetrieveInformationModelFind)
+    for model in FIND_CONTEXTS:
+        ae.add_requested_context(model)
     return associate(ae, node)
 
 
@@ -93,35 +71,24 @@ def find_patients(node: NodeConfig, patient_id: str = "", patient_name: str = ""
         release(assoc)
 
 
-def _plans(assoc: Any, model: str, patient_id: str) -> tuple[list[PlanRow], int]:
-    from pydicom.dataset import Dataset
+PLAN_KEYS = ("RTPlanLabel", "RTPlanDate", "ApprovalStatus")
+RT_CLASS_PREFIX = "1.2.840.10008.5.1.4.1.1.481."  # RT Plan, Ion Plan, Brachy ... (a series of unknown modality)
 
-    from dicomtools.core.net.find import c_find, id_key, query_patient
+
+def _plans(assoc: Any, model: str, patient_id: str) -> tuple[list[InstanceInfo], int]:
+    from dicomtools.core.net.find import find_instances, query_patient
 
     q = query_patient(assoc, patient_id, model)
-    plans: list[PlanRow] = []
+    plans: list[InstanceInfo] = []
     for s in q.series:
         if s.modality and s.modality != "RTPLAN":
             continue
-        ds = Dataset()
-        ds.QueryRetrieveLevel = "IMAGE"
-        ds.PatientID = id_key(patient_id)
-        ds.StudyInstanceUID = s.study_uid
-        ds.SeriesInstanceUID = s.series_uid
-        ds.SOPInstanceUID = ""
-        ds.SOPClassUID = ""
-        ds.RTPlanLabel = ""
-        ds.RTPlanDate = ""
-        ds.ApprovalStatus = ""
-        for ident in c_find(assoc, model, ds):
-            uid = str(ident.get("SOPInstanceUID", "") or "")
-            cls = str(ident.get("SOPClassUID", "") or "")
-            if not uid or (s.modality == "" and cls and not cls.startswith("1.2.840.10008.5.1.4.1.1.481.")):
+        for inst in find_instances(assoc, model, patient_id, s.study_uid, s.series_uid, PLAN_KEYS):
+            cls = inst.sop_class_uid
+            if s.modality == "" and cls and not cls.startswith(RT_CLASS_PREFIX):
                 continue
-            plans.append(PlanRow(uid, str(ident.get("RTPlanLabel", "") or ""),
-                                 str(ident.get("ApprovalStatus", "") or ""),
-                                 str(ident.get("RTPlanDate", "") or ""), cls))
-    plans.sort(key=lambda p: (p.label, p.sop_instance_uid))
+            plans.append(inst)
+    plans.sort(key=lambda p: (p.plan_label, p.sop_instance_uid))
     return plans, len(q.studies)
 
 

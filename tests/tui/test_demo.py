@@ -62,9 +62,9 @@ async def test_find_retrieve_and_store_against_the_demo_node(
         screen.query_one("#r-name", Input).value = "PHANT*"
         await pilot.press("ctrl+f")
         await wait_for(pilot, lambda: len(screen.rows) == 2, timeout=30)
-        plans = {p.label: p for p in screen.rows[0].plans}
+        plans = {p.plan_label: p for p in screen.rows[0].plans}
         assert set(plans) == {"PLAN_A", "PLAN_B", "QA_A", "PROTON_1"}
-        assert plans["PLAN_B"].approval == "UNAPPROVED" and plans["PLAN_A"].date == "20240115"
+        assert plans["PLAN_B"].approval_status == "UNAPPROVED" and plans["PLAN_A"].plan_date == "20240115"
         table = screen.query_one("#found", DataTable)
         table.focus()
         keys = [str(r.key.value) for r in table.ordered_rows]

@@ -21,7 +21,8 @@ from textual.coordinate import Coordinate
 from textual.widgets import Button, DataTable, Footer, Input, Label, Static
 
 from dicomtools.core.config import ConfigError, resolve_node
-from dicomtools.core.net.session import PatientRow, RetrieveRequest
+from dicomtools.core.net.find_model import PatientRow
+from dicomtools.core.net.session import RetrieveRequest
 from dicomtools.core.progress import ProgressSink
 from dicomtools.tui.actions import bindings_for
 from dicomtools.tui.jobs import Job, JobOutcome, JobState, Summary
@@ -182,7 +183,7 @@ class RetrieveScreen(AppScreen):
             table.add_row("[ ]", Text(f"{row.patient_id}  {row.patient_name}", style="bold"), "", "", info,
                           key=patient_key(row.patient_id))
             for plan in row.plans:
-                table.add_row("[ ]", f"   {plan.label or plan.sop_instance_uid}", plan.approval, plan.date,
+                table.add_row("[ ]", f"   {plan.plan_label or plan.sop_instance_uid}", plan.approval_status, plan.plan_date,
                               "", key=plan_key(row.patient_id, plan.sop_instance_uid))
 
     def action_mark(self) -> None:
