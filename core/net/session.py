@@ -1,20 +1,17 @@
-"""Interactive Q/R sessions: find patients and their plans, then retrieve chosen ones.
+"""Interactive Q/R: find patients and their plans (the TUI's Retrieve screen, from a worker thread).
 
-The TUI's Retrieve screen drives these from worker threads; they are plain
-compositions of ``core.net`` pieces (associate, ``c_find``, ``query_patient``,
-``retrieve``) so the same steps are available to any front end.
+Plain compositions of ``core.net`` pieces (associate, ``c_find``,
+``query_patient``), answering in ``find_model``'s records. Retrieving what was
+chosen (renamed or anonymized) is a use case: ``core.services.retrieve``.
 """
 
 from __future__ import annotations
 
 import logging
-import os
-from dataclasses import dataclass, field
 from typing import Any
 
-from dicomtools.core.config import Config, NodeConfig
+from dicomtools.core.config import NodeConfig
 from dicomtools.core.net.find_model import InstanceInfo, PatientRow
-from dicomtools.core.progress import CancelToken, ProgressSink
 
 log = logging.getLogger(__name__)
 
@@ -90,123 +87,3 @@ def _plans(assoc: Any, model: str, patient_id: str) -> tuple[list[InstanceInfo],
             plans.append(inst)
     plans.sort(key=lambda p: (p.plan_label, p.sop_instance_uid))
     return plans, len(q.studies)
-
-
-@dataclass
-class RetrieveRequest:
-    patient_id: str
-    plan_uids: list[str]  # empty: whole patient
-    dest: str
-    new_patient_id: str | None = None
-    new_patient_name: str | None = None
-    anonymize: bool = False
-
-
-@dataclass
-class RetrieveOutcome:
-    request: RetrieveRequest
-    result: Any = None  # core RetrieveResult
-    problems: list[str] = field(default_factory=list)
-    cancelled: bool = False
-
-    def summary(self) -> str:
-        if self.result is None:
-            return "nothing retrieved"
-        text = self.result.summary()
-        if self.request.anonymize:
-            text += "; anonymized"
-        if self.problems:
-            text += f"; {len(self.problems)} problem(s)"
-        return text
-
-
-def run_retrieve(
-    node: NodeConfig,
-    config: Config,
-    req: RetrieveRequest,
-    *,
-    sink: ProgressSink | None = None,
-    cancel: CancelToken | None = None,
-    temp_dirs: list[str] | None = None,
-) -> RetrieveOutcome:
-    """Retrieve one patient (or some plans) into ``req.dest``, renamed or anonymized on the way.
-
-    Anonymization is the retrieve's own (as ``retrieve --anonymize``): original data
-    only ever sits in the retrieve's temporary folder, and ``anonymization_map.csv``
-    is appended in ``req.dest``. Raises ``NetError`` when the node refuses us.
-    ``temp_dirs`` is accepted for callers that track temporary folders; the
-    retrieve removes its own.
-    """
-    from dicomtools.core.anonymize.run import AnonymizeSettings
-    from dicomtools.core.net.retrieve import RetrieveOptions, retrieve
-
-    out = RetrieveOutcome(req)
-    settings = None
-    if req.anonymize:
-        if not (req.new_patient_id and req.new_patient_name):
-            raise ValueError("anonymization needs a new Patient ID and a new Patient Name")
-        settings = AnonymizeSettings(
-            req.new_patient_id, req.new_patient_name,
-            profile=config.anonymize.profile, options=config.anonymize.options or None,
-        )
-    opts = RetrieveOptions(
-        patient_id=req.patient_id,
-        out_dir=req.dest,
-        plan_ids=list(req.plan_uids),
-        new_patient_id=None if req.anonymize else req.new_patient_id,
-        new_patient_name=None if req.anonymize else req.new_patient_name,
-        method=node.retrieve_method,
-        scp_port=config.local.scp_port,
-        scp_bind=config.local.scp_bind,
-        default_machines=dict(config.machines.defaults),
-        anonymize=settings,
-    )
-    out.result = retrieve(node, opts, sink=sink, cancel=cancel)
-    out.problems.extend(out.result.problems)
-    out.cancelled = out.result.cancelled
-    return out
-
-
-@dataclass
-class AnonymizeOutcome:
-    report: Any
-
-    @property
-    def cancelled(self) -> bool:
-        return bool(self.report.cancelled)
-
-    @property
-    def written(self) -> list[Any]:
-        return list(self.report.written)
-
-    def summary(self) -> str:
-        r = self.report
-        return f"{len(r.written)} written, {len(r.not_copied)} not copied to {r.out_dir}"
-
-
-def anonymize_files(
-    files: list[str],
-    dest: str,
-    *,
-    profile: str,
-    options: list[str],
-    patient_id: str | None,
-    patient_name: str | None,
-    sink: ProgressSink | None = None,
-    cancel: CancelToken | None = None,
-) -> AnonymizeOutcome:
-    """core ``anonymize_files`` with the TUI's form values (new ID and name are required)."""
-    from dicomtools.core.anonymize.run import AnonymizeError, AnonymizeSettings
-    from dicomtools.core.anonymize.run import anonymize_files as core_anonymize
-
-    if not (patient_id and patient_name):
-        raise AnonymizeError("a new Patient ID and a new Patient Name are required")
-    settings = AnonymizeSettings(
-        new_patient_id=patient_id,
-        new_patient_name=patient_name,
-        profile=profile or "aria",
-        options=list(options) or None,
-    )
-    os.makedirs(dest, exist_ok=True)
-    report = core_anonymize(files, dest, settings, sink=sink, cancel=cancel)
-    return AnonymizeOutcome(report)

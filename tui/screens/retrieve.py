@@ -22,8 +22,8 @@ from textual.widgets import Button, DataTable, Footer, Input, Label, Static
 
 from dicomtools.core.config import ConfigError, resolve_node
 from dicomtools.core.net.find_model import PatientRow
-from dicomtools.core.net.session import RetrieveRequest
 from dicomtools.core.progress import ProgressSink
+from dicomtools.core.services.retrieve import RetrieveRequest
 from dicomtools.tui.actions import bindings_for
 from dicomtools.tui.jobs import Job, JobOutcome, JobState, Summary
 from dicomtools.tui.screens.base import AppScreen
@@ -311,7 +311,7 @@ class RetrieveScreen(AppScreen):
         what = "whole patient" if not req.plan_uids else f"{len(req.plan_uids)} plan(s)"
 
         def run(sink: ProgressSink, job: Job) -> Any:
-            from dicomtools.core.net.session import run_retrieve
+            from dicomtools.core.services.retrieve import run_retrieve
 
             return run_retrieve(node, config, req, sink=sink, cancel=job.cancel, temp_dirs=job.temp_dirs)
 
