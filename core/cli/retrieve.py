@@ -66,10 +66,10 @@ def _confirm_path(path: Path, force: bool) -> None:
 def _anonymize_settings(args: argparse.Namespace, profile: str, options: list[str]) -> Any:
     """The anonymizer's settings, or a one-line error when this build has no anonymizer."""
     try:
-        from dicomtools.core.anonymize import AnonymizeSettings
+        from dicomtools.core.services.anonymize import RetrieveAnonymizer
     except ImportError:
         raise RunError("--anonymize is not available yet in this version") from None
-    return AnonymizeSettings(new_patient_id=args.newPatientId, new_patient_name=args.newPatientName,
+    return RetrieveAnonymizer(new_patient_id=args.newPatientId, new_patient_name=args.newPatientName,
                              profile=profile, options=options)
 
 

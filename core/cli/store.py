@@ -100,10 +100,9 @@ def run(args: argparse.Namespace) -> int:
     # Imported here, not at the top: `store -h` must not import pydicom/pynetdicom (start-up speed).
     from dicomtools.core.net.assoc import NetError
     from dicomtools.core.net.machines import group_messages
-    from dicomtools.core.net.store import order_for_store, store
-    from dicomtools.core.net.store_order import split_conflicts
+    from dicomtools.core.net.store import store
+    from dicomtools.core.net.store_order import plan_store
     from dicomtools.core.scan import scan
-    from dicomtools.core.tree import build_forest
 
     if args.associations < 1:
         raise UsageError("--associations must be at least 1")
@@ -117,12 +116,9 @@ def run(args: argparse.Namespace) -> int:
     if args.showMessages:
         for u in scanned.unreadable:
             sys.stderr.write(f"not sent: {u.path}: {u.reason}\n")
-    instances, conflicts = split_conflicts(scanned.instances)
-    for inst, why in conflicts:  # never one of them silently: the node would keep whichever came first
+    plan = plan_store(scanned.instances, defaults, include_all=args.includeAll)
+    for inst, why in plan.conflicts:  # never one of them silently: the node would keep whichever came first
         sys.stderr.write(f"warning: {inst.path}: {why}\n")
-    forest = build_forest(instances, defaults)
-    plan = order_for_store(forest, include_all=args.includeAll)
-    plan.skipped.extend(conflicts)
     if args.showMessages:
         for w in plan.warnings:
             sys.stderr.write(f"warning: {w}\n")

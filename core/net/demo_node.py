@@ -215,26 +215,16 @@ class DemoNode:
     # ------------------------------------------------------------------ server
     def serve(self) -> None:
         from pynetdicom import AE, ALL_TRANSFER_SYNTAXES, AllStoragePresentationContexts, evt
-        from pynetdicom.sop_class import (  # type: ignore[attr-defined]
-            PatientRootQueryRetrieveInformationModelFind,
-            PatientRootQueryRetrieveInformationModelGet,
-            PatientRootQueryRetrieveInformationModelMove,
-            StudyRootQueryRetrieveInformationModelFind,
-            StudyRootQueryRetrieveInformationModelGet,
-            StudyRootQueryRetrieveInformationModelMove,
-            Verification,
-        )
+        from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
+
+        from dicomtools.core.net.qr_models import ALL_QR_MODELS
 
         ae = AE(self.ae_title)
         ae.add_supported_context(Verification)
         for cx in AllStoragePresentationContexts:
             if cx.abstract_syntax is not None:
                 ae.add_supported_context(cx.abstract_syntax, ALL_TRANSFER_SYNTAXES, scp_role=True, scu_role=True)
-        for cls in (
-            PatientRootQueryRetrieveInformationModelFind, PatientRootQueryRetrieveInformationModelGet,
-            PatientRootQueryRetrieveInformationModelMove, StudyRootQueryRetrieveInformationModelFind,
-            StudyRootQueryRetrieveInformationModelGet, StudyRootQueryRetrieveInformationModelMove,
-        ):
+        for cls in ALL_QR_MODELS:
             ae.add_supported_context(cls)
         handlers: list[Any] = [
             (evt.EVT_C_FIND, self.on_find),

@@ -10,78 +10,23 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 from pynetdicom.association import Association
-from pynetdicom.sop_class import (  # type: ignore[attr-defined]
-    PatientRootQueryRetrieveInformationModelFind,
-    StudyRootQueryRetrieveInformationModelFind,
-)
 
 from dicomtools.core.net.assoc import NetError
+from dicomtools.core.net.find_model import (  # noqa: F401 - re-exported
+    InstanceInfo,
+    PatientQuery,
+    PatientRow,
+    SeriesInfo,
+    StudyInfo,
+)
+from dicomtools.core.net.qr_models import FIND_MODELS
 from dicomtools.core.net.status import FAILURE, describe_status, status_category
 
 log = logging.getLogger(__name__)
-
-FIND_MODELS = {
-    "P": PatientRootQueryRetrieveInformationModelFind,
-    "S": StudyRootQueryRetrieveInformationModelFind,
-}
-
-
-@dataclass
-class SeriesInfo:
-    study_uid: str
-    series_uid: str
-    modality: str = ""
-    description: str = ""
-    number: str = ""
-    count: int | None = None  # Number of Series Related Instances, when returned
-
-
-@dataclass
-class StudyInfo:
-    study_uid: str
-    date: str = ""
-    description: str = ""
-    modalities: str = ""
-    series: list[SeriesInfo] = field(default_factory=list)
-
-
-@dataclass
-class InstanceInfo:
-    sop_instance_uid: str
-    sop_class_uid: str = ""
-    series_uid: str = ""
-    plan_label: str = ""
-    approval_status: str = ""
-
-
-@dataclass
-class PatientQuery:
-    patient_id: str
-    patient_name: str = ""
-    model: str = "P"
-    studies: list[StudyInfo] = field(default_factory=list)
-
-    @property
-    def series(self) -> list[SeriesInfo]:
-        return [s for st in self.studies for s in st.series]
-
-    @property
-    def series_modality_known(self) -> bool:
-        """True when every series came back with a Modality: selective retrieval is safe."""
-        return bool(self.series) and all(s.modality for s in self.series)
-
-    @property
-    def instance_count(self) -> int | None:
-        counts = [s.count for s in self.series]
-        if not counts or any(c is None for c in counts):
-            return None
-        return sum(c for c in counts if c is not None)
-
 
 CHARSET = "ISO_IR 192"  # UTF-8: every identifier says how its text is encoded
 WILDCARDS = "*?\\"
@@ -208,7 +153,7 @@ def find_instances(
         uid = _s(ident, "SOPInstanceUID")
         if uid:
             out.append(InstanceInfo(uid, _s(ident, "SOPClassUID"), series_uid,
-                                    _s(ident, "RTPlanLabel"), _s(ident, "ApprovalStatus")))
+                                    _s(ident, "RTPlanLabel"), _s(ident, "ApprovalStatus"), _s(ident, "RTPlanDate")))
     return out
 
 

@@ -5,29 +5,42 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-from pynetdicom.sop_class import (  # type: ignore[attr-defined]
-    PatientRootQueryRetrieveInformationModelFind,
-    PatientRootQueryRetrieveInformationModelGet,
-    PatientRootQueryRetrieveInformationModelMove,
-    StudyRootQueryRetrieveInformationModelFind,
-    StudyRootQueryRetrieveInformationModelGet,
-    StudyRootQueryRetrieveInformationModelMove,
-)
+from typing import Protocol
 
 from dicomtools.core.model import InstanceSummary
 from dicomtools.core.net.find import PatientQuery
+from dicomtools.core.net.qr_models import (  # noqa: F401 - re-exported for fetch and the retrieve job
+    FIND_CONTEXTS,
+    GET_MODELS,
+    MOVE_MODELS,
+)
+from dicomtools.core.progress import CancelToken, ProgressSink
 from dicomtools.core.tree import PatientTree
 
 log = logging.getLogger(__name__)
 
-MOVE_MODELS = {"P": PatientRootQueryRetrieveInformationModelMove, "S": StudyRootQueryRetrieveInformationModelMove}
-GET_MODELS = {"P": PatientRootQueryRetrieveInformationModelGet, "S": StudyRootQueryRetrieveInformationModelGet}
-FIND_CONTEXTS = [PatientRootQueryRetrieveInformationModelFind, StudyRootQueryRetrieveInformationModelFind]
 RT_OBJECT_MODALITIES = ("RTSTRUCT", "RTDOSE", "RTRECORD", "RTIMAGE", "REG")
 
 FILE_PREFIX = {"RTPLAN": "RP", "RTSTRUCT": "RS", "RTDOSE": "RD", "RTIMAGE": "RI", "RTRECORD": "RT", "REG": "RE"}
+
+
+class SaveAnonymized(Protocol):
+    """What ``retrieve`` calls to anonymize its files on their way into the target folder.
+
+    Networking moves files; what is done to them is decided above it: the use-case
+    layer (``core.services.anonymize.RetrieveAnonymizer``) builds one and hands it in.
+    """
+
+    @property
+    def new_patient_id(self) -> str: ...
+
+    @property
+    def new_patient_name(self) -> str: ...
+
+    def save(self, paths: list[str], out_dir: str, sink: ProgressSink | None,
+             cancel: CancelToken | None) -> tuple[list[str], list[tuple[str, str]]]:
+        """Anonymize ``paths`` into ``out_dir``: (written files, [(source path, why not copied)])."""
+        ...
 
 
 @dataclass
@@ -44,8 +57,8 @@ class RetrieveOptions:
     use_tls: bool | None = None
     selective: bool = True
     default_machines: dict[str, str] = field(default_factory=dict)
-    # dicomtools.core.anonymize.AnonymizeSettings: anonymize while saving (new ID/name from it)
-    anonymize: Any = None
+    # anonymize while saving (the new ID/name come from it); built by core.services
+    anonymize: SaveAnonymized | None = None
 
 
 @dataclass

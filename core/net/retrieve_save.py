@@ -10,11 +10,11 @@ import shutil
 import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import BinaryIO
 
 from dicomtools.core.atomic import atomic_writer
 from dicomtools.core.model import InstanceSummary
-from dicomtools.core.net.retrieve_model import FILE_PREFIX
+from dicomtools.core.net.retrieve_model import FILE_PREFIX, SaveAnonymized
 from dicomtools.core.net.storescp import safe_uid_name
 from dicomtools.core.progress import CancelToken, ProgressSink, Reporter
 from dicomtools.core.scan import read_summary
@@ -66,21 +66,19 @@ def _save(selected: Sequence[InstanceSummary], out: Path, new_id: str | None, ne
     return saved
 
 
-def _save_anonymized(selected: Sequence[InstanceSummary], out: Path, settings: Any,
+def _save_anonymized(selected: Sequence[InstanceSummary], out: Path, saver: SaveAnonymized,
                      sink: ProgressSink | None, cancel: CancelToken, problems: list[str]) -> list[InstanceSummary]:
     """Anonymize from the temporary folder into ``out`` (the anonymizer's tree layout).
 
     An instance the anonymizer could not copy is a problem (exit 1); the others are still saved.
     """
-    from dicomtools.core.anonymize import anonymize_files
-
-    report = anonymize_files([i.path for i in selected], str(out), settings, sink=sink, cancel=cancel)
+    written, not_copied = saver.save([i.path for i in selected], str(out), sink, cancel)
     by_path = {i.path: i for i in selected}  # the temporary path means nothing once it is gone
-    for bad in report.not_copied:
-        inst = by_path.get(bad.path)
-        what = f"{inst.modality} instance {inst.sop_instance_uid}" if inst is not None else bad.path
-        problems.append(f"not copied: {what}: {bad.reason}")
-    saved = [read_summary(o.dest) for o in report.written]
+    for path, reason in not_copied:
+        inst = by_path.get(path)
+        what = f"{inst.modality} instance {inst.sop_instance_uid}" if inst is not None else path
+        problems.append(f"not copied: {what}: {reason}")
+    saved = [read_summary(dest) for dest in written]
     return [s for s in saved if isinstance(s, InstanceSummary)]
 
 

@@ -31,9 +31,9 @@ def select(forest: Sequence[PatientTree], plan_ids: Sequence[str], only_approved
     found_ids: set[str] = set()
     for tree in forest:
         for node in tree.plans:
-            if not node.instances:
+            plan = node.plan
+            if plan is None:
                 continue
-            plan = node.instances[0]
             if not _plan_matches(plan, plan_ids, only_approved):
                 continue
             found_ids.update({plan.plan_label, plan.sop_instance_uid} & set(plan_ids))
@@ -43,8 +43,8 @@ def select(forest: Sequence[PatientTree], plan_ids: Sequence[str], only_approved
                     seen.add(inst.sop_instance_uid)
                     out.append(inst)
     problems = []
-    available = sorted({n.instances[0].plan_label or n.instances[0].sop_instance_uid
-                        for t in forest for n in t.plans if n.instances})
+    available = sorted({n.plan.plan_label or n.plan.sop_instance_uid
+                        for t in forest for n in t.plans if n.plan is not None})
     for pid in plan_ids:
         if pid not in found_ids:
             extra = " that is approved" if only_approved else ""

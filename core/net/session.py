@@ -1,53 +1,28 @@
-"""Interactive Q/R sessions: find patients and their plans, then retrieve chosen ones.
+"""Interactive Q/R: find patients and their plans (the TUI's Retrieve screen, from a worker thread).
 
-The TUI's Retrieve screen drives these from worker threads; they are plain
-compositions of ``core.net`` pieces (associate, ``c_find``, ``query_patient``,
-``retrieve``) so the same steps are available to any front end.
+Plain compositions of ``core.net`` pieces (associate, ``c_find``,
+``query_patient``), answering in ``find_model``'s records. Retrieving what was
+chosen (renamed or anonymized) is a use case: ``core.services.retrieve``.
 """
 
 from __future__ import annotations
 
 import logging
-import os
-from dataclasses import dataclass, field
 from typing import Any
 
-from dicomtools.core.config import Config, NodeConfig
-from dicomtools.core.progress import CancelToken, ProgressSink
+from dicomtools.core.config import NodeConfig
+from dicomtools.core.net.find_model import InstanceInfo, PatientRow
 
 log = logging.getLogger(__name__)
 
 
-@dataclass
-class PlanRow:
-    sop_instance_uid: str
-    label: str = ""
-    approval: str = ""
-    date: str = ""
-    plan_class: str = ""
-
-
-@dataclass
-class PatientRow:
-    patient_id: str
-    patient_name: str = ""
-    studies: int | None = None
-    plans: list[PlanRow] = field(default_factory=list)
-    plans_known: bool = False  # False: the peer was not asked / could not list plans
-    note: str = ""
-
-
 def _find_assoc(node: NodeConfig) -> Any:
-    from pynetdicom.sop_class import (  # type: ignore[attr-defined]
-        PatientRootQueryRetrieveInformationModelFind,
-        StudyRootQueryRetrieveInformationModelFind,
-    )
-
     from dicomtools.core.net.assoc import associate, make_ae
+    from dicomtools.core.net.qr_models import FIND_CONTEXTS
 
     ae = make_ae(node.calling_ae, node)
-    ae.add_requested_context(PatientRootQueryRetrieveInformationModelFind)
-    ae.add_requested_context(StudyRootQueryRetrieveInformationModelFind)
+    for model in FIND_CONTEXTS:
+        ae.add_requested_context(model)
     return associate(ae, node)
 
 
@@ -93,153 +68,22 @@ def find_patients(node: NodeConfig, patient_id: str = "", patient_name: str = ""
         release(assoc)
 
 
-def _plans(assoc: Any, model: str, patient_id: str) -> tuple[list[PlanRow], int]:
-    from pydicom.dataset import Dataset
+PLAN_KEYS = ("RTPlanLabel", "RTPlanDate", "ApprovalStatus")
+RT_CLASS_PREFIX = "1.2.840.10008.5.1.4.1.1.481."  # RT Plan, Ion Plan, Brachy ... (a series of unknown modality)
 
-    from dicomtools.core.net.find import c_find, id_key, query_patient
+
+def _plans(assoc: Any, model: str, patient_id: str) -> tuple[list[InstanceInfo], int]:
+    from dicomtools.core.net.find import find_instances, query_patient
 
     q = query_patient(assoc, patient_id, model)
-    plans: list[PlanRow] = []
+    plans: list[InstanceInfo] = []
     for s in q.series:
         if s.modality and s.modality != "RTPLAN":
             continue
-        ds = Dataset()
-        ds.QueryRetrieveLevel = "IMAGE"
-        ds.PatientID = id_key(patient_id)
-        ds.StudyInstanceUID = s.study_uid
-        ds.SeriesInstanceUID = s.series_uid
-        ds.SOPInstanceUID = ""
-        ds.SOPClassUID = ""
-        ds.RTPlanLabel = ""
-        ds.RTPlanDate = ""
-        ds.ApprovalStatus = ""
-        for ident in c_find(assoc, model, ds):
-            uid = str(ident.get("SOPInstanceUID", "") or "")
-            cls = str(ident.get("SOPClassUID", "") or "")
-            if not uid or (s.modality == "" and cls and not cls.startswith("1.2.840.10008.5.1.4.1.1.481.")):
+        for inst in find_instances(assoc, model, patient_id, s.study_uid, s.series_uid, PLAN_KEYS):
+            cls = inst.sop_class_uid
+            if s.modality == "" and cls and not cls.startswith(RT_CLASS_PREFIX):
                 continue
-            plans.append(PlanRow(uid, str(ident.get("RTPlanLabel", "") or ""),
-                                 str(ident.get("ApprovalStatus", "") or ""),
-                                 str(ident.get("RTPlanDate", "") or ""), cls))
-    plans.sort(key=lambda p: (p.label, p.sop_instance_uid))
+            plans.append(inst)
+    plans.sort(key=lambda p: (p.plan_label, p.sop_instance_uid))
     return plans, len(q.studies)
-
-
-@dataclass
-class RetrieveRequest:
-    patient_id: str
-    plan_uids: list[str]  # empty: whole patient
-    dest: str
-    new_patient_id: str | None = None
-    new_patient_name: str | None = None
-    anonymize: bool = False
-
-
-@dataclass
-class RetrieveOutcome:
-    request: RetrieveRequest
-    result: Any = None  # core RetrieveResult
-    problems: list[str] = field(default_factory=list)
-    cancelled: bool = False
-
-    def summary(self) -> str:
-        if self.result is None:
-            return "nothing retrieved"
-        text = self.result.summary()
-        if self.request.anonymize:
-            text += "; anonymized"
-        if self.problems:
-            text += f"; {len(self.problems)} problem(s)"
-        return text
-
-
-def run_retrieve(
-    node: NodeConfig,
-    config: Config,
-    req: RetrieveRequest,
-    *,
-    sink: ProgressSink | None = None,
-    cancel: CancelToken | None = None,
-    temp_dirs: list[str] | None = None,
-) -> RetrieveOutcome:
-    """Retrieve one patient (or some plans) into ``req.dest``, renamed or anonymized on the way.
-
-    Anonymization is the retrieve's own (as ``retrieve --anonymize``): original data
-    only ever sits in the retrieve's temporary folder, and ``anonymization_map.csv``
-    is appended in ``req.dest``. Raises ``NetError`` when the node refuses us.
-    ``temp_dirs`` is accepted for callers that track temporary folders; the
-    retrieve removes its own.
-    """
-    from dicomtools.core.anonymize.run import AnonymizeSettings
-    from dicomtools.core.net.retrieve import RetrieveOptions, retrieve
-
-    out = RetrieveOutcome(req)
-    settings = None
-    if req.anonymize:
-        if not (req.new_patient_id and req.new_patient_name):
-            raise ValueError("anonymization needs a new Patient ID and a new Patient Name")
-        settings = AnonymizeSettings(
-            req.new_patient_id, req.new_patient_name,
-            profile=config.anonymize.profile, options=config.anonymize.options or None,
-        )
-    opts = RetrieveOptions(
-        patient_id=req.patient_id,
-        out_dir=req.dest,
-        plan_ids=list(req.plan_uids),
-        new_patient_id=None if req.anonymize else req.new_patient_id,
-        new_patient_name=None if req.anonymize else req.new_patient_name,
-        method=node.retrieve_method,
-        scp_port=config.local.scp_port,
-        scp_bind=config.local.scp_bind,
-        default_machines=dict(config.machines.defaults),
-        anonymize=settings,
-    )
-    out.result = retrieve(node, opts, sink=sink, cancel=cancel)
-    out.problems.extend(out.result.problems)
-    out.cancelled = out.result.cancelled
-    return out
-
-
-@dataclass
-class AnonymizeOutcome:
-    report: Any
-
-    @property
-    def cancelled(self) -> bool:
-        return bool(self.report.cancelled)
-
-    @property
-    def written(self) -> list[Any]:
-        return list(self.report.written)
-
-    def summary(self) -> str:
-        r = self.report
-        return f"{len(r.written)} written, {len(r.not_copied)} not copied to {r.out_dir}"
-
-
-def anonymize_files(
-    files: list[str],
-    dest: str,
-    *,
-    profile: str,
-    options: list[str],
-    patient_id: str | None,
-    patient_name: str | None,
-    sink: ProgressSink | None = None,
-    cancel: CancelToken | None = None,
-) -> AnonymizeOutcome:
-    """core ``anonymize_files`` with the TUI's form values (new ID and name are required)."""
-    from dicomtools.core.anonymize.run import AnonymizeError, AnonymizeSettings
-    from dicomtools.core.anonymize.run import anonymize_files as core_anonymize
-
-    if not (patient_id and patient_name):
-        raise AnonymizeError("a new Patient ID and a new Patient Name are required")
-    settings = AnonymizeSettings(
-        new_patient_id=patient_id,
-        new_patient_name=patient_name,
-        profile=profile or "aria",
-        options=list(options) or None,
-    )
-    os.makedirs(dest, exist_ok=True)
-    report = core_anonymize(files, dest, settings, sink=sink, cancel=cancel)
-    return AnonymizeOutcome(report)

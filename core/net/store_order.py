@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import filecmp
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from dicomtools.core.model import InstanceSummary
-from dicomtools.core.tree import PLAN_KINDS, Node, PatientTree
+from dicomtools.core.tree import MissingInfo, Node, NodeKind, PatientTree, PlanInfo, build_forest
 
 log = logging.getLogger(__name__)
 
@@ -39,19 +40,32 @@ class StorePlan:
     items: list[StoreItem] = field(default_factory=list)
     skipped: list[tuple[InstanceSummary, str]] = field(default_factory=list)  # not sent, why
     warnings: list[str] = field(default_factory=list)
+    # files sharing a SOP Instance UID with different content (also in ``skipped``): named always
+    conflicts: list[tuple[InstanceSummary, str]] = field(default_factory=list)
 
 
-def _kids(node: Node, *kinds: str) -> list[Node]:
+SERIES = (NodeKind.IMAGE, NodeKind.CBCT)
+# what an unconnected object is filed as with --include-all
+_UNCONNECTED_CATEGORY = {NodeKind.DOSE: "dose", NodeKind.REG: "reg", NodeKind.RT_IMAGE: "rt-image",
+                         NodeKind.RECORD: "record"}
+
+
+def _kids(node: Node, *kinds: NodeKind) -> list[Node]:
     return [c for c in node.children if c.kind in kinds]
 
 
+def _is_related(node: Node) -> bool:
+    """A plan shown below the plan that references it (sent before it)."""
+    return isinstance(node.info, PlanInfo | MissingInfo) and node.info.related
+
+
 def _series_of_structs(structs: Sequence[Node]) -> list[InstanceSummary]:
-    return [i for s in structs for c in _kids(s, "Image", "CBCT") for i in c.instances]
+    return [i for s in structs for c in _kids(s, *SERIES) for i in c.instances]
 
 
 def _sorted_plans(plans: list[Node]) -> list[Node]:
     """Referenced plans before the plans that reference them (verification -> treatment)."""
-    uid_of = {id(p): (p.instances[0].sop_instance_uid if p.instances else "") for p in plans}
+    uid_of = {id(p): (p.plan.sop_instance_uid if p.plan else "") for p in plans}
     by_uid = {uid_of[id(p)]: p for p in plans}
     out: list[Node] = []
     seen: set[int] = set()
@@ -60,7 +74,7 @@ def _sorted_plans(plans: list[Node]) -> list[Node]:
         if id(p) in seen or depth > 50:
             return
         seen.add(id(p))
-        refs = p.instances[0].referenced_plans if p.instances else ()
+        refs = p.plan.referenced_plans if p.plan else ()
         for ref in refs:
             other = by_uid.get(ref)
             if other is not None:
@@ -101,46 +115,45 @@ class _Orderer:
                 self.plan.skipped.append((inst, why))
 
     def registrations(self, group: Node) -> None:
-        for reg in _kids(group, "REG"):
-            structs = _kids(reg, "RT-Struct")
-            self.add("image", [i for c in _kids(reg, "Image", "CBCT") for i in c.instances])
+        for reg in _kids(group, NodeKind.REG):
+            structs = _kids(reg, NodeKind.STRUCT)
+            self.add("image", [i for c in _kids(reg, *SERIES) for i in c.instances])
             self.add("image", _series_of_structs(structs))
             self.add("struct", [i for s in structs for i in s.instances])
             if self.include_all:
                 self.add("reg", reg.instances)
 
     def plan_node(self, plan: Node) -> None:
-        structs = _kids(plan, "RT-Struct")
+        structs = _kids(plan, NodeKind.STRUCT)
         self.add("image", _series_of_structs(structs))
         self.add("struct", [i for s in structs for i in s.instances])
-        related = [c for c in plan.children if c.kind in PLAN_KINDS and c.fields.get("related")]
+        related = [c for c in plan.children if c.kind.is_plan and _is_related(c)]
         self.add("plan", [i for r in related for i in r.instances])
         self.add("plan", plan.instances)
-        self.add("cbct", [i for c in _kids(plan, "CBCT") for i in c.instances])
-        self.add("dose", [i for c in _kids(plan, "RT-Dose") for i in c.instances])
-        images = [i for n in plan.walk() if n.kind == "RT-Image" for i in n.instances]
-        records = [i for n in plan.walk() if n.kind == "RT-Record" for i in n.instances]
+        self.add("cbct", [i for c in _kids(plan, NodeKind.CBCT) for i in c.instances])
+        self.add("dose", [i for c in _kids(plan, NodeKind.DOSE) for i in c.instances])
+        images = [i for n in plan.walk() if n.kind is NodeKind.RT_IMAGE for i in n.instances]
+        records = [i for n in plan.walk() if n.kind is NodeKind.RECORD for i in n.instances]
         if self.include_all:
             self.add("rt-image", images)
             self.add("record", records)
-        for group in _kids(plan, "Registrations"):
+        for group in _kids(plan, NodeKind.REGISTRATIONS):
             self.registrations(group)
 
     def unconnected(self, nodes: Sequence[Node]) -> None:
         for node in nodes:
-            if node.kind in ("Image", "CBCT"):
+            if node.kind.is_series:
                 self.add("image", node.instances)
-            elif node.kind == "RT-Struct":
+            elif node.kind is NodeKind.STRUCT:
                 self.add("image", _series_of_structs([node]))
                 self.add("struct", node.instances)
         for node in nodes:
-            if node.kind == "RT-Dose" and not self.include_all:
+            if node.kind is NodeKind.DOSE and not self.include_all:
                 why = node.note or "its plan is not in the set"
                 self.hold(node.instances, f"dose not sent: {why}; ARIA refuses a dose without its plan "
                                           "(--include-all sends it anyway)")
             elif self.include_all:
-                category = {"RT-Dose": "dose", "REG": "reg", "RT-Image": "rt-image",
-                            "RT-Record": "record"}.get(node.kind, "other")
+                category = _UNCONNECTED_CATEGORY.get(node.kind, "other")
                 self.add(category, [i for n in node.walk() for i in n.instances])
 
     def patient(self, tree: PatientTree) -> None:
@@ -165,6 +178,21 @@ def order_for_store(forest: Sequence[PatientTree], include_all: bool = False) ->
     return orderer.plan
 
 
+def plan_store(
+    instances: Sequence[InstanceSummary],
+    default_machines: Mapping[str, str] | None = None,
+    include_all: bool = False,
+) -> StorePlan:
+    """What ``store`` sends, for the CLI and the TUI alike: conflicts held back, then the tree's order.
+
+    One function so both faces hold back the same files: two different files with
+    one SOP Instance UID are named (``conflicts``) and neither is sent.
+    """
+    kept, conflicts = split_conflicts(instances)
+    plan = order_for_store(build_forest(kept, default_machines), include_all=include_all)
+    plan.skipped.extend(conflicts)
+    plan.conflicts = conflicts
+    return plan
 
 
 def split_conflicts(
@@ -175,8 +203,6 @@ def split_conflicts(
     Sending one of them would let the node keep whichever came first, silently;
     neither is sent and each is named. Identical copies are one instance.
     """
-    import filecmp
-
     by_uid: dict[str, list[InstanceSummary]] = {}
     for inst in instances:
         by_uid.setdefault(inst.sop_instance_uid, []).append(inst)

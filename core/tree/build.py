@@ -388,7 +388,7 @@ def build_patient(
         other = (referenced_from or {}).get(node.instances[0].sop_instance_uid) if node.instances else None
         if other is not None and not node.note:
             node.note = f"referenced by a plan in this folder under patient {other}"
-            what = node.kind.replace("RT-Struct", "structure set")
+            what = "structure set" if node.kind is NodeKind.STRUCT else node.kind.value
             builder.cross[f"{what} {node.label} is referenced by a plan filed under another Patient ID: {other}"] = None
     tree.warnings.extend(builder.cross)
     return tree

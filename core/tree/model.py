@@ -3,8 +3,8 @@
 Why typed: render, store ordering, the anonymizer's layout, retrieve selection
 and the TUI all read the tree; with ``kind: str`` and ``fields: dict`` each
 decoded it again (and the TUI parsed label text). Now each kind carries one
-frozen ``*Info`` record; :attr:`Node.fields` is kept as a read-only view in
-the old dict shape for code not yet moved over (see ``as_fields``).
+frozen ``*Info`` record that every consumer reads (the JSON keys are written
+from it in ``core.render``; the texts in ``core.tree.labels``).
 
 ``NodeKind`` is a ``StrEnum`` whose values are the kind names of the JSON
 contract, so ``node.kind == "RT-Plan"`` keeps working.
@@ -15,7 +15,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
 
 from dicomtools.core.model import InstanceSummary
 
@@ -66,22 +65,6 @@ class PlanInfo:
     sop_instance_uid: str
     related: bool = False
 
-    def as_fields(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "plan_label": self.plan_label,
-            "plan_name": self.plan_name,
-            "plan_intent": self.plan_intent,
-            "approval_status": self.approval_status,
-            "plan_date": self.plan_date,
-            "machines": list(self.machines),
-            "machines_defaulted": list(self.machines_defaulted),
-            "machine_models": list(self.machine_models),
-            "sop_instance_uid": self.sop_instance_uid,
-        }
-        if self.related:
-            out["related"] = True
-        return out
-
 
 @dataclass(frozen=True, slots=True)
 class MissingInfo:
@@ -89,9 +72,6 @@ class MissingInfo:
 
     uid: str
     related: bool = False  # a referenced plan, shown below the plan that references it
-
-    def as_fields(self) -> dict[str, Any]:
-        return {"related": True} if self.related else {}
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,22 +84,11 @@ class SeriesInfo:
     frame_of_reference_uid: str
     series_description: str = ""
 
-    def as_fields(self) -> dict[str, Any]:
-        return {
-            "series_instance_uid": self.series_instance_uid,
-            "modality": self.modality,
-            "count": self.count,
-            "frame_of_reference_uid": self.frame_of_reference_uid,
-        }
-
 
 @dataclass(frozen=True, slots=True)
 class StructInfo:
     structure_set_label: str
     roi_count: int
-
-    def as_fields(self) -> dict[str, Any]:
-        return {"structure_set_label": self.structure_set_label, "roi_count": self.roi_count}
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,22 +102,10 @@ class BeamNodeInfo:
     machine_model: str
     machine_defaulted: bool = False
 
-    def as_fields(self) -> dict[str, Any]:
-        return {
-            "beam_number": self.beam_number,
-            "beam_name": self.beam_name,
-            "delivery_type": self.delivery_type,
-            "machine": self.machine,
-            "machine_model": self.machine_model,
-        }
-
 
 @dataclass(frozen=True, slots=True)
 class DoseInfo:
     dose_summation_type: str
-
-    def as_fields(self) -> dict[str, Any]:
-        return {"dose_summation_type": self.dose_summation_type}
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,24 +116,15 @@ class RecordInfo:
     beam_numbers: tuple[int, ...]
     treatment_date: str = ""
 
-    def as_fields(self) -> dict[str, Any]:
-        return {"fraction_number": self.fraction_number, "beam_numbers": list(self.beam_numbers)}
-
 
 @dataclass(frozen=True, slots=True)
 class RtImageInfo:
     rt_image_label: str
 
-    def as_fields(self) -> dict[str, Any]:
-        return {"rt_image_label": self.rt_image_label}
-
 
 @dataclass(frozen=True, slots=True)
 class RegInfo:
     registered_frames: tuple[str, ...]
-
-    def as_fields(self) -> dict[str, Any]:
-        return {"registered_frames": list(self.registered_frames)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,9 +132,6 @@ class OtherInfo:
     """An instance of a class the tree has no rule for."""
 
     sop_class_name: str
-
-    def as_fields(self) -> dict[str, Any]:
-        return {"sop_class_name": self.sop_class_name}
 
 
 NodeInfo = (
@@ -208,11 +153,6 @@ class Node:
 
     def __post_init__(self) -> None:
         self.kind = NodeKind(self.kind)  # a plain kind string is accepted
-
-    @property
-    def fields(self) -> dict[str, Any]:
-        """The facts in the old ``dict`` shape (read-only view; prefer :attr:`info`)."""
-        return self.info.as_fields() if self.info is not None else {}
 
     @property
     def plan(self) -> InstanceSummary | None:

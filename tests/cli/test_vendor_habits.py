@@ -65,7 +65,7 @@ def test_structure_set_naming_only_its_frame_shows_its_series_whatever_else_is_t
     def struct_children(root: Path) -> list[str]:
         tree = build_forest(scan(str(root), workers=1).instances)[0]
         node = next(n for n in tree.unconnected if n.instances and n.instances[0].sop_instance_uid == ss_uid)
-        return [c.fields["series_instance_uid"] for c in node.children]
+        return [c.info.series_instance_uid for c in node.children]
 
     assert struct_children(alone) == [series]
     assert struct_children(both) == [series]

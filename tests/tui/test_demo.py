@@ -62,9 +62,9 @@ async def test_find_retrieve_and_store_against_the_demo_node(
         screen.query_one("#r-name", Input).value = "PHANT*"
         await pilot.press("ctrl+f")
         await wait_for(pilot, lambda: len(screen.rows) == 2, timeout=30)
-        plans = {p.label: p for p in screen.rows[0].plans}
+        plans = {p.plan_label: p for p in screen.rows[0].plans}
         assert set(plans) == {"PLAN_A", "PLAN_B", "QA_A", "PROTON_1"}
-        assert plans["PLAN_B"].approval == "UNAPPROVED" and plans["PLAN_A"].date == "20240115"
+        assert plans["PLAN_B"].approval_status == "UNAPPROVED" and plans["PLAN_A"].plan_date == "20240115"
         table = screen.query_one("#found", DataTable)
         table.focus()
         keys = [str(r.key.value) for r in table.ordered_rows]
@@ -73,7 +73,7 @@ async def test_find_retrieve_and_store_against_the_demo_node(
         await wait_for(pilot, lambda: not app.jobs.running() and not screen.queue, timeout=120)
         assert "[done]" in screen_text(app), screen_text(app)
         await wait_for(pilot, lambda: app.browse.root == str(dest) and bool(app.browse.forest), timeout=30)
-        assert [n.fields["plan_label"] for p in app.browse.forest for n in p.plans] == ["PROTON_1"]
+        assert [n.info.plan_label for p in app.browse.forest for n in p.plans] == ["PROTON_1"]
         # store what was retrieved back under a new ID: the node's index grows
         before = len(node.index)
         await pilot.press("f4")

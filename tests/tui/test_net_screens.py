@@ -221,9 +221,9 @@ async def test_find_and_retrieve_a_plan_into_the_browsed_folder(
         await wait_for(pilot, lambda: bool(screen.rows), timeout=30)
         row = screen.rows[0]
         assert row.patient_id == "PHANTOM-001" and row.plans_known
-        labels = {p.label: p for p in row.plans}
+        labels = {p.plan_label: p for p in row.plans}
         assert {"PLAN_A", "PLAN_B", "QA_A", "PROTON_1"} <= set(labels)
-        assert labels["PLAN_A"].approval == "APPROVED"
+        assert labels["PLAN_A"].approval_status == "APPROVED"
         text = screen_text(app)
         assert "PHANTOM-001  PHANTOM^ALPHA" in text and "UNAPPROVED" in text
         table = screen.query_one("#found", DataTable)
@@ -239,7 +239,7 @@ async def test_find_and_retrieve_a_plan_into_the_browsed_folder(
         await wait_for(pilot, lambda: any(p.plans for p in app.browse.forest), timeout=30)
         await settle(pilot)
         assert isinstance(app.screen, BrowseScreen)
-        plans = sorted(n.fields.get("plan_label") for p in app.browse.forest for n in p.plans)
+        plans = sorted(n.info.plan_label for p in app.browse.forest for n in p.plans)
         assert plans == ["PLAN_A", "QA_A"]
     assert any(dest.rglob("*.dcm"))
 

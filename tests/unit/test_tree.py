@@ -25,7 +25,7 @@ def children(node: Node, kind: str) -> list[Node]:
 
 
 def plan_by_label(tree: PatientTree, label: str) -> Node:
-    found = [p for p in tree.plans if p.fields["plan_label"] == label]
+    found = [p for p in tree.plans if p.info.plan_label == label]
     assert len(found) == 1, [p.label for p in tree.plans]
     return found[0]
 
@@ -53,18 +53,18 @@ def test_plan_subtree_matches_manifest(
         node = plan_by_label(forest[pid], label)
         assert node.instances[0].sop_instance_uid == want.sop_uid
         assert node.kind == ("RT-Ion-Plan" if label == "PROTON_1" else "RT-Plan")
-        assert node.fields["approval_status"] == want.approval_status
+        assert node.info.approval_status == want.approval_status
         # structure set and the image series it is drawn on, with its count
         ss = children(node, "RT-Struct")
         assert uids(ss) == [want.structure_set_uid]
         series = children(ss[0], "Image")
-        assert [s.fields["series_instance_uid"] for s in series] == [want.image_series_uid]
-        assert series[0].fields["count"] == want.image_count == len(series[0].instances)
+        assert [s.info.series_instance_uid for s in series] == [want.image_series_uid]
+        assert series[0].info.count == want.image_count == len(series[0].instances)
         # beams in order, with DRRs, portal images and records sorted by fraction
         beams = children(node, "Beam")
-        assert [b.fields["beam_number"] for b in beams] == want.beam_numbers
+        assert [b.info.beam_number for b in beams] == want.beam_numbers
         for beam in beams:
-            n = beam.fields["beam_number"]
+            n = beam.info.beam_number
             assert set(uids(children(beam, "RT-Image"))) == set(
                 want.drr_uids_by_beam.get(n, []) + want.portal_uids_by_beam.get(n, [])
             )
@@ -73,7 +73,7 @@ def test_plan_subtree_matches_manifest(
         assert uids(children(node, "RT-Dose")) == want.dose_uids
         cbct = children(node, "CBCT")
         if want.cbct_series_uid:
-            assert [c.fields["series_instance_uid"] for c in cbct] == [want.cbct_series_uid]
+            assert [c.info.series_instance_uid for c in cbct] == [want.cbct_series_uid]
             assert len(cbct[0].instances) == want.cbct_count
         else:
             assert cbct == []
@@ -84,7 +84,7 @@ def test_plan_subtree_matches_manifest(
             reg_ss = children(reg, "RT-Struct")
             assert uids(reg_ss) == [want.registered_structure_set_uid]
             reg_series = [s for n in reg.walk() for s in [n] if n.kind == "Image"]
-            assert [s.fields["series_instance_uid"] for s in reg_series] == [want.registered_series_uid]
+            assert [s.info.series_instance_uid for s in reg_series] == [want.registered_series_uid]
         else:
             assert regs == []
         related = [c for c in node.children if c.kind.startswith("RT-") and c.kind.endswith("Plan")]
@@ -95,18 +95,18 @@ def test_machines_and_defaults(forest: dict[str, PatientTree], phantom: PhantomM
     for pid, pm in phantom.patients.items():
         plan_b = plan_by_label(forest[pid], "PLAN_B")
         assert pm.plans["PLAN_B"].machines == ["", ""]
-        assert plan_b.fields["machines"] == ["HALCYON", "HALCYON"]
-        assert plan_b.fields["machines_defaulted"] == [True, True]
+        assert plan_b.info.machines == ("HALCYON", "HALCYON")
+        assert plan_b.info.machines_defaulted == (True, True)
         plan_a = plan_by_label(forest[pid], "PLAN_A")
-        assert plan_a.fields["machines"] == pm.plans["PLAN_A"].machines
-        assert plan_a.fields["machines_defaulted"] == [False] * len(pm.plans["PLAN_A"].machines)
+        assert list(plan_a.info.machines) == pm.plans["PLAN_A"].machines
+        assert list(plan_a.info.machines_defaulted) == [False] * len(pm.plans["PLAN_A"].machines)
 
 
 def test_without_defaults_machine_stays_empty(phantom: PhantomManifest) -> None:
     result = scan(phantom.root, workers=1)
     tree = {p.patient_id: p for p in build_forest(result.instances)}
     for pid in phantom.patients:
-        assert plan_by_label(tree[pid], "PLAN_B").fields["machines"] == ["", ""]
+        assert plan_by_label(tree[pid], "PLAN_B").info.machines == ("", "")
 
 
 def _unconnected_expectation(pm: PatientManifest) -> dict[str, set[str]]:
@@ -130,7 +130,7 @@ def test_unconnected_holds_exactly_what_no_plan_reaches(
             got = {i.sop_instance_uid for n in tree.unconnected if n.kind == kind for i in n.instances}
             assert got == want, kind
         series = {
-            n.fields["series_instance_uid"]: len(n.instances)
+            n.info.series_instance_uid: len(n.instances)
             for top in tree.unconnected
             for n in top.walk()
             if n.kind == "Image"
@@ -164,7 +164,7 @@ def test_reference_cycles_terminate_and_object_under_two_plans() -> None:
     b = _summary("2", plan, plan_label="B", referenced_plans=("1",))
     d = _summary("3", dose, referenced_plans=("1", "2"), dose_summation_type="PLAN")
     (tree,) = build_forest([a, b, d])
-    labels = {p.fields["plan_label"]: p for p in tree.plans}
+    labels = {p.info.plan_label: p for p in tree.plans}
     assert set(labels) == {"A", "B"}
     for p in labels.values():
         assert uids(children(p, "RT-Dose")) == ["3"]
@@ -192,5 +192,5 @@ def test_structure_set_falls_back_to_frame_of_reference() -> None:
     plan = _summary("p", "1.2.840.10008.5.1.4.1.1.481.5", referenced_structure_sets=("s",))
     (tree,) = build_forest([*images, ss, plan])
     ss_node = children(tree.plans[0], "RT-Struct")[0]
-    assert [c.fields["series_instance_uid"] for c in ss_node.children] == ["SC"]
-    assert [n.fields.get("series_instance_uid") for n in tree.unconnected] == ["SM"]
+    assert [c.info.series_instance_uid for c in ss_node.children] == ["SC"]
+    assert [getattr(n.info, "series_instance_uid", None) for n in tree.unconnected] == ["SM"]

@@ -27,7 +27,7 @@ from dicomtools.core.tree import (
     StructInfo,
     build_forest,
 )
-from dicomtools.core.tree.labels import node_title, short_label
+from dicomtools.core.tree.labels import node_facts, node_name, node_title, short_label, short_title
 
 INFO_OF_KIND = {
     NodeKind.PLAN: (PlanInfo, MissingInfo),
@@ -74,24 +74,27 @@ def test_kinds_still_compare_with_the_contract_strings(forest: list[PatientTree]
         Node("Imagez", "x")
 
 
-def test_fields_view_is_built_from_the_typed_data(forest: list[PatientTree]) -> None:
+def test_the_tree_has_no_dict_view_any_more(forest: list[PatientTree]) -> None:
+    """Every consumer reads ``Node.info``; the old ``fields`` dict is gone, so none can creep back."""
+    assert not hasattr(Node, "fields")
     for node in _nodes(forest):
+        assert not hasattr(node.info, "as_fields")
         if isinstance(node.info, PlanInfo):
-            assert node.fields["plan_label"] == node.info.plan_label
-            assert node.fields["machines"] == list(node.info.machines)
             assert node.plan is node.instances[0]
-        if isinstance(node.info, SeriesInfo):
-            assert node.fields["count"] == node.info.count == len(node.instances)
+            assert node.plan.sop_instance_uid == node.info.sop_instance_uid
+        else:
+            assert node.plan is None or node.kind.is_plan
     related = [n for n in _nodes(forest) if isinstance(n.info, PlanInfo | MissingInfo) and n.info.related]
-    assert related and all(n.fields["related"] is True for n in related)
+    assert related and all(node_json(n)["related"] is True for n in related)
 
 
 _SERIES_UID = re.compile(r"\s*\(SeriesUID: [^)]*\)")
 
 
 def _short_label_from_text(node: Node) -> str:
-    """What the TUI's tree line showed by parsing the label (tui/widgets/ref_tree.py before)."""
-    fields = node.fields
+    """What the TUI's tree line showed by parsing the label (tui/widgets/ref_tree.py before),
+    reading the facts from the JSON contract instead of the removed ``fields`` dict."""
+    fields = node_json(node)
     if node.kind.is_plan and "plan_label" in fields:
         parts = [fields.get("plan_label") or node.label.split(",")[0]]
         if fields.get("approval_status"):
@@ -111,6 +114,35 @@ def test_short_label_from_typed_data_equals_the_parsed_label(forest: list[Patien
     assert any(n.kind.is_series for n in nodes) and any(n.kind.is_plan for n in nodes)
     for node in nodes:
         assert short_label(node) == _short_label_from_text(node), node.label
+
+
+def test_names_from_typed_data_equal_the_label_text_cut_at_the_first_comma(
+    forest: list[PatientTree],
+) -> None:
+    """Marks and the flat list's "under" column used ``label.split(",")[0]``; the typed names agree."""
+    nodes = _nodes(forest)
+    kinds = set()
+    for node in nodes:
+        if node.kind in (NodeKind.REGISTRATIONS, NodeKind.OTHER):
+            continue
+        kinds.add(node.kind)
+        assert node_name(node) == node.label.split(",")[0], node.label
+        if (node.kind.is_series and "," not in node.label) or node.note or node.instances and any(
+            i.truncated for i in node.instances
+        ):  # no description: the UID is no name; a note is not part of a node's name
+            continue
+        assert short_title(node) == node_title(node).split(",")[0], node.label
+    assert {NodeKind.PLAN, NodeKind.IMAGE, NodeKind.BEAM, NodeKind.DOSE, NodeKind.RECORD} <= kinds
+
+
+def test_details_facts_come_from_typed_data(forest: list[PatientTree]) -> None:
+    plan = next(n for n in _nodes(forest) if isinstance(n.info, PlanInfo) and n.info.plan_intent)
+    facts = dict(node_facts(plan))
+    assert facts["plan intent"] == plan.info.plan_intent  # type: ignore[union-attr]
+    assert "sop instance uid" not in facts and "machines defaulted" not in facts
+    series = next(n for n in _nodes(forest) if isinstance(n.info, SeriesInfo))
+    assert dict(node_facts(series))["series instance uid"] == series.info.series_instance_uid  # type: ignore[union-attr]
+    assert all(value for _, value in node_facts(plan))  # empty facts are left out
 
 
 def test_titles_and_json_keys_per_kind(forest: list[PatientTree]) -> None:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from textual.widgets import DataTable, TabbedContent
 
 from dicomtools.core.progress import ProgressSink
+from dicomtools.core.tree.labels import node_name
 from dicomtools.tui.jobs import Job, JobOutcome, Summary
 from dicomtools.tui.marks import Mark, instances_of, iter_markables, resolve, subforest
 from dicomtools.tui.screens.base import AppScreen
@@ -70,7 +71,7 @@ class MarkActions(AppScreen):
             self.tree.marked_keys.discard(item.key)
         else:
             if item.node is not None:
-                title = f"{item.kind} {item.node.label.split(',')[0]}"
+                title = f"{item.kind} {node_name(item.node)}"
             else:
                 title = "whole patient"
             self.marks[item.key] = Mark(item.key, item.kind, item.patient.patient_id, title)

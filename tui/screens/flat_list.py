@@ -27,13 +27,13 @@ log = logging.getLogger(__name__)
 
 def flat_rows(forest: list[Any]) -> Iterator[tuple[str, str, str]]:
     """(patient, object, under) for every object of ``forest``, in tree order."""
-    from dicomtools.core.render import UNCONNECTED_TITLE, node_title
+    from dicomtools.core.tree.labels import UNCONNECTED_TITLE, node_title, short_title
 
     def walk(node: Any, patient: str, chain: list[str], depth: int) -> Iterator[tuple[str, str, str]]:
         title = node_title(node)
         yield patient, "  " * depth + title, " / ".join(chain)
         for child in node.children:
-            yield from walk(child, patient, [*chain, title.split(",")[0]], depth + 1)
+            yield from walk(child, patient, [*chain, short_title(node)], depth + 1)
 
     for p in forest:
         pid = p.patient_id or "<no id>"

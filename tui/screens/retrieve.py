@@ -21,8 +21,9 @@ from textual.coordinate import Coordinate
 from textual.widgets import Button, DataTable, Footer, Input, Label, Static
 
 from dicomtools.core.config import ConfigError, resolve_node
-from dicomtools.core.net.session import PatientRow, RetrieveRequest
+from dicomtools.core.net.find_model import PatientRow
 from dicomtools.core.progress import ProgressSink
+from dicomtools.core.services.retrieve import RetrieveRequest
 from dicomtools.tui.actions import bindings_for
 from dicomtools.tui.jobs import Job, JobOutcome, JobState, Summary
 from dicomtools.tui.screens.base import AppScreen
@@ -182,7 +183,7 @@ class RetrieveScreen(AppScreen):
             table.add_row("[ ]", Text(f"{row.patient_id}  {row.patient_name}", style="bold"), "", "", info,
                           key=patient_key(row.patient_id))
             for plan in row.plans:
-                table.add_row("[ ]", f"   {plan.label or plan.sop_instance_uid}", plan.approval, plan.date,
+                table.add_row("[ ]", f"   {plan.plan_label or plan.sop_instance_uid}", plan.approval_status, plan.plan_date,
                               "", key=plan_key(row.patient_id, plan.sop_instance_uid))
 
     def action_mark(self) -> None:
@@ -310,7 +311,7 @@ class RetrieveScreen(AppScreen):
         what = "whole patient" if not req.plan_uids else f"{len(req.plan_uids)} plan(s)"
 
         def run(sink: ProgressSink, job: Job) -> Any:
-            from dicomtools.core.net.session import run_retrieve
+            from dicomtools.core.services.retrieve import run_retrieve
 
             return run_retrieve(node, config, req, sink=sink, cancel=job.cancel, temp_dirs=job.temp_dirs)
 

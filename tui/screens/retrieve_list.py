@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from dicomtools.core.net.session import PatientRow
+from dicomtools.core.net.find_model import PatientRow
 from dicomtools.core.patientlist import PatientEntry
 
 
@@ -42,7 +42,7 @@ def marks_for(entries: Sequence[PatientEntry], rows: Sequence[PatientRow]) -> Li
             out.marks.add(patient_key(row.patient_id))
             continue
         for plan_id in e.plan_ids:
-            hits = [p for p in row.plans if plan_id in (p.label, p.sop_instance_uid)]
+            hits = [p for p in row.plans if plan_id in (p.plan_label, p.sop_instance_uid)]
             if not hits:
                 out.missing_plans.append(f"{e.patient_id}: {plan_id}")
             out.marks.update(plan_key(row.patient_id, p.sop_instance_uid) for p in hits)

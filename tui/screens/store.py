@@ -15,7 +15,7 @@ import logging
 import os
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.text import Text
 from textual import on
@@ -33,6 +33,9 @@ from dicomtools.tui.widgets.inputs import TextInput
 from dicomtools.tui.widgets.nav import NavBar
 from dicomtools.tui.widgets.node_picker import NodePicker
 from dicomtools.tui.widgets.progress_pane import ProgressPane
+
+if TYPE_CHECKING:
+    from dicomtools.core.net.store_order import StorePlan
 
 log = logging.getLogger(__name__)
 
@@ -228,12 +231,15 @@ class StoreScreen(AppScreen):
             return []
         mapping, defaults = rules
         defaults = {**self.tool.config.machines.defaults, **defaults}
-        self.checks = check_machines(self.instances, mapping, defaults, self._known())
+        plan = self._store_plan(defaults)
+        held = {inst.sop_instance_uid for inst, _ in plan.conflicts}  # not sent: not checked either
+        sendable = [i for i in self.instances if i.sop_instance_uid not in held]
+        self.checks = check_machines(sendable, mapping, defaults, self._known())
         for c in self.checks:
             style = "bold reverse" if c.state != "ok" else ""
             table.add_row(c.patient, c.plan, c.beam, c.stored or "<empty>", Text(c.sent or "<empty>", style=style),
                           Text(c.label(), style=style))
-        self.skipped = self._left_out(defaults)
+        self.skipped = list(plan.skipped)
         report.update(report_text(left_out_lines(self.skipped)))
         problems = [c for c in self.checks if c.state != "ok"]
         plans = len({c.plan_uid for c in self.checks})
@@ -247,13 +253,12 @@ class StoreScreen(AppScreen):
         self.say(text)
         return problems
 
-    def _left_out(self, defaults: dict[str, str]) -> list[tuple[Any, str]]:
-        from dicomtools.core.net.store import order_for_store
-        from dicomtools.core.tree import build_forest
+    def _store_plan(self, defaults: dict[str, str]) -> StorePlan:
+        """The store command's own plan (core ``plan_store``): same order, same files held back."""
+        from dicomtools.core.net.store_order import plan_store
 
         assert self.instances is not None
-        plan = order_for_store(build_forest(self.instances, defaults), include_all=self.include_all)
-        return list(plan.skipped)
+        return plan_store(self.instances, defaults, include_all=self.include_all)
 
     def action_left_out(self) -> None:
         if not self.skipped:
@@ -352,10 +357,12 @@ class StoreScreen(AppScreen):
         instances, include_all = list(self.instances), self.include_all
 
         def run(sink: ProgressSink, job: Job) -> Any:
-            from dicomtools.core.net.store import order_for_store, store
-            from dicomtools.core.tree import build_forest
+            from dicomtools.core.net.store import store
+            from dicomtools.core.net.store_order import plan_store
 
-            plan = order_for_store(build_forest(instances, defaults), include_all=include_all)
+            plan = plan_store(instances, defaults, include_all=include_all)
+            for inst, why in plan.conflicts:
+                log.warning("store: %s: %s", inst.path, why)
             return store(node, plan, status_file=status_file, mapping=mapping, defaults=defaults,
                          sink=sink, cancel=job.cancel)
 

@@ -20,21 +20,15 @@ from textual.widgets import DataTable, Input, Static
 
 from dicomtools.core.dicom.text import sanitize
 from dicomtools.core.elements import ElementRow, dataset_rows, matching_rows, visible_rows
+from dicomtools.core.tree.labels import node_facts, short_label
 from dicomtools.tui.actions import bindings_for
 from dicomtools.tui.messages import DetailsLoaded
 from dicomtools.tui.widgets.inputs import TextInput
-from dicomtools.tui.widgets.ref_tree import TreeItem, short_label
+from dicomtools.tui.widgets.ref_tree import TreeItem
 
 log = logging.getLogger(__name__)
 
 FACT_FIELDS_MAX = 6
-HIDDEN_FIELDS = frozenset({"machines_defaulted", "sop_instance_uid", "plan_label", "related", "count"})
-
-
-def _field_text(value: Any) -> str:
-    if isinstance(value, list | tuple):
-        return ", ".join(str(v) for v in dict.fromkeys(value) if str(v)) or "-"
-    return str(value)
 
 
 def describe_item(item: TreeItem | None, root: str | None, width: int = 60) -> Text:
@@ -78,11 +72,7 @@ def describe_item(item: TreeItem | None, root: str | None, width: int = 60) -> T
     text.append(f"\n{n_own} instance" + ("" if n_own == 1 else "s"))
     if n_all != n_own:
         text.append(f", {n_all} with everything below")
-    facts = []
-    for key, value in (node.fields or {}).items():
-        if key in HIDDEN_FIELDS or value in (None, "", [], ()):
-            continue
-        facts.append((key.replace("_", " "), sanitize(_field_text(value))))
+    facts = node_facts(node)
     used = width  # pack "key: value" pairs into lines no wider than the pane
     for key, value in facts[:FACT_FIELDS_MAX]:
         size = len(key) + 2 + len(value)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -22,10 +21,11 @@ from textual.widgets import Tree
 from textual.widgets.tree import TreeNode
 
 from dicomtools.core.dicom.text import sanitize
+from dicomtools.core.tree import Node
+from dicomtools.core.tree.labels import short_label
 
 log = logging.getLogger(__name__)
 
-PLAN_KINDS = frozenset({"RT-Plan", "RT-Ion-Plan", "RT-Brachy-Plan"})
 CHUNK = 250  # top-level nodes added per step, so a huge archive never blocks a frame
 UNREADABLE_KEY = "U:unreadable"
 
@@ -35,14 +35,14 @@ class TreeItem:
     """What a tree line stands for: a patient, the unconnected group, or a core ``Node``."""
 
     key: str
-    kind: str  # "patient", "unconnected" or a Node kind
+    kind: str  # "patient", "unconnected", "unreadable", "unreadable-file" or a NodeKind
     patient: Any  # core.tree.PatientTree
     node: Any = None  # core.tree.Node
     loaded: bool = False
 
     @property
     def is_plan(self) -> bool:
-        return self.kind in PLAN_KINDS
+        return isinstance(self.node, Node) and self.node.kind.is_plan
 
     @property
     def markable(self) -> bool:
@@ -94,7 +94,7 @@ def patient_key(patient: Any) -> str:
     return f"P:{patient.patient_id}|{patient.patient_name}"
 
 
-def node_key(parent_key: str, node: Any, index: int) -> str:
+def node_key(parent_key: str, node: Node, index: int) -> str:
     """Stable across rebuilds: kind + first SOP Instance UID (or label), index as a tie-break."""
     ident = node.instances[0].sop_instance_uid if node.instances else node.label
     return f"{parent_key}/{node.kind}:{ident}"
@@ -114,29 +114,9 @@ def patient_label(patient: Any) -> Text:
     return text
 
 
-_SERIES_UID = re.compile(r"\s*\(SeriesUID: [^)]*\)")
-
-
-def short_label(node: Any) -> str:
-    """The node's label shortened for a tree line (the details pane shows everything)."""
-    fields = node.fields or {}
-    if node.kind in PLAN_KINDS and "plan_label" in fields:
-        parts = [fields.get("plan_label") or node.label.split(",")[0]]
-        if fields.get("approval_status"):
-            parts.append(str(fields["approval_status"]))
-        machines = [m for m in dict.fromkeys(fields.get("machines") or []) if m]
-        if machines:
-            parts.append("/".join(machines))
-        return sanitize("  ".join(str(p) for p in parts))
-    label = _SERIES_UID.sub("", node.label)
-    if node.kind in ("Image", "CBCT") and fields.get("modality"):
-        label = f"{fields['modality']}: {label}"
-    return sanitize(label)
-
-
-def node_label(node: Any) -> Text:
+def node_label(node: Node) -> Text:
     text = Text()
-    text.append(node.kind, style="bold" if node.kind in PLAN_KINDS else "")
+    text.append(node.kind.value, style="bold" if node.kind.is_plan else "")
     label = short_label(node)
     if label:
         text.append(f"  {label}")
