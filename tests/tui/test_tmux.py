@@ -118,7 +118,8 @@ def test_browse_filter_keys_log_and_quit_in_a_real_terminal(
     save_config(cfg, preset)
     terminal.start(command(tmp_path, f"tui --path {shlex.quote(str(archive))} --config {shlex.quote(str(preset))} "
                                      f"--node aria"))
-    screen = terminal.wait_for("2 patients, 8 plans")
+    # the footer settles once the tree has focus (the scan may finish before that)
+    screen = terminal.wait(lambda t: "2 patients, 8 plans" in t and "q Quit" in t, "the scanned tree")
     assert_intact(screen, 30)  # the archive's broken files made pydicom warn: none of it on screen
     assert "PHANTOM-001" in screen and "PHANTOM-002" in screen
     assert "q Quit" in screen and "F1 Keys" in screen
