@@ -8,13 +8,13 @@ the standard's IOD -> module and module -> attribute tables; :mod:`iod_build`
 derives from them the compact table shipped as package data
 (``profiles/standard/iod-attribute-types.tsv``, a test keeps it equal to what
 the pinned highdicom gives). Reading it costs milliseconds; a module's
-attributes are decoded only when an object of an IOD that uses it is seen.
+attributes are decoded only when an object of an IOD that uses it is seen
+(and only the keywords asked for are kept).
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 from functools import lru_cache
 from importlib import resources
 
@@ -54,27 +54,15 @@ def _table() -> _Table:
     return _Table(text)
 
 
-_lock = threading.Lock()
-_modules: dict[str, dict[tuple[Path_, str], str]] = {}
-
-
-def _module(name: str) -> dict[tuple[Path_, str], str]:
-    """One module's Types by (sequence path, keyword), decoded on first use (see :func:`iod_build.build`)."""
-    found = _modules.get(name)
-    if found is not None:
-        return found
-    with _lock:
-        index: dict[tuple[Path_, str], str] = {}
-        prev: list[str] = []
-        for entry in _table().encoded.get(name, "").split():
-            place, _, typ = entry.partition("=")
-            i = 0
-            while place[i].isdigit():
-                i += 1
-            place_list = prev[: int(place[:i])] + place[i:].split("/")
-            index[(tuple(place_list[:-1]), place_list[-1])] = typ
-            prev = place_list
-        _modules[name] = index
+def _module(name: str, keywords: frozenset[str]) -> dict[tuple[Path_, str], str]:
+    """One module's Types of ``keywords`` by (sequence path, keyword) (format: :func:`iod_build.build`)."""
+    index: dict[tuple[Path_, str], str] = {}
+    place: list[str] = []
+    for entry in _table().encoded.get(name, "").split():
+        text, _, typ = entry.partition("=")
+        place[int(text[0]):] = text[1:].split("/")  # the shared count is one digit (paths are shallower)
+        if place[-1] in keywords:
+            index[(tuple(place[:-1]), place[-1])] = typ
     return index
 
 
@@ -102,9 +90,7 @@ def iod_types(sop_class_uid: str, keywords: frozenset[str]) -> IodTypes | None:
         return None
     types: dict[tuple[Path_, str], str] = {}
     for module in table.iods.get(iod, []):
-        for key, typ in _module(module).items():
-            if key[1] not in keywords:
-                continue
+        for key, typ in _module(module, keywords).items():
             old = types.get(key)
             if old is None or _STRICTNESS.get(typ, 9) < _STRICTNESS.get(old, 9):
                 types[key] = typ

@@ -75,6 +75,7 @@ def _encode(entries: list[tuple[tuple[str, ...], str]]) -> list[str]:
         n = 0
         while n < len(place) - 1 and n < len(prev) and place[n] == prev[n]:
             n += 1
+        assert n < 10, "iod.py reads the shared count as one digit"
         out.append(f"{n}{'/'.join(place[n:])}={typ}")
         prev = place
     return out

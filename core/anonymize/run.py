@@ -41,7 +41,6 @@ from dicomtools.core.anonymize.profile import Profile, ProfileError, load_profil
 from dicomtools.core.anonymize.uidmap import UidMap
 from dicomtools.core.anonymize.valuetext import element_text
 from dicomtools.core.anonymize.verify import OUR_VALUES, Identifiers, VerifyReport, verify_files
-from dicomtools.core.atomic import atomic_writer
 from dicomtools.core.dicom.pydicom_setup import configure as configure_pydicom
 from dicomtools.core.model import InstanceSummary, UnreadableFile
 from dicomtools.core.progress import CancelToken, ProgressSink, Reporter
@@ -168,10 +167,15 @@ def _read(path: str) -> Dataset | str:
     return ds
 
 
-def _write(ds: Dataset, dest: str, names: PathNames | None = None) -> None:
-    """Write with a zeroed preamble and our own file meta; temp file + rename (nothing half-written)."""
+def _write(ds: Dataset, tmp: str, names: PathNames | None = None) -> None:
+    """Write with a zeroed preamble and our own file meta into the staging folder.
+
+    ``tmp`` is a name in the hidden staging folder, renamed to its final name
+    only once complete (:func:`_place`): a second temp file + rename here
+    would guard nothing and cost two system calls a file.
+    """
     prepare_for_writing(ds, (lambda text: names.rewrite(text, None)) if names is not None else None)
-    with atomic_writer(dest) as fh:
+    with open(tmp, "wb") as fh:
         ds.save_as(fh)
 
 
