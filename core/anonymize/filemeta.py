@@ -34,13 +34,25 @@ def _ae_title(value: str) -> str:
     return "".join(c for c in value if c.isascii() and c.isprintable() and c != "\\").strip()[:16]
 
 
+class WriteOnceFileMeta(FileMetaDataset):
+    """A file meta built for one write, which pydicom need not protect from itself.
+
+    ``dcmwrite`` deep-copies the file meta so the caller's stays untouched
+    (0.1 ms a small file, a tenth of a plain read + write). This one is
+    made fresh for the write and dropped after it, so its copy is itself.
+    """
+
+    def __deepcopy__(self, memo: dict[int, object]) -> WriteOnceFileMeta:
+        return self
+
+
 def fresh_file_meta(ds: Dataset, clean: Callable[[str], str] | None = None) -> FileMetaDataset:
     """A new file meta for ``ds`` (already anonymized; its old meta, if any, already passed the profile).
 
     ``clean`` rewrites a retained AE title (a station named after a person keeps no name).
     """
     old = getattr(ds, "file_meta", None)
-    meta = FileMetaDataset()
+    meta = WriteOnceFileMeta()
     meta.FileMetaInformationGroupLength = 0  # recomputed by pydicom on write
     meta.FileMetaInformationVersion = b"\x00\x01"
     meta.MediaStorageSOPClassUID = UID(element_text(ds, 0x00080016))

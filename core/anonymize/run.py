@@ -322,10 +322,10 @@ def anonymize_files(
                 break
             got = run.anonymize(path)
             if got is not None:
-                one = _stage(run, got[0], got[1], path, os.path.join(staging, f"{len(staged)}.dcm"))
+                one = _stage(run, got[0], got[1], path, os.path.join(staging, f"{len(staged)}.dcm"), layout == "tree")
                 if one is not None:
                     staged.append(one[0])
-                    if layout == "tree":
+                    if one[1] is not None:
                         summaries.append(one[1])
             rep.advanced(done, total)
         if layout == "tree":
@@ -360,13 +360,18 @@ class _Staged:
     prefix: str
 
 
-def _stage(run: _Run, ds: Dataset, new_pid: str, path: str, tmp: str) -> tuple[_Staged, InstanceSummary] | None:
-    """Write one anonymized data set into staging; a file pydicom cannot write is listed, not fatal."""
+def _stage(
+    run: _Run, ds: Dataset, new_pid: str, path: str, tmp: str, summarize: bool
+) -> tuple[_Staged, InstanceSummary | None] | None:
+    """Write one anonymized data set into staging; a file pydicom cannot write is listed, not fatal.
+
+    ``summarize``: also the scanner's summary, which only the tree layout needs.
+    """
     try:
         uid = element_text(ds, 0x00080018)
         prefix = _prefix(element_text(ds, 0x00080060))
         _write(ds, tmp, run.names)
-        summary = _summary(ds, tmp)
+        summary = _summary(ds, tmp) if summarize else None
     except Exception as exc:  # pydicom raises many types when re-encoding a damaged element
         log.debug("write failed for %s", path, exc_info=True)
         run.report.failed.append(UnreadableFile(path, failure_reason(exc, "write")))
@@ -378,6 +383,7 @@ def _stage(run: _Run, ds: Dataset, new_pid: str, path: str, tmp: str) -> tuple[_
 
 def _place(run: _Run, staged: list[_Staged], folders: dict[str, str] | None, root: str | None = None) -> None:
     """Rename each staged file to its final name: tree folders, or (``folders`` None) the input layout."""
+    made: set[str] = set()
     for one in staged:
         source, tmp, uid, new_pid = one.source, one.tmp, one.uid, one.patient_id
         if folders is None:
@@ -391,7 +397,10 @@ def _place(run: _Run, staged: list[_Staged], folders: dict[str, str] | None, roo
         if problem:
             run.report.skipped.append(UnreadableFile(source, problem))
             continue
-        os.makedirs(os.path.dirname(dest), exist_ok=True)
+        folder = os.path.dirname(dest)
+        if folder not in made:  # a series shares its folder: one makedirs, not one a file
+            os.makedirs(folder, exist_ok=True)
+            made.add(folder)
         os.replace(tmp, dest)  # the staged file is complete; the rename is atomic
         run.report.written.append(OutputFile(source, dest, uid, new_pid))
 
