@@ -202,9 +202,14 @@ class _Run:
             uid_map_path=settings.uid_map_path,
         )
         self.dests: set[str] = set()
+        self._real_folders: dict[str, str] = {}
 
     def guard(self, dest: str) -> str | None:
-        real = os.path.realpath(dest)
+        parent, name = os.path.split(dest)
+        real_folder = self._real_folders.get(parent)
+        if real_folder is None:  # the files of a series share a folder: resolve it once
+            real_folder = self._real_folders[parent] = os.path.realpath(parent)
+        real = os.path.realpath(dest) if os.path.islink(dest) else os.path.join(real_folder, name)
         for folder in self.input_dirs:
             if _is_inside(real, folder):
                 return f"output {dest!r} would be inside the input folder {folder!r}; not written"
