@@ -30,6 +30,10 @@ _STRICTNESS = {"1": 0, "1C": 1, "2": 2, "2C": 3, "3": 4}
 Path_ = tuple[str, ...]  # keywords of the enclosing sequences, outermost first
 
 
+class IodDataError(RuntimeError):
+    """The packaged IOD attribute-Type table is missing or unreadable (a broken install)."""
+
+
 class _Table:
     """The packaged table: SOP class -> IOD, IOD -> modules, module -> its (still encoded) attributes."""
 
@@ -50,7 +54,10 @@ class _Table:
 
 @lru_cache(maxsize=1)
 def _table() -> _Table:
-    text = (resources.files(PACKAGE) / "standard" / FILE_NAME).read_text(encoding="utf-8")
+    try:
+        text = (resources.files(PACKAGE) / "standard" / FILE_NAME).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise IodDataError(f"the standard's IOD table {FILE_NAME} is missing or unreadable: {exc}") from None
     return _Table(text)
 
 
