@@ -116,6 +116,8 @@ class Anonymizer:
         self.private_action = compiled.private_action
         self.regexes = compiled.regexes
         self._regex_memo: dict[int, str | None] = {}
+        self._unlisted_memo: dict[int, str | None] = {}
+        self.keeps_private = compiled.keeps_private  # a property that scans the creator rules
         self.creator_groups = {g for g, _, _ in self.creators}
         # attributes whose action may depend on their Type in the IOD: combined cells, X and Z
         self.typed_keywords = frozenset(keyword(t) for t, a in self.exact.items() if "X" in a or "Z" in a) - {""}
@@ -155,12 +157,14 @@ class Anonymizer:
         action = self.exact.get(tag)
         if action is not None:
             return action
-        for value, mask, act in self.masks:
-            if tag & mask == value:
-                return act
-        if self.regexes:
-            return self._regex(tag)
-        return None
+        memo = self._unlisted_memo  # the same few dozen unlisted tags come back in every file
+        if tag in memo:
+            return memo[tag]
+        found = next((act for value, mask, act in self.masks if tag & mask == value), None)
+        if found is None and self.regexes:
+            found = self._regex(tag)
+        memo[tag] = found
+        return found
 
     def _regex(self, tag: int) -> str | None:
         if tag in self._regex_memo:
@@ -371,7 +375,7 @@ class Anonymizer:
             for tag in _META_DEVICE:
                 if tag in meta._dict:
                     del meta[tag]
-        if not self.compiled.keeps_private:
+        if not self.keeps_private:
             for tag in _META_PRIVATE:
                 if tag in meta._dict:
                     del meta[tag]

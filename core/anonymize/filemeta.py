@@ -16,9 +16,10 @@ from collections.abc import Callable
 
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import UID, ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
+from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
 from dicomtools.core import __version__
+from dicomtools.core.anonymize.values import put_raw, put_text
 from dicomtools.core.anonymize.valuetext import element_text
 
 # 2.25 + the UUID5 of "dicomtools" in the URL namespace: stable, and ours alone.
@@ -34,24 +35,37 @@ def _ae_title(value: str) -> str:
     return "".join(c for c in value if c.isascii() and c.isprintable() and c != "\\").strip()[:16]
 
 
+class WriteOnceFileMeta(FileMetaDataset):
+    """A file meta built for one write, which pydicom need not protect from itself.
+
+    ``dcmwrite`` deep-copies the file meta so the caller's stays untouched
+    (0.1 ms a small file, a tenth of a plain read + write). This one is
+    made fresh for the write and dropped after it, so its copy is itself.
+    """
+
+    def __deepcopy__(self, memo: dict[int, object]) -> WriteOnceFileMeta:
+        return self
+
+
 def fresh_file_meta(ds: Dataset, clean: Callable[[str], str] | None = None) -> FileMetaDataset:
     """A new file meta for ``ds`` (already anonymized; its old meta, if any, already passed the profile).
 
     ``clean`` rewrites a retained AE title (a station named after a person keeps no name).
     """
     old = getattr(ds, "file_meta", None)
-    meta = FileMetaDataset()
-    meta.FileMetaInformationGroupLength = 0  # recomputed by pydicom on write
-    meta.FileMetaInformationVersion = b"\x00\x01"
-    meta.MediaStorageSOPClassUID = UID(element_text(ds, 0x00080016))
-    meta.MediaStorageSOPInstanceUID = UID(element_text(ds, 0x00080018))
+    meta = WriteOnceFileMeta()
+    # encoded values, as the engine writes them: pydicom writes them as they are (same bytes, a fifth of the time)
+    put_raw(meta, 0x00020000, "UL", b"\0\0\0\0")  # group length: recomputed by pydicom on write
+    put_raw(meta, 0x00020001, "OB", b"\x00\x01")
+    put_text(meta, 0x00020002, "UI", element_text(ds, 0x00080016))
+    put_text(meta, 0x00020003, "UI", element_text(ds, 0x00080018))
     syntax = element_text(old, 0x00020010) if old is not None else ""
     if not syntax:
         implicit, little = ds.original_encoding
         syntax = ImplicitVRLittleEndian if implicit else ExplicitVRLittleEndian if little else ExplicitVRBigEndian
-    meta.TransferSyntaxUID = UID(syntax)
-    meta.ImplementationClassUID = UID(IMPLEMENTATION_CLASS_UID)
-    meta.ImplementationVersionName = IMPLEMENTATION_VERSION_NAME
+    put_text(meta, 0x00020010, "UI", syntax)
+    put_text(meta, 0x00020012, "UI", IMPLEMENTATION_CLASS_UID)
+    put_text(meta, 0x00020013, "SH", IMPLEMENTATION_VERSION_NAME)
     if old is not None:
         for tag in _AE_TITLES:
             title = element_text(old, tag)

@@ -4,22 +4,19 @@ PS3.15 E.3.1 chooses a combined action (``Z/D``, ``X/Z``, ``X/D``, ``X/Z/D``)
 by the attribute's Type in the object's IOD, at the place it occurs (top
 level or inside a given sequence): Type 1 needs a dummy, Type 2 may be empty,
 Type 3 may go. Those Types are not written by hand here: highdicom carries
-the standard's IOD -> module and module -> attribute tables (with the
-sequence path of every attribute) as JSON data, which this module reads
-directly from the installed package (without importing highdicom, whose
-import pulls numpy and Pillow). Only the attributes a profile has combined
-cells for are indexed, so the 22 MB table is parsed once and dropped.
+the standard's IOD -> module and module -> attribute tables; :mod:`iod_build`
+derives from them the compact table shipped as package data
+(``profiles/standard/iod-attribute-types.tsv``, a test keeps it equal to what
+the pinned highdicom gives). Reading it costs milliseconds; a module's
+attributes are decoded only when an object of an IOD that uses it is seen
+(and only the keywords asked for are kept).
 """
 
 from __future__ import annotations
 
-import importlib.util
-import json
 import logging
-import threading
 from functools import lru_cache
-from pathlib import Path
-from typing import Any
+from importlib import resources
 
 from pydicom.datadict import keyword_for_tag
 
@@ -27,6 +24,8 @@ from dicomtools.core.errors import DicomToolsError
 
 log = logging.getLogger(__name__)
 
+PACKAGE = "dicomtools.profiles"
+FILE_NAME = "iod-attribute-types.tsv"  # written by iod_build from the pinned highdicom
 # Strictest first: where modules disagree (or a module appears twice), the stricter Type counts.
 _STRICTNESS = {"1": 0, "1C": 1, "2": 2, "2C": 3, "3": 4}
 
@@ -34,56 +33,46 @@ Path_ = tuple[str, ...]  # keywords of the enclosing sequences, outermost first
 
 
 class IodDataError(DicomToolsError, RuntimeError):
-    """highdicom's standard tables are not installed or not readable."""
+    """The packaged IOD attribute-Type table is missing or unreadable (a broken install)."""
 
 
-def _data_dir() -> Path:
-    spec = importlib.util.find_spec("highdicom")
-    if spec is None or spec.origin is None:
-        raise IodDataError("the package 'highdicom' (the standard's IOD tables) is not installed")
-    return Path(spec.origin).parent / "_standard"
+class _Table:
+    """The packaged table: SOP class -> IOD, IOD -> modules, module -> its (still encoded) attributes."""
+
+    def __init__(self, text: str) -> None:
+        self.sop: dict[str, str] = {}
+        self.iods: dict[str, list[str]] = {}
+        self.encoded: dict[str, str] = {}
+        for line in text.splitlines():
+            kind, _, rest = line.partition("\t")
+            name, _, value = rest.partition("\t")
+            if kind == "S":
+                self.sop[name] = value
+            elif kind == "I":
+                self.iods[name] = value.split()
+            elif kind == "M":
+                self.encoded[name] = value
 
 
 @lru_cache(maxsize=1)
-def _iod_maps() -> tuple[dict[str, str], dict[str, list[str]]]:
-    """SOP Class UID -> IOD name, IOD name -> module keys."""
-    root = _data_dir()
-    sop = json.loads((root / "sop_class_iod_map.json").read_text(encoding="utf-8"))
-    iods = json.loads((root / "iod_module_map.json").read_text(encoding="utf-8"))
-    return sop, {name: [m["key"] for m in mods] for name, mods in iods.items()}
+def _table() -> _Table:
+    try:
+        text = (resources.files(PACKAGE) / "standard" / FILE_NAME).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise IodDataError(f"the standard's IOD table {FILE_NAME} is missing or unreadable: {exc}") from None
+    return _Table(text)
 
 
-_lock = threading.Lock()
-_module_index: dict[str, dict[tuple[Path_, str], str]] = {}
-_indexed: set[str] = set()
-
-
-def _ensure_indexed(keywords: frozenset[str]) -> None:
-    """Index the module tables for these attribute keywords (parsed once per new keyword set)."""
-    missing = keywords - _indexed
-    if not missing:
-        return
-    with _lock:
-        missing = keywords - _indexed
-        if not missing:
-            return
-        def keep(obj: dict[str, Any]) -> dict[str, Any] | None:
-            # drop every attribute we do not need while parsing: the whole table never lives at once
-            return obj if "keyword" not in obj or obj["keyword"] in missing else None
-
-        text = (_data_dir() / "module_attribute_map.json").read_text(encoding="utf-8")
-        data = json.loads(text, object_hook=keep)
-        del text
-        for module, attributes in data.items():
-            index = _module_index.setdefault(module, {})
-            for attr in attributes:
-                if attr is not None:
-                    key = (tuple(attr["path"]), attr["keyword"])
-                    old = index.get(key)
-                    if old is None or _STRICTNESS.get(attr["type"], 9) < _STRICTNESS.get(old, 9):
-                        index[key] = attr["type"]
-        _indexed.update(missing)
-        log.debug("indexed IOD attribute types for %d keywords", len(missing))
+def _module(name: str, keywords: frozenset[str]) -> dict[tuple[Path_, str], str]:
+    """One module's Types of ``keywords`` by (sequence path, keyword) (format: :func:`iod_build.build`)."""
+    index: dict[tuple[Path_, str], str] = {}
+    place: list[str] = []
+    for entry in _table().encoded.get(name, "").split():
+        text, _, typ = entry.partition("=")
+        place[int(text[0]):] = text[1:].split("/")  # the shared count is one digit (paths are shallower)
+        if place[-1] in keywords:
+            index[(tuple(place[:-1]), place[-1])] = typ
+    return index
 
 
 class IodTypes:
@@ -100,18 +89,21 @@ class IodTypes:
 
 @lru_cache(maxsize=256)
 def iod_types(sop_class_uid: str, keywords: frozenset[str]) -> IodTypes | None:
-    """Types of ``keywords`` in the IOD of ``sop_class_uid``; None for a class the tables lack."""
-    sop, iods = _iod_maps()
-    iod = sop.get(sop_class_uid.strip("\0 "))
+    """Types (1, 1C, 2, 2C) of ``keywords`` in the IOD of ``sop_class_uid``; None for a class the tables lack.
+
+    An attribute absent from the result is Type 3 or not in the IOD at that place (the same choice).
+    """
+    table = _table()
+    iod = table.sop.get(sop_class_uid.strip("\0 "))
     if iod is None:
         return None
-    _ensure_indexed(keywords)
     types: dict[tuple[Path_, str], str] = {}
-    for module in iods.get(iod, []):
-        for key, typ in _module_index.get(module, {}).items():
+    for module in table.iods.get(iod, []):
+        for key, typ in _module(module, keywords).items():
             old = types.get(key)
             if old is None or _STRICTNESS.get(typ, 9) < _STRICTNESS.get(old, 9):
                 types[key] = typ
+    log.debug("IOD %s: Types of %d attribute places", iod, len(types))
     return IodTypes(iod, types)
 
 

@@ -74,9 +74,20 @@ class PathNames:
 
     needles: dict[str, tuple[str, bool]] = field(default_factory=dict)
     _cache: dict[str, list[tuple[int, int, str]]] = field(default_factory=dict, repr=False)
+    _seen: set[tuple[Originals, str, str]] = field(default_factory=set, repr=False)
 
     def add(self, found: Originals, new_id: str, new_name: str) -> None:
-        self._cache.clear()
+        """Learn the identifiers of one original; the slices of a series repeat them, learned once."""
+        key = (found, new_id, new_name)
+        if key in self._seen:
+            return  # every needle it would give is already there (first one wins)
+        self._seen.add(key)
+        before = len(self.needles)
+        self._learn(found, new_id, new_name)
+        if len(self.needles) != before:
+            self._cache.clear()  # only new needles can change a name's spans
+
+    def _learn(self, found: Originals, new_id: str, new_name: str) -> None:
         sid, sname = safe_name(new_id, "ANON"), safe_name(new_name, "ANON")
         keep = {fold(new_id), fold(new_name)}
         for value in found.ids:

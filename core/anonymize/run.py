@@ -42,7 +42,6 @@ from dicomtools.core.anonymize.profile_files import load_profile
 from dicomtools.core.anonymize.uidmap import UidMap
 from dicomtools.core.anonymize.valuetext import element_text
 from dicomtools.core.anonymize.verify import OUR_VALUES, Identifiers, VerifyReport, verify_files
-from dicomtools.core.atomic import atomic_writer
 from dicomtools.core.dicom.pydicom_setup import configure as configure_pydicom
 from dicomtools.core.errors import DicomToolsError, ExitStatus
 from dicomtools.core.model import InstanceSummary, UnreadableFile
@@ -160,10 +159,15 @@ def _read(path: str) -> Dataset | str:
     return ds
 
 
-def _write(ds: Dataset, dest: str, names: PathNames | None = None) -> None:
-    """Write with a zeroed preamble and our own file meta; temp file + rename (nothing half-written)."""
+def _write(ds: Dataset, tmp: str, names: PathNames | None = None) -> None:
+    """Write with a zeroed preamble and our own file meta into the staging folder.
+
+    ``tmp`` is a name in the hidden staging folder, renamed to its final name
+    only once complete (:func:`_place`): a second temp file + rename here
+    would guard nothing and cost two system calls a file.
+    """
     prepare_for_writing(ds, (lambda text: names.rewrite(text, None)) if names is not None else None)
-    with atomic_writer(dest) as fh:
+    with open(tmp, "wb") as fh:
         ds.save_as(fh)
 
 
@@ -190,9 +194,14 @@ class _Run:
             uid_map_path=settings.uid_map_path,
         )
         self.dests: set[str] = set()
+        self._real_folders: dict[str, str] = {}
 
     def guard(self, dest: str) -> str | None:
-        real = os.path.realpath(dest)
+        parent, name = os.path.split(dest)
+        real_folder = self._real_folders.get(parent)
+        if real_folder is None:  # the files of a series share a folder: resolve it once
+            real_folder = self._real_folders[parent] = os.path.realpath(parent)
+        real = os.path.realpath(dest) if os.path.islink(dest) else os.path.join(real_folder, name)
         for folder in self.input_dirs:
             if _is_inside(real, folder):
                 return f"output {dest!r} would be inside the input folder {folder!r}; not written"
@@ -310,10 +319,10 @@ def anonymize_files(
                 break
             got = run.anonymize(path)
             if got is not None:
-                one = _stage(run, got[0], got[1], path, os.path.join(staging, f"{len(staged)}.dcm"))
+                one = _stage(run, got[0], got[1], path, os.path.join(staging, f"{len(staged)}.dcm"), layout == "tree")
                 if one is not None:
                     staged.append(one[0])
-                    if layout == "tree":
+                    if one[1] is not None:
                         summaries.append(one[1])
             rep.advanced(done, total)
         if layout == "tree":
@@ -348,13 +357,18 @@ class _Staged:
     prefix: str
 
 
-def _stage(run: _Run, ds: Dataset, new_pid: str, path: str, tmp: str) -> tuple[_Staged, InstanceSummary] | None:
-    """Write one anonymized data set into staging; a file pydicom cannot write is listed, not fatal."""
+def _stage(
+    run: _Run, ds: Dataset, new_pid: str, path: str, tmp: str, summarize: bool
+) -> tuple[_Staged, InstanceSummary | None] | None:
+    """Write one anonymized data set into staging; a file pydicom cannot write is listed, not fatal.
+
+    ``summarize``: also the scanner's summary, which only the tree layout needs.
+    """
     try:
         uid = element_text(ds, 0x00080018)
         prefix = _prefix(element_text(ds, 0x00080060))
         _write(ds, tmp, run.names)
-        summary = _summary(ds, tmp)
+        summary = _summary(ds, tmp) if summarize else None
     except Exception as exc:  # pydicom raises many types when re-encoding a damaged element
         log.debug("write failed for %s", path, exc_info=True)
         run.report.failed.append(UnreadableFile(path, failure_reason(exc, "write")))
@@ -366,6 +380,7 @@ def _stage(run: _Run, ds: Dataset, new_pid: str, path: str, tmp: str) -> tuple[_
 
 def _place(run: _Run, staged: list[_Staged], folders: dict[str, str] | None, root: str | None = None) -> None:
     """Rename each staged file to its final name: tree folders, or (``folders`` None) the input layout."""
+    made: set[str] = set()
     for one in staged:
         source, tmp, uid, new_pid = one.source, one.tmp, one.uid, one.patient_id
         if folders is None:
@@ -379,7 +394,10 @@ def _place(run: _Run, staged: list[_Staged], folders: dict[str, str] | None, roo
         if problem:
             run.report.skipped.append(UnreadableFile(source, problem))
             continue
-        os.makedirs(os.path.dirname(dest), exist_ok=True)
+        folder = os.path.dirname(dest)
+        if folder not in made:  # a series shares its folder: one makedirs, not one a file
+            os.makedirs(folder, exist_ok=True)
+            made.add(folder)
         os.replace(tmp, dest)  # the staged file is complete; the rename is atomic
         run.report.written.append(OutputFile(source, dest, uid, new_pid))
 

@@ -6,7 +6,10 @@ The Types come from the standard's tables as highdicom ships them; dciodvfy
 
 from __future__ import annotations
 
+import importlib.util
 import io
+import json
+from importlib import resources
 from pathlib import Path
 
 import pydicom
@@ -14,7 +17,8 @@ import pytest
 from pydicom.dataset import Dataset
 
 from dicomtools.core.anonymize.engine import Anonymizer
-from dicomtools.core.anonymize.iod import choose, conform, iod_types
+from dicomtools.core.anonymize.iod import FILE_NAME, choose, conform, iod_types
+from dicomtools.core.anonymize.iod_build import build as build_type_table
 from dicomtools.core.anonymize.profile_files import load_profile
 from dicomtools.core.anonymize.uidmap import UidMap
 from tests.unit import anon_objects as o
@@ -115,6 +119,31 @@ def test_types_come_from_the_standards_tables() -> None:
     plan = iod_types(o.PLAN_CLASS, keywords)
     assert plan is not None and plan.type_of(("BeamSequence",), "TreatmentMachineName") == "2"
     assert iod_types("1.2.246.352.70.1.70", keywords) is None  # a private class: first action, as before
+
+
+def test_packaged_type_table_is_what_the_pinned_highdicom_gives() -> None:
+    """The compact table shipped as package data regenerates byte for byte: it cannot drift."""
+    packaged = (resources.files("dicomtools.profiles") / "standard" / FILE_NAME).read_bytes()
+    assert build_type_table().encode("utf-8") == packaged
+
+
+@pytest.mark.parametrize("sop_class", [o.PLAN_CLASS, o.CT_CLASS, o.SR_CLASS, o.RECORD_CLASS, o.GSPS_CLASS])
+def test_compact_table_gives_highdicoms_types(sop_class: str) -> None:
+    """Every Type 1/1C/2/2C place of the IOD in highdicom's own JSON comes back from the compact table."""
+    root = Path(importlib.util.find_spec("highdicom").origin or "").parent / "_standard"  # type: ignore[union-attr]
+    iod = json.loads((root / "sop_class_iod_map.json").read_text(encoding="utf-8"))[sop_class]
+    modules = [m["key"] for m in json.loads((root / "iod_module_map.json").read_text(encoding="utf-8"))[iod]]
+    table = json.loads((root / "module_attribute_map.json").read_text(encoding="utf-8"))
+    rank = {"1": 0, "1C": 1, "2": 2, "2C": 3}
+    want: dict[tuple[tuple[str, ...], str], str] = {}
+    for module in modules:
+        for attr in table.get(module, []):
+            key, typ = (tuple(attr["path"]), attr["keyword"]), attr["type"]
+            if typ in rank and (key not in want or rank[typ] < rank[want[key]]):
+                want[key] = typ
+    got = iod_types(sop_class, frozenset(k for _, k in want))
+    assert got is not None and got.iod == iod
+    assert got.types == want and len(want) > 20
 
 
 PYDICOM_FILES = ["rtplan.dcm", "rtstruct.dcm", "rtdose.dcm", "CT_small.dcm", "MR_small.dcm", "test-SR.dcm",
