@@ -254,11 +254,11 @@ def test_failure_words_for_pydicom_errors() -> None:
 
 
 def test_retrieve_anonymize_lists_what_it_could_not_copy(tmp_path: Path) -> None:
-    from dicomtools.core.anonymize import AnonymizeSettings
     from dicomtools.core.model import InstanceSummary
     from dicomtools.core.net.retrieve import _save_anonymized
     from dicomtools.core.progress import CancelToken
     from dicomtools.core.scan import read_summary
+    from dicomtools.core.services.anonymize import RetrieveAnonymizer
 
     src = tmp_path / "tmp"
     bad = damaged_files(src)
@@ -266,7 +266,7 @@ def test_retrieve_anonymize_lists_what_it_could_not_copy(tmp_path: Path) -> None
     summaries = [read_summary(str(p)) for p in [*bad, good]]
     assert all(isinstance(s, InstanceSummary) for s in summaries)
     problems: list[str] = []
-    saved = _save_anonymized(summaries, tmp_path / "out", AnonymizeSettings("ANON1", "ANON^ONE"),  # type: ignore[arg-type]
+    saved = _save_anonymized(summaries, tmp_path / "out", RetrieveAnonymizer("ANON1", "ANON^ONE"),
                              None, CancelToken(), problems)
     assert len(saved) == 1 and len(problems) == 3
     assert all(p.startswith("not copied: US instance 1.2.3.8.") and "cannot write it" in p for p in problems)
