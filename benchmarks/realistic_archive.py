@@ -21,7 +21,7 @@ import numpy as np
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence as DicomSequence
 
-from dicomtools.core import model
+from dicomtools.core.archive import model
 from dicomtools.core.phantom.iod import (
     CT_IMAGE,
     Patient,

@@ -19,8 +19,8 @@ from common import dicomtools_cmd, make_archive, timed  # noqa: E402
 
 FIRST_BATCH = (
     "import sys, time\n"
-    "from dicomtools.core.cache import IndexCache\n"
-    "from dicomtools.core.scan import scan\n"
+    "from dicomtools.core.archive.cache import IndexCache\n"
+    "from dicomtools.core.archive.scan import scan\n"
     "t = time.perf_counter(); first = []\n"
     "def on_batch(b):\n"
     "    if not first: first.append(time.perf_counter() - t)\n"

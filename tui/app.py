@@ -248,7 +248,7 @@ def _prestart_worker_processes() -> None:
         from multiprocessing import forkserver, resource_tracker
 
         multiprocessing.get_context("forkserver").set_forkserver_preload(
-            ["dicomtools.core.scan", "dicomtools.core.search"]
+            ["dicomtools.core.archive.scan", "dicomtools.core.search.folder"]
         )
         saved = os.dup(2)
         devnull = os.open(os.devnull, os.O_WRONLY)
@@ -294,7 +294,7 @@ def _inside(path: str, folder: str) -> bool:
 
 
 def _open_cache(folder: str | None) -> Any:
-    from dicomtools.core.cache import IndexCache
+    from dicomtools.core.archive.cache import IndexCache
 
     return IndexCache(folder)
 

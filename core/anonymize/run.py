@@ -42,11 +42,11 @@ from dicomtools.core.anonymize.profile_files import load_profile
 from dicomtools.core.anonymize.uidmap import UidMap
 from dicomtools.core.anonymize.valuetext import element_text
 from dicomtools.core.anonymize.verify import OUR_VALUES, Identifiers, VerifyReport, verify_files
+from dicomtools.core.archive.model import InstanceSummary, UnreadableFile
+from dicomtools.core.archive.walk import iter_files
 from dicomtools.core.dicom.pydicom_setup import configure as configure_pydicom
 from dicomtools.core.errors import DicomToolsError, ExitStatus
-from dicomtools.core.model import InstanceSummary, UnreadableFile
 from dicomtools.core.progress import CancelToken, ProgressSink, Reporter
-from dicomtools.core.walk import iter_files
 
 log = logging.getLogger(__name__)
 
@@ -135,7 +135,7 @@ def _summary(ds: Dataset, path: str) -> InstanceSummary:
     Files without the sequences the tree follows (image slices, the bulk of
     any archive) take the scanner's flat fast path over raw values.
     """
-    from dicomtools.core.scan import summary_of_dataset
+    from dicomtools.core.archive.scan import summary_of_dataset
 
     return summary_of_dataset(ds, path, element_text)
 

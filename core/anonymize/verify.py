@@ -41,8 +41,8 @@ from dicomtools.core.anonymize.valuetext import (
     spellings,
     values_of,
 )
+from dicomtools.core.archive.model import UnreadableFile
 from dicomtools.core.dicom.pydicom_setup import configure as configure_pydicom
-from dicomtools.core.model import UnreadableFile
 
 log = logging.getLogger(__name__)
 
@@ -312,7 +312,7 @@ def verify_files(
 
 def verify_folder(out_dir: str, original_dir: str | None = None, pattern: str | None = None) -> VerifyReport:
     """``dicomtools anonymize --verify OUT [--original IN]``: check every file below ``out_dir``."""
-    from dicomtools.core.walk import iter_files
+    from dicomtools.core.archive.walk import iter_files
 
     ids = None
     if original_dir is not None:

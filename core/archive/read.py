@@ -5,7 +5,7 @@ file one command reads every command reads, with the same SOP Class/Instance
 UID, transfer syntax and character set, or the same one-line reason why not.
 
 How: a cheap sniff rejects what is not DICOM; the fast parser
-(:mod:`dicomtools.core.fastread`) walks the element headers of little-endian
+(:mod:`dicomtools.core.archive.fastread`) walks the element headers of little-endian
 files whose encoding it has verified and decides a cut-off header; anything it
 leaves (big endian, deflate, ISO 2022 text, sequences the caller wants, a file
 meta that lies about its data set) is read by pydicom, configured once
@@ -22,11 +22,11 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, BinaryIO
 
-from dicomtools.core import fastread
+from dicomtools.core.archive import fastread
+from dicomtools.core.archive.model import MEDIA_STORAGE_DIRECTORY, UnreadableFile
 from dicomtools.core.archive.reasons import ReasonKind
 from dicomtools.core.dicom.pydicom_setup import pydicom
 from dicomtools.core.dicom.text import value_text
-from dicomtools.core.model import MEDIA_STORAGE_DIRECTORY, UnreadableFile
 
 if TYPE_CHECKING:
     from pydicom.dataset import Dataset

@@ -91,7 +91,7 @@ def open_cache(args: argparse.Namespace) -> Any:
     """The index cache the options ask for, or None; a cache that can't open is a warning, not an error."""
     if getattr(args, "noCache", False):
         return None
-    from dicomtools.core.cache import IndexCache
+    from dicomtools.core.archive.cache import IndexCache
 
     try:
         return IndexCache(args.cache)

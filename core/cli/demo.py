@@ -30,9 +30,9 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from dicomtools.core.archive.scan import scan
     from dicomtools.core.phantom import generate
-    from dicomtools.core.render import render_tree
-    from dicomtools.core.scan import scan
+    from dicomtools.core.render.forest import render_tree
     from dicomtools.core.tree import build_forest
 
     if args.patients < 1 or args.patients > 500:

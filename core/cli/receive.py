@@ -94,8 +94,8 @@ class _Printer:
             self._trees(sorted(set(r.folders.values())))
 
     def _trees(self, folders: list[str]) -> None:
-        from dicomtools.core.render import render_tree
-        from dicomtools.core.scan import scan
+        from dicomtools.core.archive.scan import scan
+        from dicomtools.core.render.forest import render_tree
         from dicomtools.core.tree import build_forest
 
         for folder in folders:

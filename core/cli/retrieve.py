@@ -87,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
     # Imported here, not at the top: `retrieve -h` must not import pydicom/pynetdicom (start-up speed).
     from dicomtools.core.net.assoc import NetError
     from dicomtools.core.net.retrieve import RetrieveOptions, retrieve
-    from dicomtools.core.render import render_tree
+    from dicomtools.core.render.forest import render_tree
 
     if args.anonymize and not (args.newPatientId and args.newPatientName):
         raise UsageError("--anonymize needs --newPatientId and --newPatientName")

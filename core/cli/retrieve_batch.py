@@ -18,7 +18,7 @@ from dicomtools.core.net.batch import BatchOptions, PatientOutcome, Result, run_
 from dicomtools.core.net.retrieve import RetrieveOptions
 from dicomtools.core.patientlist import PatientListError, load_patient_list
 from dicomtools.core.progress import CancelToken
-from dicomtools.core.render import render_tree
+from dicomtools.core.render.forest import render_tree
 
 
 def _line(o: PatientOutcome, total: int) -> str:

@@ -24,8 +24,8 @@ from dicomtools.core.errors import ExitStatus
 from dicomtools.core.progress import LineProgress
 
 if TYPE_CHECKING:
-    from dicomtools.core.expr import Expression
-    from dicomtools.core.search import SearchResult
+    from dicomtools.core.search.expr import Expression
+    from dicomtools.core.search.folder import SearchResult
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +82,7 @@ def register(sub: Any) -> None:
 
 def parse_tags(texts: list[str]) -> list[Expression]:
     """Parse every --tag; the first bad one becomes a one-line usage error."""
-    from dicomtools.core.expr import ExprError, parse
+    from dicomtools.core.search.expr import ExprError, parse
 
     out = []
     for text in texts:
@@ -95,7 +95,7 @@ def parse_tags(texts: list[str]) -> list[Expression]:
 
 def run(args: argparse.Namespace) -> int:
     # Imported here, not at the top: `search -h` must not pay for the scanner (start-up speed).
-    from dicomtools.core.search import search
+    from dicomtools.core.search.folder import search
 
     exprs = parse_tags(args.tag)
     if not os.path.exists(args.path):

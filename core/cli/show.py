@@ -52,9 +52,9 @@ def check_folder(path: str) -> None:
 
 def run(args: argparse.Namespace) -> int:
     # Imported here, not at the top: `show -h` must not pay for the scanner (start-up speed).
+    from dicomtools.core.archive.scan import scan
     from dicomtools.core.progress import LineProgress
-    from dicomtools.core.render import render_flat, render_json, render_tree
-    from dicomtools.core.scan import scan
+    from dicomtools.core.render.forest import render_flat, render_json, render_tree
     from dicomtools.core.tree import build_forest
 
     check_folder(args.path)

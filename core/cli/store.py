@@ -98,11 +98,11 @@ def _report(res: StoreResult, node_text: str, status_file: str | None = None) ->
 
 def run(args: argparse.Namespace) -> int:
     # Imported here, not at the top: `store -h` must not import pydicom/pynetdicom (start-up speed).
+    from dicomtools.core.archive.scan import scan
     from dicomtools.core.net.assoc import NetError
     from dicomtools.core.net.machines import group_messages
     from dicomtools.core.net.store import store
     from dicomtools.core.net.store_order import plan_store
-    from dicomtools.core.scan import scan
 
     if args.associations < 1:
         raise UsageError("--associations must be at least 1")

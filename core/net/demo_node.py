@@ -20,8 +20,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from dicomtools.core.archive.model import InstanceSummary
 from dicomtools.core.atomic import atomic_writer
-from dicomtools.core.model import InstanceSummary
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +102,7 @@ class DemoNode:
 
     # ------------------------------------------------------------------ index
     def load(self) -> None:
-        from dicomtools.core.scan import scan
+        from dicomtools.core.archive.scan import scan
 
         for folder in [*self.roots, self.storage]:
             for inst in scan(folder, workers=1).instances:
@@ -198,7 +198,7 @@ class DemoNode:
             yield 0xFF00, ds
 
     def on_store(self, event: Any) -> int:
-        from dicomtools.core.scan import read_summary
+        from dicomtools.core.archive.scan import read_summary
 
         ds = event.dataset
         ds.file_meta = event.file_meta

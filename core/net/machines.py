@@ -13,7 +13,7 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from dicomtools.core.model import InstanceSummary
+from dicomtools.core.archive.model import InstanceSummary
 
 if TYPE_CHECKING:  # pydicom only when a plan is rewritten: ``store`` starts without it
     from pydicom.dataset import Dataset

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from itertools import chain
 from pathlib import Path
 
-from dicomtools.core.model import HALCYON_PLAN
+from dicomtools.core.archive.model import HALCYON_PLAN
 from dicomtools.core.net.files import DEFLATED_LE, EXPLICIT_BE, EXPLICIT_LE, IMPLICIT_LE
 from dicomtools.core.net.find import InstanceInfo
 from dicomtools.core.net.storescp import file_meta, safe_uid_name, write_problem, write_received

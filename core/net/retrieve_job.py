@@ -14,8 +14,9 @@ from typing import Any
 from pynetdicom import build_context
 from pynetdicom.association import Association
 
+from dicomtools.core.archive.model import InstanceSummary, UnreadableFile
+from dicomtools.core.archive.scan import read_summary
 from dicomtools.core.config import NodeConfig
-from dicomtools.core.model import InstanceSummary, UnreadableFile
 from dicomtools.core.net.assoc import (
     TRANSIENT_RETRIES,
     NetError,
@@ -61,7 +62,6 @@ from dicomtools.core.net.status import WARNING, describe_status, status_category
 from dicomtools.core.net.storescp import StorageSCP, plausible_uid, safe_uid_name
 from dicomtools.core.net.ul import ClientAssociation, TransientReject, request_association
 from dicomtools.core.progress import CancelToken, Reporter
-from dicomtools.core.scan import read_summary
 from dicomtools.core.tree import build_forest, is_image
 
 log = logging.getLogger(__name__)

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from dicomtools.core.model import InstanceSummary
+from dicomtools.core.archive.model import InstanceSummary
 from dicomtools.core.net.find import PatientQuery
 from dicomtools.core.net.qr_models import (  # noqa: F401 - re-exported for fetch and the retrieve job
     FIND_CONTEXTS,

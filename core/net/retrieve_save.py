@@ -12,12 +12,12 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import BinaryIO
 
+from dicomtools.core.archive.model import InstanceSummary
+from dicomtools.core.archive.scan import read_summary
 from dicomtools.core.atomic import atomic_writer
-from dicomtools.core.model import InstanceSummary
 from dicomtools.core.net.retrieve_model import FILE_PREFIX, SaveAnonymized
 from dicomtools.core.net.storescp import safe_uid_name
 from dicomtools.core.progress import CancelToken, ProgressSink, Reporter
-from dicomtools.core.scan import read_summary
 
 log = logging.getLogger(__name__)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
-from dicomtools.core.model import InstanceSummary
+from dicomtools.core.archive.model import InstanceSummary
 from dicomtools.core.tree import PatientTree
 
 log = logging.getLogger(__name__)

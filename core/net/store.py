@@ -24,9 +24,9 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from dicomtools.core.archive.model import InstanceSummary
 from dicomtools.core.config import NodeConfig
 from dicomtools.core.errors import DicomToolsError
-from dicomtools.core.model import InstanceSummary
 from dicomtools.core.net.assoc import NetError, tls_args
 from dicomtools.core.net.files import (
     EXPLICIT_BE,

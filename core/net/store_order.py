@@ -7,7 +7,7 @@ import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from dicomtools.core.model import InstanceSummary
+from dicomtools.core.archive.model import InstanceSummary
 from dicomtools.core.tree import MissingInfo, Node, NodeKind, PatientTree, PlanInfo, build_forest
 
 log = logging.getLogger(__name__)

@@ -20,7 +20,7 @@ from typing import Any
 
 from pydicom.dataset import Dataset
 
-from dicomtools.core import model
+from dicomtools.core.archive import model
 from dicomtools.core.atomic import atomic_writer
 from dicomtools.core.phantom.bulk import write_ct_series, write_junk
 from dicomtools.core.phantom.iod import (

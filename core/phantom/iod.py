@@ -17,7 +17,7 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence as DicomSequence
 from pydicom.uid import UID, ExplicitVRLittleEndian, generate_uid
 
-from dicomtools.core import model
+from dicomtools.core.archive import model
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence as DicomSequence
 
-from dicomtools.core import model
+from dicomtools.core.archive import model
 from dicomtools.core.phantom.iod import fmt, pixels_disc, ref_item
 
 log = logging.getLogger(__name__)

@@ -14,7 +14,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import replace
 
-from dicomtools.core.model import (
+from dicomtools.core.archive.model import (
     HALCYON_PLAN,
     PLAN_CLASSES,
     RT_ION_PLAN,

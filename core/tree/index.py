@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterator, Mapping
 
-from dicomtools.core.model import (
+from dicomtools.core.archive.model import (
     PLAN_CLASSES,
     RECORD_CLASSES,
     REGISTRATION_CLASSES,

@@ -7,8 +7,8 @@ here too, from :attr:`Node.info`, so no front end parses label text back.
 
 from __future__ import annotations
 
+from dicomtools.core.archive.model import InstanceSummary
 from dicomtools.core.dicom.text import sanitize
-from dicomtools.core.model import InstanceSummary
 from dicomtools.core.tree.model import (
     BeamNodeInfo,
     DoseInfo,

@@ -4,7 +4,7 @@ Why typed: render, store ordering, the anonymizer's layout, retrieve selection
 and the TUI all read the tree; with ``kind: str`` and ``fields: dict`` each
 decoded it again (and the TUI parsed label text). Now each kind carries one
 frozen ``*Info`` record that every consumer reads (the JSON keys are written
-from it in ``core.render``; the texts in ``core.tree.labels``).
+from it in ``core.render.forest``; the texts in ``core.tree.labels``).
 
 ``NodeKind`` is a ``StrEnum`` whose values are the kind names of the JSON
 contract, so ``node.kind == "RT-Plan"`` keeps working.
@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from dicomtools.core.model import InstanceSummary
+from dicomtools.core.archive.model import InstanceSummary
 
 
 class NodeKind(StrEnum):

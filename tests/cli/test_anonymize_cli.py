@@ -17,11 +17,11 @@ import pytest
 from pydicom.dataset import Dataset
 
 from dicomtools.core.anonymize.run import AnonymizeSettings, anonymize_files
+from dicomtools.core.archive.scan import scan, sniff_dicom
 from dicomtools.core.cli.main import main
 from dicomtools.core.phantom.manifest import PhantomManifest
 from dicomtools.core.progress import CancelToken, RecordingSink
-from dicomtools.core.render import forest_to_json
-from dicomtools.core.scan import scan, sniff_dicom
+from dicomtools.core.render.forest import forest_to_json
 from dicomtools.core.tree import build_forest
 
 NEW_ID, NEW_NAME = "ANON01", "ANON^ONE"

@@ -17,8 +17,8 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
+from dicomtools.core.archive.model import RT_PLAN
 from dicomtools.core.cli.main import main
-from dicomtools.core.model import RT_PLAN
 
 MACHINE = "(300A,00B0)/(300A,00B2)"
 

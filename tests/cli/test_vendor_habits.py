@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from pydicom.uid import generate_uid
 
+from dicomtools.core.archive.scan import scan
 from dicomtools.core.cli.main import main
 from dicomtools.core.dicom.text import has_control
-from dicomtools.core.scan import scan
 from dicomtools.core.tree import build_forest
 from tests import vendor_files as vf
 

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from dicomtools.core.model import InstanceSummary
+from dicomtools.core.archive.model import InstanceSummary
+from dicomtools.core.archive.scan import scan
 from dicomtools.core.phantom import PhantomManifest, generate
-from dicomtools.core.scan import scan
 from dicomtools.core.tree import PatientTree, build_forest
 from tests.net import peers
 

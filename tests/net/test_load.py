@@ -48,7 +48,7 @@ t0 = time.monotonic()
 stamps.append(t0)
 if a["op"] == "store":
     from dicomtools.core.net.store import order_for_store, store
-    from dicomtools.core.scan import scan
+    from dicomtools.core.archive.scan import scan
     from dicomtools.core.tree import build_forest
     scanned = scan(a["path"], sink=sink)
     plan = order_for_store(build_forest(scanned.instances))

@@ -11,14 +11,14 @@ from pydicom import dcmread
 from pynetdicom import AE, evt
 from pynetdicom.sop_class import RTPlanStorage  # type: ignore[attr-defined]
 
+from dicomtools.core.archive.model import PLAN_CLASSES, RT_DOSE, RT_STRUCT
+from dicomtools.core.archive.scan import scan
 from dicomtools.core.cli.main import main
 from dicomtools.core.config import NodeConfig
-from dicomtools.core.model import PLAN_CLASSES, RT_DOSE, RT_STRUCT
 from dicomtools.core.net.files import split_meta
 from dicomtools.core.net.store import order_for_store, read_status_file, store
 from dicomtools.core.net.ul import request_association
 from dicomtools.core.progress import RecordingSink
-from dicomtools.core.scan import scan
 from dicomtools.core.tree import build_forest
 from tests.net import peers
 from tests.net.conftest import OUR_AE, Archive

@@ -38,8 +38,8 @@ def fixed_log() -> BufferHandler:
     handler = BufferHandler()
     records = [
         (logging.INFO, "dicomtools.tui.app", "dicomtools TUI started (folder: archive, node: aria)"),
-        (logging.INFO, "dicomtools.core.scan", "scan of archive: 108 files, 103 DICOM, 5 unreadable"),
-        (logging.WARNING, "dicomtools.core.scan", "archive/broken/empty.dcm: empty file"),
+        (logging.INFO, "dicomtools.core.archive.scan", "scan of archive: 108 files, 103 DICOM, 5 unreadable"),
+        (logging.WARNING, "dicomtools.core.archive.scan", "archive/broken/empty.dcm: empty file"),
         (logging.INFO, "pynetdicom.assoc", "Association Accepted"),
         (logging.WARNING, "dicomtools.core.net.store", "peer refused RT Dose: 0xA700 out of resources"),
         (logging.ERROR, "dicomtools.core.net.retrieve", "C-MOVE failed: 0xA801 move destination unknown"),

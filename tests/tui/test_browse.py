@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from textual.widgets import DataTable
 
-from dicomtools.core.cache import IndexCache
+from dicomtools.core.archive.cache import IndexCache
 from dicomtools.core.phantom import generate
 from dicomtools.tui.screens.browse import BrowseScreen
 from dicomtools.tui.screens.dialogs import ConfirmDialog, KeysDialog

@@ -6,14 +6,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+from dicomtools.core.archive.elements import ElementRow, dataset_rows, matching_rows, visible_rows
 from dicomtools.core.cli.main import main
-from dicomtools.core.elements import ElementRow, dataset_rows, matching_rows, visible_rows
 
 
 def test_core_and_the_tui_command_never_import_textual() -> None:
     code = (
         "import sys; import dicomtools.core.cli.main as m; m.build_parser(); "
-        "import dicomtools.core.cli.tui, dicomtools.core.elements; "
+        "import dicomtools.core.cli.tui, dicomtools.core.archive.elements; "
         "bad = [n for n in sys.modules if n.split('.')[0] in ('textual', 'rich')]; "
         "print(bad); raise SystemExit(1 if bad else 0)"
     )

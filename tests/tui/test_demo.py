@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from textual.widgets import DataTable, Input
 
+from dicomtools.core.archive.scan import scan
 from dicomtools.core.config import Config, NodeConfig
 from dicomtools.core.net.demo_node import DemoNode
 from dicomtools.core.phantom import generate
-from dicomtools.core.scan import scan
 from tests.tui.helpers import make_app, screen_text, settle, wait_for
 from tests.tui.test_tmux import Terminal, assert_intact, command
 

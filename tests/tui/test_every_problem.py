@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from textual.widgets import Input, Static
 
+from dicomtools.core.archive.scan import scan
 from dicomtools.core.config import Config, NodeConfig
-from dicomtools.core.scan import scan
 from dicomtools.tui.jobs import error_text
 from dicomtools.tui.logbridge import BufferHandler, LogCapture
 from dicomtools.tui.screens.dialogs import FormDialog

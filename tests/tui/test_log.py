@@ -30,7 +30,7 @@ async def test_log_screen_shows_core_and_library_records_and_filters(
                 await settle(pilot)
                 logging.getLogger("dicomtools.core.net.store").warning("peer refused: 0xA700 out of resources")
                 logging.getLogger("pynetdicom.assoc").info("Association Accepted")
-                logging.getLogger("dicomtools.core.scan").debug("a debug line")
+                logging.getLogger("dicomtools.core.archive.scan").debug("a debug line")
                 warnings.warn("Invalid value for VR UI: '1.2.x'", UserWarning, stacklevel=1)
                 await pilot.press("f6")
                 await pilot.pause()
@@ -79,7 +79,7 @@ async def test_log_opens_at_the_newest_line_wraps_long_lines_and_has_each_job_re
             for i in range(300):  # what one store of 300 instances made pynetdicom say
                 logging.getLogger("pynetdicom.events").info("Received Store Request %d", i)
             for i in range(60):
-                logging.getLogger("dicomtools.core.scan").info("line number %03d", i)
+                logging.getLogger("dicomtools.core.archive.scan").info("line number %03d", i)
             long_tail = "the end of a long line that a narrow pane used to cut off"
             logging.getLogger("dicomtools.core.net.store").warning("peer refused %s %s", "x" * 70, long_tail)
             await pilot.press("f6")

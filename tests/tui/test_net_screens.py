@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from textual.widgets import DataTable, Input
 
+from dicomtools.core.archive.scan import scan
 from dicomtools.core.config import Config, LocalConfig, NodeConfig
 from dicomtools.core.phantom import generate
-from dicomtools.core.scan import scan
 from dicomtools.tui.screens.browse import BrowseScreen
 from dicomtools.tui.screens.retrieve import RetrieveScreen
 from dicomtools.tui.screens.store import StoreScreen

@@ -11,8 +11,8 @@ import pytest
 from pydicom import dcmread
 from textual.widgets import Input
 
+from dicomtools.core.archive.scan import scan
 from dicomtools.core.phantom import generate
-from dicomtools.core.scan import scan
 from dicomtools.tui.screens.dialogs import FormDialog
 from dicomtools.tui.screens.receive import ReceiveScreen
 from dicomtools.tui.screens.retrieve import RetrieveScreen, patient_key, plan_key

@@ -14,8 +14,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-import dicomtools.core.scan as scan_mod
-from dicomtools.core.cache import IndexCache, abs_paths
+import dicomtools.core.archive.scan as scan_mod
+from dicomtools.core.archive.cache import IndexCache, abs_paths
 from dicomtools.core.phantom import generate
 from dicomtools.core.tree import build_forest
 
@@ -122,7 +122,7 @@ def test_two_processes_share_one_cache(archive: Path, tmp_path: Path) -> None:
 
 @pytest.fixture()
 def search_reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    import dicomtools.core.search as search_mod
+    import dicomtools.core.search.folder as search_mod
 
     seen: list[str] = []
     real = search_mod.search_file
@@ -139,7 +139,7 @@ def search_reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 def test_search_uses_the_cache_and_notices_changes(
     archive: Path, tmp_path: Path, search_reads: list[str], expression: str
 ) -> None:
-    from dicomtools.core.search import search
+    from dicomtools.core.search.folder import search
 
     cache = IndexCache(tmp_path / "cache")
     first = search(str(archive), [expression], workers=1, cache=cache)
@@ -168,9 +168,9 @@ def test_search_uses_the_cache_and_notices_changes(
 
 def test_reason_kind_decides_what_is_cached(tmp_path: Path) -> None:
     """Transient reasons (I/O, walk) are never cached; others come back with their kind."""
+    from dicomtools.core.archive.cache import FileStamp, IndexCache
+    from dicomtools.core.archive.model import UnreadableFile
     from dicomtools.core.archive.reasons import ReasonKind
-    from dicomtools.core.cache import FileStamp, IndexCache
-    from dicomtools.core.model import UnreadableFile
 
     text, locked = tmp_path / "notes.txt", tmp_path / "locked.dcm"
     text.write_text("hello\n")
@@ -190,7 +190,7 @@ def test_reason_kind_decides_what_is_cached(tmp_path: Path) -> None:
 def test_cache_of_an_older_schema_is_rebuilt_quietly(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     import sqlite3
 
-    from dicomtools.core.cache import IndexCache
+    from dicomtools.core.archive.cache import IndexCache
 
     folder = tmp_path / "cache"
     folder.mkdir()

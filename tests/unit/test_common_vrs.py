@@ -9,8 +9,8 @@ from pathlib import Path
 from pydicom.datadict import dictionary_VR as pydicom_vr
 
 from dicomtools.core.dicom.common_vrs import COMMON_VRS
-from dicomtools.core.expr import dictionary_VR
 from dicomtools.core.phantom import generate
+from dicomtools.core.search.expr import dictionary_VR
 
 
 def test_every_common_vr_is_pydicoms() -> None:
@@ -25,8 +25,8 @@ def test_warm_search_of_a_common_tag_imports_no_pydicom(tmp_path: Path) -> None:
     cache = tmp_path / "cache"
     code = (
         "import sys\n"
-        "from dicomtools.core.cache import IndexCache\n"
-        "from dicomtools.core.search import search\n"
+        "from dicomtools.core.archive.cache import IndexCache\n"
+        "from dicomtools.core.search.folder import search\n"
         f"r = search({str(root)!r}, ['(0010,0020)=?'], cache=IndexCache({str(cache)!r}), workers=1)\n"
         "print(r.matched, 'pydicom' in sys.modules)\n"
     )

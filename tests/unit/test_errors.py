@@ -18,8 +18,8 @@ from dicomtools.core.cli.common import RunError, UsageError
 from dicomtools.core.cli.status import failure
 from dicomtools.core.config import ConfigError
 from dicomtools.core.errors import DicomToolsError, ExitStatus
-from dicomtools.core.expr import ExprError, parse
 from dicomtools.core.net.assoc import NetError
+from dicomtools.core.search.expr import ExprError, parse
 
 
 def _core_exception_classes() -> list[type[BaseException]]:

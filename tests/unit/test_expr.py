@@ -10,7 +10,7 @@ from pydicom.data import get_testdata_file
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 
-from dicomtools.core.expr import (
+from dicomtools.core.search.expr import (
     SPECIFIC_CHARACTER_SET,
     ExprError,
     describe,

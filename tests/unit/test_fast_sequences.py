@@ -20,17 +20,17 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
-from dicomtools.core import fastsummary
+from dicomtools.core.archive import fastsummary
+from dicomtools.core.archive.model import RT_PLAN, InstanceSummary, UnreadableFile
 from dicomtools.core.archive.read import read_instance
-from dicomtools.core.model import RT_PLAN, InstanceSummary, UnreadableFile
-from dicomtools.core.phantom.manifest import PhantomManifest
-from dicomtools.core.scan import (
+from dicomtools.core.archive.scan import (
     NEEDED_FLAT,
     NEEDED_SEQUENCES,
     NEEDED_TAGS,
     _read_with_pydicom,
     read_summary,
 )
+from dicomtools.core.phantom.manifest import PhantomManifest
 
 ROOT = Path(__file__).resolve().parents[2]
 SKIP_FIELDS = {"size", "mtime_ns", "truncated"}

@@ -20,9 +20,9 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
+from dicomtools.core.archive.model import InstanceSummary, UnreadableFile
+from dicomtools.core.archive.scan import read_batch, read_summary, scan
 from dicomtools.core.cli.main import main
-from dicomtools.core.model import InstanceSummary, UnreadableFile
-from dicomtools.core.scan import read_batch, read_summary, scan
 from dicomtools.core.tree import build_forest
 
 SOURCES = {name: open(get_testdata_file(name), "rb").read() for name in ("rtplan.dcm", "rtdose.dcm", "CT_small.dcm", "rtstruct.dcm")}

@@ -10,10 +10,10 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from dicomtools.core.jsontext import dumps_indented
+from dicomtools.core.archive.scan import scan
 from dicomtools.core.phantom.manifest import PhantomManifest
-from dicomtools.core.render import forest_to_json
-from dicomtools.core.scan import scan
+from dicomtools.core.render.forest import forest_to_json
+from dicomtools.core.render.jsontext import dumps_indented
 from dicomtools.core.tree import build_forest
 
 _leaf = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | st.text()

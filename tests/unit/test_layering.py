@@ -104,12 +104,12 @@ def test_no_module_uses_another_modules_private_names() -> None:
 def test_the_private_use_check_sees_both_spellings(tmp_path: Path) -> None:
     sample = tmp_path / "m.py"
     sample.write_text(
-        "from dicomtools.core import scan\n"
+        "from dicomtools.core.archive import scan\n"
         "from dicomtools.core.net.ul import _user_info\n"
         "x = scan._summary_from_fast\n"
     )
-    modules = {"dicomtools.core.scan": sample, "dicomtools.core.m": sample}
+    modules = {"dicomtools.core.archive.scan": sample, "dicomtools.core.m": sample}
     assert _private_uses("dicomtools.core.m", sample, modules) == {
         ("dicomtools.core.m", "dicomtools.core.net.ul._user_info"),
-        ("dicomtools.core.m", "dicomtools.core.scan._summary_from_fast"),
+        ("dicomtools.core.m", "dicomtools.core.archive.scan._summary_from_fast"),
     }

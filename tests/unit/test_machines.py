@@ -10,7 +10,7 @@ from pydicom import dcmread
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 
-from dicomtools.core.model import BeamInfo, InstanceSummary
+from dicomtools.core.archive.model import BeamInfo, InstanceSummary
 from dicomtools.core.net.machines import (
     apply_to_dataset,
     mapped_dataset_bytes,

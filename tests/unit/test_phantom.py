@@ -10,7 +10,7 @@ import pytest
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 
-from dicomtools.core import model
+from dicomtools.core.archive import model
 from dicomtools.core.phantom import (
     PhantomManifest,
     generate,

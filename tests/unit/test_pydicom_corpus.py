@@ -21,15 +21,15 @@ from pydicom.dataset import Dataset
 from dicomtools.core.anonymize import run as anonymize_run
 from dicomtools.core.anonymize import verify as anonymize_verify
 from dicomtools.core.anonymize.run import AnonymizeSettings, anonymize_files
+from dicomtools.core.archive.model import InstanceSummary, UnreadableFile
 from dicomtools.core.archive.read import read_instance
+from dicomtools.core.archive.scan import read_summary, scan
+from dicomtools.core.archive.walk import iter_files
 from dicomtools.core.dicom.pydicom_setup import configure
 from dicomtools.core.dicom.text import has_control, value_text
-from dicomtools.core.model import InstanceSummary, UnreadableFile
-from dicomtools.core.render import forest_to_json, render_flat, render_tree
-from dicomtools.core.scan import read_summary, scan
-from dicomtools.core.search import search, search_file
+from dicomtools.core.render.forest import forest_to_json, render_flat, render_tree
+from dicomtools.core.search.folder import search, search_file
 from dicomtools.core.tree import build_forest
-from dicomtools.core.walk import iter_files
 
 pytestmark = pytest.mark.slow
 
@@ -218,7 +218,7 @@ def test_anonymize_every_file(corpus: Path, tmp_path: Path, folder: str, name: s
 
 
 def _parse(text: str) -> object:
-    from dicomtools.core.expr import parse
+    from dicomtools.core.search.expr import parse
 
     return parse(text)
 

@@ -8,7 +8,7 @@ import pytest
 from pydicom import dcmread
 from pydicom.data import get_testdata_file
 
-from dicomtools.core.model import InstanceSummary
+from dicomtools.core.archive.model import InstanceSummary
 from dicomtools.core.net.receive.allow import AllowError, AllowList, parse_rule
 from dicomtools.core.net.receive.filing import (
     MARKER,

@@ -10,10 +10,10 @@ import pydicom
 import pytest
 from pydicom.data import get_testdata_file
 
-from dicomtools.core.model import InstanceSummary, UnreadableFile
+from dicomtools.core.archive.model import InstanceSummary, UnreadableFile
+from dicomtools.core.archive.scan import _read_with_pydicom, read_summary, scan
 from dicomtools.core.phantom.manifest import PhantomManifest
 from dicomtools.core.progress import RecordingSink
-from dicomtools.core.scan import _read_with_pydicom, read_summary, scan
 
 
 def test_phantom_broken_files_are_reported(phantom: PhantomManifest) -> None:
@@ -121,7 +121,7 @@ def test_search_pattern_is_case_insensitive(phantom: PhantomManifest) -> None:
 
 
 def test_process_pool_gives_the_same_result(phantom: PhantomManifest, monkeypatch: pytest.MonkeyPatch) -> None:
-    import dicomtools.core.scan as scan_mod
+    import dicomtools.core.archive.scan as scan_mod
 
     monkeypatch.setattr(scan_mod, "PARALLEL_THRESHOLD", 1)
     monkeypatch.setattr(scan_mod, "BATCH_SIZE", 16)

@@ -15,10 +15,10 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian, generate_uid
 
-from dicomtools.core.expr import parse
-from dicomtools.core.model import RT_ION_PLAN, RT_PLAN
+from dicomtools.core.archive.model import RT_ION_PLAN, RT_PLAN
 from dicomtools.core.progress import CancelToken, RecordingSink
-from dicomtools.core.search import read_values, search, search_file
+from dicomtools.core.search.expr import parse
+from dicomtools.core.search.folder import read_values, search, search_file
 
 CT_IMAGE = "1.2.840.10008.5.1.4.1.1.2"
 

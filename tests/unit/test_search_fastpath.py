@@ -9,9 +9,9 @@ import pydicom
 import pytest
 from pydicom.data import get_testdata_file
 
-from dicomtools.core import expr as expr_mod
-from dicomtools.core import search as search_mod
 from dicomtools.core.phantom.manifest import PhantomManifest
+from dicomtools.core.search import expr as expr_mod
+from dicomtools.core.search import folder as search_mod
 
 TEXT = search_mod.TEXT_VRS
 
@@ -79,7 +79,7 @@ def test_fast_equals_pydicom_on_bundled_files() -> None:
 
 @pytest.mark.parametrize("expression", ["PatientID", "(300A,00B0)/(300A,00B2)", "(3253,1000)"])
 def test_search_and_scan_agree_on_what_is_dicom(phantom: PhantomManifest, expression: str) -> None:
-    from dicomtools.core.scan import scan
+    from dicomtools.core.archive.scan import scan
 
     scanned = scan(phantom.root, workers=1)
     found = search_mod.search(phantom.root, [expression], workers=1)

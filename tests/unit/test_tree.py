@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from dicomtools.core.model import InstanceSummary
+from dicomtools.core.archive.model import InstanceSummary
+from dicomtools.core.archive.scan import scan
 from dicomtools.core.phantom.manifest import PatientManifest, PhantomManifest
-from dicomtools.core.scan import scan
 from dicomtools.core.tree import Node, PatientTree, build_forest
 
 

@@ -8,9 +8,9 @@ import re
 
 import pytest
 
+from dicomtools.core.archive.scan import scan
 from dicomtools.core.phantom.manifest import PhantomManifest
-from dicomtools.core.render import node_json, render_json
-from dicomtools.core.scan import scan
+from dicomtools.core.render.forest import node_json, render_json
 from dicomtools.core.tree import (
     BeamNodeInfo,
     DoseInfo,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pydicom.uid import UID
 
-from dicomtools.core import model
+from dicomtools.core.archive import model
 
 EXPECTED_NAMES = {
     "RT_PLAN": "RT Plan Storage",

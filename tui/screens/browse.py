@@ -187,7 +187,7 @@ class BrowseScreen(MarkActions):
 
     def _scan(self, sink: ProgressSink, job: Job, root: str, pattern: str | None, defaults: dict[str, str],
               workers: int | None, live: bool) -> Any:
-        from dicomtools.core.scan import scan
+        from dicomtools.core.archive.scan import scan
         from dicomtools.core.tree import build_forest
 
         seen: list[Any] = []
@@ -316,7 +316,7 @@ class BrowseScreen(MarkActions):
         workers = self.tool.scan_workers
 
         def run(sink: ProgressSink, job: Job) -> Any:
-            from dicomtools.core.search import search
+            from dicomtools.core.search.folder import search
 
             cache = open_cache(self.app)
             try:

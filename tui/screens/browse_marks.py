@@ -152,7 +152,7 @@ class MarkActions(AppScreen):
         root = self.root
 
         def run(sink: ProgressSink, job: Job) -> Any:
-            from dicomtools.core.export import export_files
+            from dicomtools.core.archive.export import export_files
 
             return export_files(files, dest, root, sink=sink, cancel=job.cancel)
 

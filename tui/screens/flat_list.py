@@ -76,7 +76,7 @@ class FlatListDialog(ModalScreen[None]):
         table.focus()
 
     def text(self) -> str:
-        from dicomtools.core.render import render_flat
+        from dicomtools.core.render.forest import render_flat
 
         return render_flat(self.forest)
 

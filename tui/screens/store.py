@@ -292,7 +292,7 @@ class StoreScreen(AppScreen):
             return
 
         def run(sink: ProgressSink, job: Job) -> Any:
-            from dicomtools.core.scan import scan
+            from dicomtools.core.archive.scan import scan
             from dicomtools.tui.screens.browse import open_cache
 
             cache = open_cache(self.app)

@@ -18,8 +18,8 @@ from textual.binding import Binding
 from textual.containers import Vertical
 from textual.widgets import DataTable, Input, Static
 
+from dicomtools.core.archive.elements import ElementRow, dataset_rows, matching_rows, visible_rows
 from dicomtools.core.dicom.text import sanitize
-from dicomtools.core.elements import ElementRow, dataset_rows, matching_rows, visible_rows
 from dicomtools.core.tree.labels import node_facts, short_label
 from dicomtools.tui.actions import bindings_for
 from dicomtools.tui.messages import DetailsLoaded

@@ -17,7 +17,7 @@ from textual.message import Message
 from textual.suggester import Suggester
 from textual.widgets import Input, Static
 
-from dicomtools.core.expr import ExprError, Expression, parse, suggest
+from dicomtools.core.search.expr import ExprError, Expression, parse, suggest
 from dicomtools.tui.actions import bindings_for
 from dicomtools.tui.widgets.inputs import TextInput
 

@@ -29,11 +29,11 @@ from enum import Enum
 from pathlib import Path
 from typing import BinaryIO
 
+from dicomtools.core.archive.model import InstanceSummary, UnreadableFile
+from dicomtools.core.archive.scan import read_summary
 from dicomtools.core.atomic import atomic_write_bytes
-from dicomtools.core.model import InstanceSummary, UnreadableFile
 from dicomtools.core.net.storescp import safe_uid_name
 from dicomtools.core.safename import safe_name
-from dicomtools.core.scan import read_summary
 
 log = logging.getLogger(__name__)
 

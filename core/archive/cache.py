@@ -21,8 +21,8 @@ from pathlib import Path
 from sys import intern
 from typing import Any, NamedTuple
 
+from dicomtools.core.archive.model import InstanceSummary, UnreadableFile
 from dicomtools.core.archive.reasons import ReasonKind
-from dicomtools.core.model import InstanceSummary, UnreadableFile
 
 log = logging.getLogger(__name__)
 

@@ -18,25 +18,25 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from dicomtools.core import fastread
-from dicomtools.core.archive.read import Instance, read_instance
-from dicomtools.core.archive.read import sniff_dicom as sniff_dicom  # re-exported for old importers
-from dicomtools.core.archive.reasons import ReasonKind
-from dicomtools.core.dicom.text import pn_text, value_text
-from dicomtools.core.fastsummary import SPECS, Unsure, fill_sequences
-from dicomtools.core.model import (
+from dicomtools.core.archive import fastread
+from dicomtools.core.archive.fastsummary import SPECS, Unsure, fill_sequences
+from dicomtools.core.archive.model import (
     SUMMARY_FIELDS,
     BeamInfo,
     InstanceSummary,
     ScanResult,
     UnreadableFile,
 )
-from dicomtools.core.pool import run_batches
+from dicomtools.core.archive.pool import run_batches
+from dicomtools.core.archive.read import Instance, read_instance
+from dicomtools.core.archive.read import sniff_dicom as sniff_dicom  # re-exported for old importers
+from dicomtools.core.archive.reasons import ReasonKind
+from dicomtools.core.archive.walk import iter_files
+from dicomtools.core.dicom.text import pn_text, value_text
 from dicomtools.core.progress import CancelToken, ProgressSink, Reporter
-from dicomtools.core.walk import iter_files
 
 if TYPE_CHECKING:  # sqlite3 costs ~20 ms to import: only a scan with the cache pays it
-    from dicomtools.core.cache import FileStamp, IndexCache
+    from dicomtools.core.archive.cache import FileStamp, IndexCache
 
 log = logging.getLogger(__name__)
 

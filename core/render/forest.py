@@ -9,9 +9,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+from dicomtools.core.archive.model import InstanceSummary, UnreadableFile
 from dicomtools.core.dicom.text import sanitize
-from dicomtools.core.jsontext import dumps_indented
-from dicomtools.core.model import InstanceSummary, UnreadableFile
+from dicomtools.core.render.jsontext import dumps_indented
 from dicomtools.core.tree import (
     BeamNodeInfo,
     DoseInfo,

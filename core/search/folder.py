@@ -18,17 +18,17 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from dicomtools.core import expr as expr_mod
-from dicomtools.core import fastread
+from dicomtools.core.archive import fastread
+from dicomtools.core.archive.cache import FileStamp, IndexCache
+from dicomtools.core.archive.model import UnreadableFile
+from dicomtools.core.archive.pool import run_batches
 from dicomtools.core.archive.read import Instance, read_instance
 from dicomtools.core.archive.reasons import ReasonKind
-from dicomtools.core.cache import FileStamp, IndexCache
+from dicomtools.core.archive.walk import iter_files
 from dicomtools.core.dicom.text import NUMERIC_VRS, canonical_number, pn_text
-from dicomtools.core.expr import Expression
-from dicomtools.core.model import UnreadableFile
-from dicomtools.core.pool import run_batches
 from dicomtools.core.progress import CancelToken, ProgressSink, Reporter
-from dicomtools.core.walk import iter_files
+from dicomtools.core.search import expr as expr_mod
+from dicomtools.core.search.expr import Expression
 
 if TYPE_CHECKING:
     from pydicom.dataset import Dataset

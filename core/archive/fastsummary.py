@@ -3,7 +3,7 @@
 Every RT object (plan, structure set, dose, record, RT image) and every CBCT
 slice holds a sequence the tree needs, so without this they all went to
 pydicom (importing it costs ~0.4 s, a CBCT slice 15x a CT slice). The specs
-below name exactly the UIDs and numbers :func:`dicomtools.core.scan._summary_from_dataset`
+below name exactly the UIDs and numbers :func:`dicomtools.core.archive.scan._summary_from_dataset`
 takes from those sequences; the fast parser skips everything else in them
 (control points, contours). Whatever is not plain ASCII single values is left
 to pydicom (:class:`Unsure`), so both paths give the same summary (an
@@ -14,9 +14,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from dicomtools.core.archive.fastread import Item, SequenceSpec
+from dicomtools.core.archive.model import BeamInfo, InstanceSummary
 from dicomtools.core.errors import DicomToolsError
-from dicomtools.core.fastread import Item, SequenceSpec
-from dicomtools.core.model import BeamInfo, InstanceSummary
 
 REFERENCED_SOP_INSTANCE_UID = 0x00081155
 SERIES_INSTANCE_UID = 0x0020000E

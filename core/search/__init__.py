@@ -1,0 +1,1 @@
+"""Search: tag expressions (expr) and their evaluation over a folder (folder)."""
