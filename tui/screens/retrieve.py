@@ -157,7 +157,8 @@ class RetrieveScreen(AppScreen):
         self.find_job = self.run_job(self.query_one(ProgressPane), f"find on {name}", run, self._found,
                                      label=f"find {pid or pname}", unit="patients")
 
-    def _found(self, outcome: JobOutcome[Any]) -> Summary:
+    def _find_failed(self, outcome: JobOutcome[Any]) -> Summary | None:
+        """The C-FIND job is over; its failure or cancellation as the pane's summary, else None."""
         self.find_job = None
         if outcome.error:
             self.say(f"! C-FIND failed: {outcome.error}")
@@ -165,6 +166,12 @@ class RetrieveScreen(AppScreen):
         if outcome.cancelled:
             self.say("search cancelled")
             return "cancelled"
+        return None
+
+    def _found(self, outcome: JobOutcome[Any]) -> Summary:
+        failed = self._find_failed(outcome)
+        if failed is not None:
+            return failed
         rows = outcome.result
         self.show_rows(rows)
         plans = sum(len(r.plans) for r in rows)
@@ -248,13 +255,9 @@ class RetrieveScreen(AppScreen):
     def _list_found(self, outcome: JobOutcome[Any]) -> Summary:
         from dicomtools.tui.screens.retrieve_list import summary
 
-        self.find_job = None
-        if outcome.error:
-            self.say(f"! C-FIND failed: {outcome.error}")
-            return outcome.error
-        if outcome.cancelled:
-            self.say("search cancelled")
-            return "cancelled"
+        failed = self._find_failed(outcome)
+        if failed is not None:
+            return failed
         result = outcome.result
         self.show_rows(result.rows)
         table = self.query_one("#found", DataTable)
