@@ -19,30 +19,29 @@ import socket
 import ssl
 import struct
 import threading
-from collections.abc import Callable, Collection, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pynetdicom.pdu import A_ASSOCIATE_AC, A_ASSOCIATE_RJ, A_ASSOCIATE_RQ
-from pynetdicom.pdu_primitives import A_ASSOCIATE
-from pynetdicom.presentation import PresentationContext
-
 from dicomtools.core.atomic import atomic_writer
 from dicomtools.core.net.assoc import NetError, set_nodelay, tls_error_text
+from dicomtools.core.net.scp_negotiate import (
+    ContextResult,
+    ContextTable,
+    accept,
+    read_associate_rq,
+    reject_pdu,
+)
 from dicomtools.core.net.transcode import prefer_lossless
 from dicomtools.core.net.ul import (
-    APPLICATION_CONTEXT,
     C_ECHO_RQ,
     C_STORE_RQ,
     IMPLEMENTATION_UID,
     IMPLEMENTATION_VERSION,
     OUR_MAX_PDU,
-    PDU_ASSOC_RQ,
     Connection,
     PeerAborted,
     PeerReleased,
-    _peer_max_pdu,
-    _user_info,
     cmd_str,
     cmd_us,
     echo_rsp,
@@ -126,6 +125,11 @@ def write_received(target: Path, chunks: Iterable[bytes | memoryview]) -> str:
 def write_problem(exc: OSError, folder: Path) -> str:
     """``No space left on device in /data/out``: the local cause, named once."""
     return f"{exc.strerror or exc} in {folder}"
+
+
+def _any_lossless_first(_abstract_syntax: str, offered: Sequence[str]) -> str:
+    """Every abstract syntax; of its transfer syntaxes the lossless one (we never decode)."""
+    return prefer_lossless(offered)
 
 
 @dataclass(frozen=True, slots=True)
@@ -306,15 +310,9 @@ class StorageSCP:
             self.stats.refused.append(why)
         log.warning("Storage SCP refused association: %s", why)
 
-    def _negotiate(self, conn: Connection, peer_host: str) -> tuple[str, dict[int, tuple[str, str]]] | None:
-        pdu_type, body = conn.read_pdu()
-        if pdu_type != PDU_ASSOC_RQ:
-            raise NetError(f"expected A-ASSOCIATE-RQ, got PDU type 0x{pdu_type:02X}")
-        rq = A_ASSOCIATE_RQ()
-        rq.decode(struct.pack(">BBI", pdu_type, 0, len(body)) + body)
-        prim = rq.to_primitive()
-        calling = str(prim.calling_ae_title).strip()
-        called = str(prim.called_ae_title).strip()
+    def _negotiate(self, conn: Connection, peer_host: str) -> tuple[str, ContextTable] | None:
+        rq = read_associate_rq(conn)
+        calling, called = rq.calling, rq.called
         reject: tuple[int, str] | None = None
         if self.allowed_hosts is not None and peer_host not in self.allowed_hosts:
             reject = (1, f"host {peer_host} is not the expected peer ({', '.join(sorted(self.allowed_hosts))})")
@@ -323,47 +321,15 @@ class StorageSCP:
         elif self.allowed_aes is not None and calling not in self.allowed_aes:
             reject = (3, f"calling AE title {calling!r} from {peer_host} is not the expected peer")
         if reject is not None:
-            rj_prim = A_ASSOCIATE()
-            rj_prim.result = 0x01
-            rj_prim.result_source = 0x01
-            rj_prim.diagnostic = reject[0]
-            rj = A_ASSOCIATE_RJ()
-            rj.from_primitive(rj_prim)
             self._refuse(reject[1])  # before answering, so the record is there when the peer sees it
-            conn.send(rj.encode())
+            conn.send(reject_pdu(reject[0]))
             conn.close()
             return None
-        conn.peer_max_pdu = _peer_max_pdu(prim)
-        results: list[PresentationContext] = []
-        contexts: dict[int, tuple[str, str]] = {}
-        for rq_cx in prim.presentation_context_definition_list:
-            cx = PresentationContext()
-            cx.context_id = rq_cx.context_id
-            cx.abstract_syntax = rq_cx.abstract_syntax
-            if rq_cx.transfer_syntax:
-                # We never decode, so any transfer syntax can be written as received.
-                ts = prefer_lossless([str(t) for t in rq_cx.transfer_syntax])
-                cx.add_transfer_syntax(ts)
-                cx.result = 0x00
-                contexts[int(rq_cx.context_id or 0)] = (str(rq_cx.abstract_syntax), ts)
-            else:
-                cx.add_transfer_syntax("1.2.840.10008.1.2")
-                cx.result = 0x04
-            results.append(cx)
-        ac_prim = A_ASSOCIATE()
-        ac_prim.application_context_name = APPLICATION_CONTEXT
-        ac_prim.calling_ae_title = prim.calling_ae_title
-        ac_prim.called_ae_title = prim.called_ae_title
-        ac_prim.result = 0x00
-        ac_prim.result_source = 0x01
-        ac_prim.presentation_context_definition_results_list = results
-        ac_prim.user_information = _user_info(self.max_pdu)
-        ac = A_ASSOCIATE_AC()
-        ac.from_primitive(ac_prim)
-        conn.send(ac.encode())
+        # We never decode, so any transfer syntax can be written as received.
+        contexts = accept(conn, rq, _any_lossless_first, ContextResult.TRANSFER_SYNTAXES_NOT_SUPPORTED, self.max_pdu)
         return calling, contexts
 
-    def _dimse_loop(self, conn: Connection, calling: str, contexts: dict[int, tuple[str, str]]) -> None:
+    def _dimse_loop(self, conn: Connection, calling: str, contexts: ContextTable) -> None:
         while not self._stopping.is_set():
             cx_id, cmd = conn.read_command()
             field_ = cmd_us(cmd, 0x00000100)

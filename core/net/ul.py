@@ -5,8 +5,8 @@ and hand every PDU through queues, which caps a C-STORE loop at ~300
 instances/s on this class of machine (dcmtk does 1,500+). For bulk transfer
 we only need a handful of PDUs, so this module speaks them directly on one
 socket: the requestor's association PDUs are written by hand (:mod:`ul_pdu`,
-so ``store`` never imports pynetdicom or pydicom), our SCP decodes requests
-with pynetdicom's PDU classes; P-DATA framing and the command sets are
+so ``store`` never imports pynetdicom or pydicom), our SCPs decode requests
+with pynetdicom's PDU classes (:mod:`scp_negotiate`); P-DATA framing and the command sets are
 written here. Datasets travel as the encoded bytes from the file: no decode,
 no re-encode. C-FIND still goes through pynetdicom (see :mod:`assoc`).
 """
@@ -19,7 +19,6 @@ import ssl
 import struct
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
 
 from dicomtools.core import __version__
 from dicomtools.core.net.assoc import NetError, set_nodelay, tls_error_text, tls_probe
@@ -45,9 +44,6 @@ from dicomtools.core.net.ul_commands import (  # noqa: F401 - re-exported for th
     store_rsp,
 )
 from dicomtools.core.net.ul_pdu import decode_associate_ac, decode_associate_rj, encode_associate_rq
-
-if TYPE_CHECKING:
-    from pynetdicom.pdu_primitives import A_ASSOCIATE
 
 log = logging.getLogger(__name__)
 
@@ -335,31 +331,6 @@ class ClientAssociation:
 
     def abort(self) -> None:
         self.conn.abort()
-
-
-def _user_info(max_pdu: int) -> list[Any]:
-    from pynetdicom.pdu_primitives import (
-        ImplementationClassUIDNotification,
-        ImplementationVersionNameNotification,
-        MaximumLengthNotification,
-    )
-
-    ml = MaximumLengthNotification()
-    ml.maximum_length_received = max_pdu
-    ic = ImplementationClassUIDNotification()
-    ic.implementation_class_uid = IMPLEMENTATION_UID
-    iv = ImplementationVersionNameNotification()
-    iv.implementation_version_name = IMPLEMENTATION_VERSION
-    return [ml, ic, iv]
-
-
-def _peer_max_pdu(primitive: A_ASSOCIATE) -> int:
-    from pynetdicom.pdu_primitives import MaximumLengthNotification
-
-    for item in primitive.user_information or []:
-        if isinstance(item, MaximumLengthNotification):
-            return int(item.maximum_length_received or 0)
-    return 0
 
 
 def request_association(

@@ -20,11 +20,6 @@ PACKAGE_DIRS = {"dicomtools.core": ROOT / "core", "dicomtools.tui": ROOT / "tui"
 # Some name modules that exist only once the parallel branches are merged; an entry that
 # matches nothing is harmless, so the list holds for the branch and for the merge.
 KNOWN_PRIVATE_USES = {
-    # follow-up (net split): A-ASSOCIATE negotiation becomes public for the client and both SCPs
-    ("dicomtools.core.net.storescp", "dicomtools.core.net.ul._peer_max_pdu"),
-    ("dicomtools.core.net.storescp", "dicomtools.core.net.ul._user_info"),
-    ("dicomtools.core.net.receive.server", "dicomtools.core.net.ul._peer_max_pdu"),
-    ("dicomtools.core.net.receive.server", "dicomtools.core.net.ul._user_info"),
     # follow-up (net split): retrieve_job/_fetch/_save and store_status were cut out of one
     # module each; the names they share become public (or the modules a package)
     ("dicomtools.core.net.retrieve", "dicomtools.core.net.retrieve_job._Job"),

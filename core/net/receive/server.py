@@ -17,30 +17,31 @@ import ssl
 import struct
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pynetdicom.pdu import A_ASSOCIATE_AC, A_ASSOCIATE_RJ, A_ASSOCIATE_RQ
-from pynetdicom.pdu_primitives import A_ASSOCIATE
-from pynetdicom.presentation import AllStoragePresentationContexts, PresentationContext
+from pynetdicom.presentation import AllStoragePresentationContexts
 
 from dicomtools.core.net.assoc import NetError, set_nodelay, tls_error_text
 from dicomtools.core.net.receive.allow import AllowList
 from dicomtools.core.net.receive.filing import Disposition, Filed, Filer
+from dicomtools.core.net.scp_negotiate import (
+    ContextResult,
+    ContextTable,
+    accept,
+    read_associate_rq,
+    reject_pdu,
+)
 from dicomtools.core.net.storescp import file_meta
 from dicomtools.core.net.ul import (
-    APPLICATION_CONTEXT,
     C_ECHO_RQ,
     C_STORE_RQ,
     OUR_MAX_PDU,
     PDU_ABORT,
-    PDU_ASSOC_RQ,
     Connection,
     PeerAborted,
     PeerReleased,
-    _peer_max_pdu,
-    _user_info,
     cmd_str,
     cmd_us,
     echo_rsp,
@@ -96,6 +97,11 @@ class AssociationReport:
         pid = filed.summary.patient_id
         self.patients[pid] = self.patients.get(pid, 0) + 1
         self.folders[pid] = filed.patient_folder
+
+
+def _storage_as_offered(abstract_syntax: str, offered: Sequence[str]) -> str | None:
+    """Verification and storage only; the first offered syntax, as data sets are written as received."""
+    return offered[0] if abstract_syntax == VERIFICATION or is_storage_class(abstract_syntax) else None
 
 
 def _quickack(sock: socket.socket) -> None:
@@ -295,14 +301,8 @@ class ReceiveServer:
             self.on_refused(printable(why))
 
     def _negotiate(self, conn: Connection, host: str) -> str | None:
-        pdu_type, body = conn.read_pdu()
-        if pdu_type != PDU_ASSOC_RQ:
-            raise NetError(f"expected A-ASSOCIATE-RQ, got PDU type 0x{pdu_type:02X}")
-        rq = A_ASSOCIATE_RQ()
-        rq.decode(struct.pack(">BBI", pdu_type, 0, len(body)) + body)
-        prim = rq.to_primitive()
-        calling = str(prim.calling_ae_title).strip()
-        called = str(prim.called_ae_title).strip()
+        rq = read_associate_rq(conn)
+        calling, called = rq.calling, rq.called
         reject: tuple[int, str] | None = None
         if self._stopping.is_set():
             reject = (1, f"{calling!r} from {host}: arrived while stopping")
@@ -313,49 +313,16 @@ class ReceiveServer:
             if why is not None:
                 reject = (why[0], f"{calling!r} from {host}: {why[1]}")
         if reject is not None:
-            rj_prim = A_ASSOCIATE()
-            rj_prim.result = 0x01
-            rj_prim.result_source = 0x01
-            rj_prim.diagnostic = reject[0]
-            rj = A_ASSOCIATE_RJ()
-            rj.from_primitive(rj_prim)
             self._refused(reject[1])
-            conn.send(rj.encode())
+            conn.send(reject_pdu(reject[0]))
             return None
-        conn.peer_max_pdu = _peer_max_pdu(prim)
-        results: list[PresentationContext] = []
-        contexts: dict[int, tuple[str, str]] = {}
-        for rq_cx in prim.presentation_context_definition_list:
-            cx = PresentationContext()
-            cx.context_id = rq_cx.context_id
-            cx.abstract_syntax = rq_cx.abstract_syntax
-            uid = str(rq_cx.abstract_syntax)
-            if rq_cx.transfer_syntax and (uid == VERIFICATION or is_storage_class(uid)):
-                ts = str(rq_cx.transfer_syntax[0])  # written as received: any transfer syntax will do
-                cx.add_transfer_syntax(ts)
-                cx.result = 0x00
-                contexts[int(rq_cx.context_id or 0)] = (uid, ts)
-            else:
-                cx.add_transfer_syntax(str(rq_cx.transfer_syntax[0]) if rq_cx.transfer_syntax else "1.2.840.10008.1.2")
-                cx.result = 0x03  # abstract syntax not supported
-            results.append(cx)
-        ac_prim = A_ASSOCIATE()
-        ac_prim.application_context_name = APPLICATION_CONTEXT
-        ac_prim.calling_ae_title = prim.calling_ae_title
-        ac_prim.called_ae_title = prim.called_ae_title
-        ac_prim.result = 0x00
-        ac_prim.result_source = 0x01
-        ac_prim.presentation_context_definition_results_list = results
-        ac_prim.user_information = _user_info(OUR_MAX_PDU)
-        ac = A_ASSOCIATE_AC()
-        ac.from_primitive(ac_prim)
-        conn.send(ac.encode())
+        contexts = accept(conn, rq, _storage_as_offered, ContextResult.ABSTRACT_SYNTAX_NOT_SUPPORTED, OUR_MAX_PDU)
         conn.contexts = contexts  # type: ignore[attr-defined]
         return calling
 
     def _dimse_loop(self, peer: _Peer, report: AssociationReport) -> None:
         conn = peer.conn
-        contexts: dict[int, tuple[str, str]] = conn.contexts  # type: ignore[attr-defined]
+        contexts: ContextTable = conn.contexts  # type: ignore[attr-defined]
         while True:
             _quickack(conn.sock)
             cx_id, cmd = conn.read_command()
@@ -377,7 +344,7 @@ class ReceiveServer:
                     self._kick(peer)
                     raise PeerAborted("stopping")
 
-    def _store(self, conn: Connection, cx_id: int, cmd: dict[int, bytes], contexts: dict[int, tuple[str, str]],
+    def _store(self, conn: Connection, cx_id: int, cmd: dict[int, bytes], contexts: ContextTable,
                report: AssociationReport) -> None:
         msg_id = cmd_us(cmd, 0x00000110, 0)
         sop_class = cmd_str(cmd, 0x00000002)
