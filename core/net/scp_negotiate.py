@@ -5,12 +5,16 @@ C-MOVE destination (:mod:`dicomtools.core.net.storescp`) refuse callers by
 their own rules and accept presentation contexts by their own policy; reading
 the request, answering each context, the user information (maximum PDU,
 implementation class) and the A-ASSOCIATE-AC/RJ PDUs are built here once, so
-the two cannot drift apart.
+the two cannot drift apart. So are the steps before it: the listening
+socket, the accept loop (one thread per association) and the TLS handshake.
 """
 
 from __future__ import annotations
 
+import socket
+import ssl
 import struct
+import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from enum import IntEnum
@@ -25,7 +29,7 @@ from pynetdicom.pdu_primitives import (
 )
 from pynetdicom.presentation import PresentationContext
 
-from dicomtools.core.net.assoc import NetError
+from dicomtools.core.net.assoc import NetError, set_nodelay, tls_error_text
 from dicomtools.core.net.ul import (
     APPLICATION_CONTEXT,
     IMPLEMENTATION_UID,
@@ -152,3 +156,52 @@ def accept(
     results, contexts = answer_contexts(request.primitive.presentation_context_definition_list, choose, refusal)
     conn.send(accept_pdu(request.primitive, results, max_pdu))
     return contexts
+
+
+def listen(host: str, port: int, backlog: int) -> socket.socket:
+    """A listening socket polled every 0.2 s (so a stop is noticed); the OSError of a failed bind."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
+    sock.listen(backlog)
+    sock.settimeout(0.2)
+    return sock
+
+
+def accept_loop(sock: socket.socket, stopping: threading.Event, serve: Callable[[socket.socket, str], None],
+                thread_name: str, workers: list[threading.Thread]) -> None:
+    """Accept until ``stopping`` or the socket is closed; ``serve(client, host)`` in a daemon thread each.
+
+    ``workers`` is updated in place (finished threads dropped) so the owner can join them on stop.
+    """
+    while not stopping.is_set():
+        try:
+            client, addr = sock.accept()
+        except TimeoutError:
+            continue
+        except OSError:
+            break
+        t = threading.Thread(target=serve, args=(client, addr[0]), name=thread_name, daemon=True)
+        workers[:] = [w for w in workers if w.is_alive()] + [t]
+        t.start()
+
+
+class HandshakeFailed(NetError):
+    """The TLS handshake with a caller failed; the message names the host and why."""
+
+
+def prepare(client: socket.socket, host: str, timeout: float, ssl_context: ssl.SSLContext | None) -> socket.socket:
+    """No Nagle delay, the network timeout, and TLS when configured. Raises :class:`HandshakeFailed`."""
+    set_nodelay(client)
+    client.settimeout(timeout)
+    if ssl_context is None:
+        return client
+    try:
+        return ssl_context.wrap_socket(client, server_side=True)
+    except (ssl.SSLError, OSError) as exc:
+        raise HandshakeFailed(f"{host}: TLS handshake failed: {tls_error_text(exc)}") from None

@@ -24,11 +24,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from dicomtools.core.atomic import atomic_writer
-from dicomtools.core.net.assoc import NetError, set_nodelay, tls_error_text
+from dicomtools.core.net.assoc import NetError
 from dicomtools.core.net.scp_negotiate import (
     ContextResult,
     ContextTable,
+    HandshakeFailed,
     accept,
+    accept_loop,
+    listen,
+    prepare,
     read_associate_rq,
     reject_pdu,
 )
@@ -199,22 +203,15 @@ class StorageSCP:
     # -- lifecycle
     def start(self) -> StorageSCP:
         self.out_dir.mkdir(parents=True, exist_ok=True)
-        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
-            sock.bind((self.host, self.requested_port))
+            sock = listen(self.host, self.requested_port, 16)
         except PermissionError:
-            sock.close()
             raise NetError(
                 f"cannot listen on {self.host}:{self.requested_port}: permission denied "
                 "(ports below 1024 need root; set [local] scp_port = 11112 or use --scpPort)"
             ) from None
         except OSError as exc:
-            sock.close()
             raise NetError(f"cannot listen on {self.host}:{self.requested_port}: {exc.strerror or exc}") from None
-        sock.listen(16)
-        sock.settimeout(0.2)
         self._sock = sock
         self.port = int(sock.getsockname()[1])
         self._thread = threading.Thread(target=self._accept_loop, name="dicomtools-scp", daemon=True)
@@ -260,32 +257,20 @@ class StorageSCP:
     # -- serving
     def _accept_loop(self) -> None:
         assert self._sock is not None
-        while not self._stopping.is_set():
-            try:
-                client, addr = self._sock.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                break
-            t = threading.Thread(target=self._serve, args=(client, addr), name="dicomtools-scp-assoc", daemon=True)
-            self._workers = [w for w in self._workers if w.is_alive()] + [t]
-            t.start()
+        accept_loop(self._sock, self._stopping, self._serve, "dicomtools-scp-assoc", self._workers)
 
-    def _serve(self, client: socket.socket, addr: tuple[str, int]) -> None:
-        set_nodelay(client)
-        client.settimeout(self.network_timeout)
-        if self.ssl_context is not None:
-            try:
-                client = self.ssl_context.wrap_socket(client, server_side=True)
-            except (ssl.SSLError, OSError) as exc:
-                self._refuse(f"{addr[0]}: TLS handshake failed: {tls_error_text(exc)}")
-                client.close()
-                return
+    def _serve(self, client: socket.socket, host: str) -> None:
+        try:
+            client = prepare(client, host, self.network_timeout, self.ssl_context)
+        except HandshakeFailed as exc:
+            self._refuse(str(exc))
+            client.close()
+            return
         conn = Connection(client)
         with self._lock:
             self._conns.add(conn)
         try:
-            accepted = self._negotiate(conn, addr[0])
+            accepted = self._negotiate(conn, host)
             if accepted is not None:
                 calling, contexts = accepted
                 self._dimse_loop(conn, calling, contexts)
@@ -293,12 +278,12 @@ class StorageSCP:
             pass
         except (PeerAborted, TimeoutError, OSError) as exc:
             if not self._stopping.is_set():
-                log.info("association from %s ended: %s", addr[0], exc)
+                log.info("association from %s ended: %s", host, exc)
         except NetError as exc:
-            log.warning("association from %s: %s", addr[0], exc)
+            log.warning("association from %s: %s", host, exc)
             conn.abort()
         except Exception:  # noqa: BLE001 - never let a bad peer kill the SCP thread silently
-            log.exception("Storage SCP: unexpected error serving %s", addr[0])
+            log.exception("Storage SCP: unexpected error serving %s", host)
             conn.abort()
         finally:
             conn.close()

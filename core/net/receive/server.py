@@ -23,13 +23,17 @@ from pathlib import Path
 
 from pynetdicom.presentation import AllStoragePresentationContexts
 
-from dicomtools.core.net.assoc import NetError, set_nodelay, tls_error_text
+from dicomtools.core.net.assoc import NetError
 from dicomtools.core.net.receive.allow import AllowList
 from dicomtools.core.net.receive.filing import Disposition, Filed, Filer
 from dicomtools.core.net.scp_negotiate import (
     ContextResult,
     ContextTable,
+    HandshakeFailed,
     accept,
+    accept_loop,
+    listen,
+    prepare,
     read_associate_rq,
     reject_pdu,
 )
@@ -166,17 +170,11 @@ class ReceiveServer:
     def start(self) -> list[str]:
         """Listen; returns the stale staging files removed. Raises :class:`NetError`."""
         removed = self.filer.start()
-        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
-            sock.bind((self.host, self.requested_port))
+            sock = listen(self.host, self.requested_port, 32)
         except OSError as exc:
-            sock.close()
             hint = " (ports below 1024 need root)" if isinstance(exc, PermissionError) else ""
             raise NetError(f"cannot listen on {self.host}:{self.requested_port}: {exc.strerror or exc}{hint}") from None
-        sock.listen(32)
-        sock.settimeout(0.2)
         self._sock = sock
         self.port = int(sock.getsockname()[1])
         self._accept = threading.Thread(target=self._accept_loop, name="dicomtools-receive", daemon=True)
@@ -238,28 +236,15 @@ class ReceiveServer:
     # ------------------------------------------------------------ serving
     def _accept_loop(self) -> None:
         assert self._sock is not None
-        while not self._stopping.is_set():
-            try:
-                client, addr = self._sock.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                break
-            t = threading.Thread(target=self._serve, args=(client, addr[0]), name="dicomtools-receive-assoc",
-                                 daemon=True)
-            self._workers = [w for w in self._workers if w.is_alive()] + [t]
-            t.start()
+        accept_loop(self._sock, self._stopping, self._serve, "dicomtools-receive-assoc", self._workers)
 
     def _serve(self, client: socket.socket, host: str) -> None:
-        set_nodelay(client)
-        client.settimeout(self.network_timeout)
-        if self.ssl_context is not None:
-            try:
-                client = self.ssl_context.wrap_socket(client, server_side=True)
-            except (ssl.SSLError, OSError) as exc:
-                self._refused(f"{host}: TLS handshake failed: {tls_error_text(exc)}")
-                client.close()
-                return
+        try:
+            client = prepare(client, host, self.network_timeout, self.ssl_context)
+        except HandshakeFailed as exc:
+            self._refused(str(exc))
+            client.close()
+            return
         peer = _Peer(Connection(client))
         with self._lock:
             self._peers.add(peer)
