@@ -37,6 +37,7 @@ from dicomtools.core.progress import CancelToken, ProgressSink, Reporter
 
 if TYPE_CHECKING:  # sqlite3 costs ~20 ms to import: only a scan with the cache pays it
     from dicomtools.core.archive.cache import FileStamp, IndexCache
+    from dicomtools.core.archive.snapshot import FolderCache
 
 log = logging.getLogger(__name__)
 
@@ -119,7 +120,6 @@ FLAT_FIELDS: dict[int, str] = {
 
 PARALLEL_THRESHOLD = 8000  # measured on the loaded 2-core VM: a fork pool lost at 5,000 files, broke even at 20,000
 BATCH_SIZE = 256
-CACHE_CHUNK = 4096
 
 
 def _get(ds: Any, key: Any) -> Any:
@@ -410,10 +410,15 @@ def scan(
     done = 0
     stamps: dict[str, FileStamp] = {}
 
+    collected: dict[str, InstanceSummary | UnreadableFile] = {}  # results a new folder snapshot needs
+
     def take(batch_result: list[InstanceSummary | UnreadableFile], fresh: bool = True) -> None:
         nonlocal done
         good: list[InstanceSummary] = []
+        watch = folders.watch if folders is not None else None
         for item in batch_result:
+            if watch and item.path in watch:
+                collected[item.path] = item
             if isinstance(item, InstanceSummary):
                 good.append(item)
             else:
@@ -427,20 +432,12 @@ def scan(
         rep.advanced(done, total)
 
     to_read = paths
+    folders: FolderCache | None = None
     if cache is not None:
-        # In chunks, so a live view gets its first nodes before the whole index is consulted.
-        to_read = []
-        hits = 0
-        for i in range(0, len(paths), CACHE_CHUNK):
-            if cancel is not None and cancel.cancelled:
-                break
-            chunk = paths[i : i + CACHE_CHUNK]
-            found, chunk_stamps = cache.lookup(chunk)
-            hits += len(found)
-            stamps.update(chunk_stamps)
-            if found:
-                take([found[p] for p in chunk if p in found], fresh=False)
-            to_read.extend(p for p in chunk if p not in found)
+        from dicomtools.core.archive.snapshot import FolderCache, from_cache
+
+        folders = FolderCache(cache, pattern, enabled=os.path.isdir(root))
+        to_read, hits = from_cache(cache, folders, paths, take, stamps, cancel)
         if pattern is None:
             cache.forget_missing(root, paths, known_rows=hits)
     batches = list(_batched(iter(to_read), BATCH_SIZE))
@@ -456,6 +453,8 @@ def scan(
             if cancel is not None and cancel.cancelled:
                 break
             take(read_batch(batch))
+    if folders is not None:
+        folders.save(collected)
     result.unreadable.sort(key=lambda u: u.path)
     result.elapsed = time.monotonic() - started
     rep.finished(done, total, f"{len(result.instances)} DICOM, {len(result.unreadable)} unreadable")

@@ -1,0 +1,181 @@
+"""Per-folder snapshots in the index cache: a warm scan does one read per folder, not one per file.
+
+A snapshot holds, for one folder (and one name pattern), the stamp of every
+file the walk gave (name, size, mtime, inode, ctime) and every file's result
+(summary fields or unreadable reason), pickled as one blob. It is used only
+when the folder's files and their stamps, taken now, are exactly the stored
+ones; any difference (a file added, deleted, renamed, rewritten or replaced)
+sends that folder, and only it, through the per-file rows of the cache, and
+a new snapshot is written from what that scan found.
+"""
+
+from __future__ import annotations
+
+import logging
+import operator
+import os
+import pickle
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, TypeAlias
+
+from dicomtools.core.archive.cache import FileStamp, IndexCache
+from dicomtools.core.archive.model import SUMMARY_FIELDS, InstanceSummary, UnreadableFile
+from dicomtools.core.archive.reasons import ReasonKind
+from dicomtools.core.progress import CancelToken
+
+log = logging.getLogger(__name__)
+
+Result: TypeAlias = InstanceSummary | UnreadableFile
+CACHE_CHUNK = 4096
+_fields_but_path = operator.attrgetter(*SUMMARY_FIELDS[1:])
+_FORMAT = 1  # bumped when the blob's layout changes (the schema version guards the tables)
+
+
+def folder_groups(paths: Sequence[str]) -> Iterator[tuple[str, list[str]]]:
+    """Consecutive runs of ``paths`` in one folder (the walk yields each folder's files together)."""
+    sep = os.sep
+    folder: str | None = None
+    group: list[str] = []
+    for p in paths:
+        f = p.rpartition(sep)[0]
+        if f != folder:
+            if group:
+                yield folder or "", group
+            folder, group = f, []
+        group.append(p)
+    if group:
+        yield folder or "", group
+
+
+def _key(abs_folder: str, pattern: str | None) -> str:
+    scope = "" if not pattern or pattern in ("*", "*.*") else pattern.lower()
+    return f"{abs_folder}\0{scope}"
+
+
+def _stamps(paths: Sequence[str]) -> tuple[FileStamp, ...] | None:
+    out = []
+    for p in paths:
+        stamp = FileStamp.of(p)
+        if stamp is None:
+            return None
+        out.append(stamp)
+    return tuple(out)
+
+
+def _names(paths: Sequence[str]) -> tuple[str, ...]:
+    sep = os.sep
+    return tuple(p.rpartition(sep)[2] for p in paths)
+
+
+def _decode(blob: bytes, paths: list[str], stamps: tuple[FileStamp, ...]) -> list[Result] | None:
+    """The folder's results if the snapshot still describes it exactly, else None."""
+    try:
+        fmt, names, stored, rows = pickle.loads(blob)  # noqa: S301 - our own cache file
+        if fmt != _FORMAT or stored != stamps or names != _names(paths) or len(rows) != len(paths):
+            return None
+        return [
+            InstanceSummary(p, *row) if len(row) > 2 else UnreadableFile(p, row[0], ReasonKind(row[1]))
+            for p, row in zip(paths, rows, strict=True)
+        ]
+    except Exception:  # a damaged blob is a miss, never an error
+        log.debug("unusable folder snapshot", exc_info=True)
+        return None
+
+
+def encode(paths: list[str], stamps: tuple[FileStamp, ...], results: dict[str, Result]) -> bytes | None:
+    """A snapshot of one folder, or None when any file's result must not be trusted next time."""
+    rows: list[tuple[Any, ...]] = []
+    for p, stamp in zip(paths, stamps, strict=True):
+        item = results.get(p)
+        if isinstance(item, InstanceSummary):
+            if (item.size, item.mtime_ns) != (stamp.size, stamp.mtime_ns):
+                return None  # changed while it was read
+            rows.append(_fields_but_path(item))
+        elif item is None or item.kind.transient:
+            return None  # not read (cancelled), or may read next time
+        else:
+            rows.append((item.reason, item.kind.value))
+    plain = tuple(tuple(s) for s in stamps)
+    return pickle.dumps((_FORMAT, _names(paths), plain, tuple(rows)), protocol=pickle.HIGHEST_PROTOCOL)
+
+
+class FolderCache:
+    """The scan's use of the snapshots: answer whole folders, remember which ones to write back."""
+
+    def __init__(self, cache: IndexCache, pattern: str | None, enabled: bool = True) -> None:
+        self.cache = cache
+        self.pattern = pattern
+        self.enabled = enabled
+        self._pending: dict[str, tuple[list[str], tuple[FileStamp, ...]]] = {}  # key -> paths, stamps
+        self.watch: set[str] = set()  # paths whose results a pending snapshot needs
+
+    def lookup(self, groups: list[tuple[str, list[str]]]) -> tuple[dict[str, Result], list[str]]:
+        """Results of the folders whose snapshot holds, and the paths left for the per-file rows."""
+        if not self.enabled:
+            return {}, [p for _, g in groups for p in g]
+        keys = [_key(os.path.abspath(os.path.dirname(g[0]) or "."), self.pattern) for _, g in groups]
+        blobs = self.cache.lookup_snapshots(keys)
+        found: dict[str, Result] = {}
+        rest: list[str] = []
+        for key, (_, paths) in zip(keys, groups, strict=True):
+            stamps = _stamps(paths)
+            blob = blobs.get(key)
+            results = _decode(blob, paths, stamps) if blob is not None and stamps is not None else None
+            if results is not None:
+                found.update(zip(paths, results, strict=True))
+                continue
+            rest.extend(paths)
+            if stamps is not None:
+                self._pending[key] = (paths, stamps)
+                self.watch.update(paths)
+        return found, rest
+
+    def save(self, results: dict[str, Result]) -> None:
+        """Write a snapshot of every folder that missed and was fully resolved in this scan."""
+        rows = []
+        for key, (paths, stamps) in self._pending.items():
+            blob = encode(paths, stamps, results)
+            if blob is not None:
+                rows.append((key, blob))
+        self._pending.clear()
+        self.watch.clear()
+        self.cache.store_snapshots(rows)
+
+
+def from_cache(
+    cache: IndexCache,
+    folders: FolderCache,
+    paths: list[str],
+    take: Callable[[list[Result], bool], None],
+    stamps: dict[str, FileStamp],
+    cancel: CancelToken | None,
+) -> tuple[list[str], int]:
+    """Hand ``take`` what the cache answers (whole folders first, then per file); return what to read.
+
+    In chunks of about CACHE_CHUNK files, so a live view gets its first nodes
+    before the whole index is consulted.
+    """
+    to_read: list[str] = []
+    hits = 0
+    groups = list(folder_groups(paths))
+    i = 0
+    while i < len(groups):
+        if cancel is not None and cancel.cancelled:
+            break
+        chunk = [groups[i]]
+        n = len(groups[i][1])
+        i += 1
+        while i < len(groups) and n + len(groups[i][1]) <= CACHE_CHUNK:
+            n += len(groups[i][1])
+            chunk.append(groups[i])
+            i += 1
+        found, rest = folders.lookup(chunk)
+        if rest:
+            per_file, rest_stamps = cache.lookup(rest)
+            found.update(per_file)
+            stamps.update(rest_stamps)
+        hits += len(found)
+        if found:
+            take([found[p] for _, g in chunk for p in g if p in found], False)
+        to_read.extend(p for p in rest if p not in found)
+    return to_read, hits
