@@ -434,9 +434,9 @@ def scan(
     to_read = paths
     folders: FolderCache | None = None
     if cache is not None:
-        from dicomtools.core.archive.snapshot import FolderCache, from_cache
+        from dicomtools.core.archive.snapshot import FolderCache, from_cache, pattern_scope
 
-        folders = FolderCache(cache, pattern, enabled=os.path.isdir(root))
+        folders = FolderCache(cache, pattern_scope(pattern), enabled=os.path.isdir(root))
         to_read, hits = from_cache(cache, folders, paths, take, stamps, cancel)
         if pattern is None:
             cache.forget_missing(root, paths, known_rows=hits)

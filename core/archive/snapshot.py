@@ -47,9 +47,9 @@ def folder_groups(paths: Sequence[str]) -> Iterator[tuple[str, list[str]]]:
         yield folder or "", group
 
 
-def _key(abs_folder: str, pattern: str | None) -> str:
-    scope = "" if not pattern or pattern in ("*", "*.*") else pattern.lower()
-    return f"{abs_folder}\0{scope}"
+def pattern_scope(pattern: str | None) -> str:
+    """The name-pattern part of a snapshot key (every spelling of "all files" is one)."""
+    return "" if not pattern or pattern in ("*", "*.*") else pattern.lower()
 
 
 def _stamps(paths: Sequence[str]) -> tuple[FileStamp, ...] | None:
@@ -67,60 +67,84 @@ def _names(paths: Sequence[str]) -> tuple[str, ...]:
     return tuple(p.rpartition(sep)[2] for p in paths)
 
 
-def _decode(blob: bytes, paths: list[str], stamps: tuple[FileStamp, ...]) -> list[Result] | None:
+def _decode(
+    blob: bytes, paths: list[str], stamps: tuple[FileStamp, ...], decode_row: Callable[[str, Any], Any]
+) -> list[Any] | None:
     """The folder's results if the snapshot still describes it exactly, else None."""
     try:
         fmt, names, stored, rows = pickle.loads(blob)  # noqa: S301 - our own cache file
         if fmt != _FORMAT or stored != stamps or names != _names(paths) or len(rows) != len(paths):
             return None
-        return [
-            InstanceSummary(p, *row) if len(row) > 2 else UnreadableFile(p, row[0], ReasonKind(row[1]))
-            for p, row in zip(paths, rows, strict=True)
-        ]
+        return [decode_row(p, row) for p, row in zip(paths, rows, strict=True)]
     except Exception:  # a damaged blob is a miss, never an error
         log.debug("unusable folder snapshot", exc_info=True)
         return None
 
 
-def encode(paths: list[str], stamps: tuple[FileStamp, ...], results: dict[str, Result]) -> bytes | None:
+def _encode(
+    paths: list[str],
+    stamps: tuple[FileStamp, ...],
+    results: dict[str, Any],
+    encode_row: Callable[[Any, FileStamp], Any],
+) -> bytes | None:
     """A snapshot of one folder, or None when any file's result must not be trusted next time."""
-    rows: list[tuple[Any, ...]] = []
+    rows: list[Any] = []
     for p, stamp in zip(paths, stamps, strict=True):
         item = results.get(p)
-        if isinstance(item, InstanceSummary):
-            if (item.size, item.mtime_ns) != (stamp.size, stamp.mtime_ns):
-                return None  # changed while it was read
-            rows.append(_fields_but_path(item))
-        elif item is None or item.kind.transient:
-            return None  # not read (cancelled), or may read next time
-        else:
-            rows.append((item.reason, item.kind.value))
+        row = None if item is None else encode_row(item, stamp)  # None: not read (cancelled)
+        if row is None:
+            return None
+        rows.append(row)
     plain = tuple(tuple(s) for s in stamps)
     return pickle.dumps((_FORMAT, _names(paths), plain, tuple(rows)), protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def encode_summary(item: Result, stamp: FileStamp) -> tuple[Any, ...] | None:
+    """A scan result as a snapshot row; None when it must be read again next time."""
+    if isinstance(item, InstanceSummary):
+        if (item.size, item.mtime_ns) != (stamp.size, stamp.mtime_ns):
+            return None  # changed while it was read
+        return _fields_but_path(item)  # type: ignore[no-any-return]
+    if item.kind.transient:
+        return None  # may read next time (I/O error, permission)
+    return (item.reason, item.kind.value)
+
+
+def decode_summary(path: str, row: tuple[Any, ...]) -> Result:
+    return InstanceSummary(path, *row) if len(row) > 2 else UnreadableFile(path, row[0], ReasonKind(row[1]))
 
 
 class FolderCache:
     """The scan's use of the snapshots: answer whole folders, remember which ones to write back."""
 
-    def __init__(self, cache: IndexCache, pattern: str | None, enabled: bool = True) -> None:
+    def __init__(
+        self,
+        cache: IndexCache,
+        scope: str,
+        enabled: bool = True,
+        encode_row: Callable[[Any, FileStamp], Any] = encode_summary,
+        decode_row: Callable[[str, Any], Any] = decode_summary,
+    ) -> None:
         self.cache = cache
-        self.pattern = pattern
+        self.scope = scope  # what else the results depend on (name pattern, search expressions)
         self.enabled = enabled
+        self.encode_row = encode_row
+        self.decode_row = decode_row
         self._pending: dict[str, tuple[list[str], tuple[FileStamp, ...]]] = {}  # key -> paths, stamps
         self.watch: set[str] = set()  # paths whose results a pending snapshot needs
 
-    def lookup(self, groups: list[tuple[str, list[str]]]) -> tuple[dict[str, Result], list[str]]:
+    def lookup(self, groups: list[tuple[str, list[str]]]) -> tuple[dict[str, Any], list[str]]:
         """Results of the folders whose snapshot holds, and the paths left for the per-file rows."""
         if not self.enabled:
             return {}, [p for _, g in groups for p in g]
-        keys = [_key(os.path.abspath(os.path.dirname(g[0]) or "."), self.pattern) for _, g in groups]
+        keys = [f"{os.path.abspath(os.path.dirname(g[0]) or '.')}\0{self.scope}" for _, g in groups]
         blobs = self.cache.lookup_snapshots(keys)
-        found: dict[str, Result] = {}
+        found: dict[str, Any] = {}
         rest: list[str] = []
         for key, (_, paths) in zip(keys, groups, strict=True):
             stamps = _stamps(paths)
             blob = blobs.get(key)
-            results = _decode(blob, paths, stamps) if blob is not None and stamps is not None else None
+            results = _decode(blob, paths, stamps, self.decode_row) if blob is not None and stamps is not None else None
             if results is not None:
                 found.update(zip(paths, results, strict=True))
                 continue
@@ -130,11 +154,11 @@ class FolderCache:
                 self.watch.update(paths)
         return found, rest
 
-    def save(self, results: dict[str, Result]) -> None:
+    def save(self, results: dict[str, Any]) -> None:
         """Write a snapshot of every folder that missed and was fully resolved in this scan."""
         rows = []
         for key, (paths, stamps) in self._pending.items():
-            blob = encode(paths, stamps, results)
+            blob = _encode(paths, stamps, results, self.encode_row)
             if blob is not None:
                 rows.append((key, blob))
         self._pending.clear()

@@ -179,3 +179,25 @@ def test_name_pattern_keeps_its_own_snapshot(archive: Path, tmp_path: Path, coun
     again = scan_mod.scan(str(archive), cache=cache, workers=1)
     assert counting == []
     assert len(again.instances) == len(everything.instances)
+
+
+def test_search_snapshot_notices_a_same_size_same_mtime_replacement(archive: Path, tmp_path: Path) -> None:
+    from dicomtools.core.search.folder import search
+
+    cache = IndexCache(tmp_path / "cache")
+    expression = "(300A,0002)=?"
+    first = search(str(archive), [expression], workers=1, cache=cache)
+    assert search(str(archive), [expression], workers=1, cache=cache).statistics == first.statistics
+    assert cache.conn.execute("SELECT count(*) FROM folders WHERE key LIKE '%search%'").fetchone()[0] > 0
+    plan = _plan(archive)
+    st = plan.stat()
+    fresh = plan.with_name("incoming.tmp")
+    fresh.write_bytes(_relabel(plan, "Q"))
+    os.utime(fresh, ns=(st.st_atime_ns, st.st_mtime_ns))
+    os.replace(fresh, plan)
+    again = search(str(archive), [expression], workers=1, cache=cache)
+    labels = {m.path: m.values[expression.split("=")[0]] for m in again.matches}
+    assert set(labels[str(plan)][0]) == {"Q"}
+    # a different expression is never answered from this expression's snapshot
+    other = search(str(archive), ["(0010,0020)=?"], workers=1, cache=cache)
+    assert set(other.statistics["(0010,0020)"]) == {"PHANTOM-001", "PHANTOM-002"}
