@@ -27,7 +27,6 @@ from dicomtools.core.archive.model import (
     ScanResult,
     UnreadableFile,
 )
-from dicomtools.core.archive.pool import run_batches
 from dicomtools.core.archive.read import Instance, read_instance
 from dicomtools.core.archive.read import sniff_dicom as sniff_dicom  # re-exported for old importers
 from dicomtools.core.archive.reasons import ReasonKind
@@ -444,6 +443,9 @@ def scan(
     remaining = batches
     with _gc_paused():
         if n_workers > 1 and len(to_read) >= PARALLEL_THRESHOLD:
+            # Imported here: the pool (threads, processes) serves only a big cold scan.
+            from dicomtools.core.archive.pool import run_batches
+
             # The caller reads too: n_workers readers in all.
             run_batches(
                 batches, read_batch_rows, (), n_workers - 1, lambda rows: take(rows_to_results(rows)), cancel

@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 Result: TypeAlias = InstanceSummary | UnreadableFile
 CACHE_CHUNK = 4096
 _fields_but_path = operator.attrgetter(*SUMMARY_FIELDS[1:])
-_FORMAT = 1  # bumped when the blob's layout changes (the schema version guards the tables)
+_FORMAT = 2  # bumped when the blob's layout changes (the schema version guards the tables)
 
 
 def folder_groups(paths: Sequence[str]) -> Iterator[tuple[str, list[str]]]:
@@ -52,13 +52,16 @@ def pattern_scope(pattern: str | None) -> str:
     return "" if not pattern or pattern in ("*", "*.*") else pattern.lower()
 
 
-def _stamps(paths: Sequence[str]) -> tuple[FileStamp, ...] | None:
+def _stamps(paths: Sequence[str]) -> tuple[tuple[int, int, int, int], ...] | None:
+    """Each file's stamp as a plain tuple (equal to its :class:`FileStamp`; a named tuple costs more to make)."""
     out = []
-    for p in paths:
-        stamp = FileStamp.of(p)
-        if stamp is None:
-            return None
-        out.append(stamp)
+    stat = os.stat
+    try:
+        for p in paths:
+            st = stat(p)
+            out.append((st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns))
+    except OSError:
+        return None
     return tuple(out)
 
 
@@ -68,14 +71,26 @@ def _names(paths: Sequence[str]) -> tuple[str, ...]:
 
 
 def _decode(
-    blob: bytes, paths: list[str], stamps: tuple[FileStamp, ...], decode_row: Callable[[str, Any], Any]
+    blob: bytes,
+    paths: list[str],
+    stamps: tuple[tuple[int, int, int, int], ...],
+    decode_row: Callable[[str, Any], Any],
+    varying: tuple[int, ...],
 ) -> list[Any] | None:
     """The folder's results if the snapshot still describes it exactly, else None."""
     try:
-        fmt, names, stored, rows = pickle.loads(blob)  # noqa: S301 - our own cache file
+        fmt, names, stored, templates, rows = pickle.loads(blob)  # noqa: S301 - our own cache file
         if fmt != _FORMAT or stored != stamps or names != _names(paths) or len(rows) != len(paths):
             return None
-        return [decode_row(p, row) for p, row in zip(paths, rows, strict=True)]
+        out = []
+        for p, row in zip(paths, rows, strict=True):
+            if type(row[0]) is int:  # a template's index, then the values that vary per file
+                full = list(templates[row[0]])
+                for i, v in zip(varying, row[1:], strict=True):
+                    full[i] = v
+                row = full
+            out.append(decode_row(p, row))
+        return out
     except Exception:  # a damaged blob is a miss, never an error
         log.debug("unusable folder snapshot", exc_info=True)
         return None
@@ -86,17 +101,36 @@ def _encode(
     stamps: tuple[FileStamp, ...],
     results: dict[str, Any],
     encode_row: Callable[[Any, FileStamp], Any],
+    varying: tuple[int, ...],
 ) -> bytes | None:
-    """A snapshot of one folder, or None when any file's result must not be trusted next time."""
+    """A snapshot of one folder, or None when any file's result must not be trusted next time.
+
+    Rows ``varying`` applies to (those at least as long as its highest position)
+    are stored as a template shared by the files of a series (series, study,
+    patient fields, beams...) and only the values at the ``varying`` positions:
+    the blob, and the time to unpickle it, shrink several-fold.
+    """
     rows: list[Any] = []
+    templates: dict[tuple[Any, ...], int] = {}
+    span = max(varying) if varying else -1
     for p, stamp in zip(paths, stamps, strict=True):
         item = results.get(p)
         row = None if item is None else encode_row(item, stamp)  # None: not read (cancelled)
         if row is None:
             return None
+        if varying and len(row) > span and type(row[0]) is not int:
+            full = list(row)
+            values = tuple(full[i] for i in varying)
+            for i in varying:
+                full[i] = None
+            try:
+                row = (templates.setdefault(tuple(full), len(templates)), *values)
+            except TypeError:  # an unhashable value: the row is stored whole
+                pass
         rows.append(row)
     plain = tuple(tuple(s) for s in stamps)
-    return pickle.dumps((_FORMAT, _names(paths), plain, tuple(rows)), protocol=pickle.HIGHEST_PROTOCOL)
+    blob = (_FORMAT, _names(paths), plain, tuple(templates), tuple(rows))
+    return pickle.dumps(blob, protocol=pickle.HIGHEST_PROTOCOL)
 
 
 def encode_summary(item: Result, stamp: FileStamp) -> tuple[Any, ...] | None:
@@ -108,6 +142,12 @@ def encode_summary(item: Result, stamp: FileStamp) -> tuple[Any, ...] | None:
     if item.kind.transient:
         return None  # may read next time (I/O error, permission)
     return (item.reason, item.kind.value)
+
+
+# Per-file fields of a summary row (the rest is shared by a series): positions in the row without the path.
+SUMMARY_VARYING = tuple(
+    SUMMARY_FIELDS[1:].index(name) for name in ("sop_instance_uid", "instance_number", "size", "mtime_ns")
+)
 
 
 def decode_summary(path: str, row: tuple[Any, ...]) -> Result:
@@ -124,13 +164,15 @@ class FolderCache:
         enabled: bool = True,
         encode_row: Callable[[Any, FileStamp], Any] = encode_summary,
         decode_row: Callable[[str, Any], Any] = decode_summary,
+        varying: tuple[int, ...] = SUMMARY_VARYING,
     ) -> None:
         self.cache = cache
         self.scope = scope  # what else the results depend on (name pattern, search expressions)
         self.enabled = enabled
         self.encode_row = encode_row
         self.decode_row = decode_row
-        self._pending: dict[str, tuple[list[str], tuple[FileStamp, ...]]] = {}  # key -> paths, stamps
+        self.varying = varying  # row positions that differ per file; the rest is stored once per template
+        self._pending: dict[str, tuple[list[str], tuple[tuple[int, int, int, int], ...]]] = {}  # key -> paths, stamps
         self.watch: set[str] = set()  # paths whose results a pending snapshot needs
 
     def lookup(self, groups: list[tuple[str, list[str]]]) -> tuple[dict[str, Any], list[str]]:
@@ -144,7 +186,7 @@ class FolderCache:
         for key, (_, paths) in zip(keys, groups, strict=True):
             stamps = _stamps(paths)
             blob = blobs.get(key)
-            results = _decode(blob, paths, stamps, self.decode_row) if blob is not None and stamps is not None else None
+            results = _decode(blob, paths, stamps, self.decode_row, self.varying) if blob is not None and stamps is not None else None
             if results is not None:
                 found.update(zip(paths, results, strict=True))
                 continue
@@ -158,7 +200,7 @@ class FolderCache:
         """Write a snapshot of every folder that missed and was fully resolved in this scan."""
         rows = []
         for key, (paths, stamps) in self._pending.items():
-            blob = _encode(paths, stamps, results, self.encode_row)
+            blob = _encode(paths, tuple(FileStamp._make(s) for s in stamps), results, self.encode_row, self.varying)
             if blob is not None:
                 rows.append((key, blob))
         self._pending.clear()

@@ -283,7 +283,7 @@ def search(
         from dicomtools.core.archive.snapshot import FolderCache, folder_groups, pattern_scope
 
         scope = "\0".join(("", "search", pattern_scope(pattern), *sources))
-        folders = FolderCache(cache, scope, os.path.isdir(root), _encode_outcome, _decode_outcome)
+        folders = FolderCache(cache, scope, os.path.isdir(root), _encode_outcome, _decode_outcome, ())
         fresh, rest = folders.lookup(list(folder_groups(paths)))
         stamps = cache.stamps(rest)
         fresh.update(_from_cache(cache, stamps, parsed))

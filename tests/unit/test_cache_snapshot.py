@@ -201,3 +201,13 @@ def test_search_snapshot_notices_a_same_size_same_mtime_replacement(archive: Pat
     # a different expression is never answered from this expression's snapshot
     other = search(str(archive), ["(0010,0020)=?"], workers=1, cache=cache)
     assert set(other.statistics["(0010,0020)"]) == {"PHANTOM-001", "PHANTOM-002"}
+
+
+def test_snapshot_gives_back_every_field_of_every_summary(archive: Path, tmp_path: Path, counting: list[str]) -> None:
+    """Plans with beams, structure sets, records, images: the warm summaries equal a fresh read's."""
+    cold = scan_mod.scan(str(archive), workers=1)
+    warm = _warm(archive, IndexCache(tmp_path / "cache"), counting)
+    key = lambda r: sorted(r.instances, key=lambda i: i.path)  # noqa: E731
+    assert key(warm) == key(cold)
+    assert any(i.beams for i in warm.instances) and any(i.referenced_series for i in warm.instances)
+    assert sorted(warm.unreadable, key=lambda u: u.path) == sorted(cold.unreadable, key=lambda u: u.path)
