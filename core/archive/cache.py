@@ -92,6 +92,17 @@ def abs_paths(paths: Iterable[str]) -> list[str]:
     return out
 
 
+def storable(path: str) -> bool:
+    """SQLite text is UTF-8: a path with undecodable bytes (surrogate escapes) is never cached, just read."""
+    if path.isascii():
+        return True
+    try:
+        path.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def default_cache_dir() -> Path:
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return Path(base) / "dicomtools"
@@ -222,7 +233,8 @@ class IndexCache:
             stamp = FileStamp.of(p)
             if stamp is not None:
                 stamps[p] = stamp
-                keys[abs_path] = p
+                if storable(abs_path):
+                    keys[abs_path] = p
         rows: dict[str, tuple[Any, ...]] = {}
 
         def fetch(conn: sqlite3.Connection) -> None:
@@ -262,6 +274,8 @@ class IndexCache:
             stamp = stamps.get(item.path)
             if stamp is None:
                 continue
+            if not storable(item.path):
+                continue
             if isinstance(item, InstanceSummary):
                 if (item.size, item.mtime_ns) != (stamp.size, stamp.mtime_ns):
                     continue  # changed while we read it: do not cache
@@ -291,7 +305,7 @@ class IndexCache:
 
     def lookup_elements(self, stamps: dict[str, FileStamp], key: str) -> dict[str, Any]:
         """Cached payloads for one expression key, only for files unchanged since they were stored."""
-        keys = dict(zip(abs_paths(stamps), stamps, strict=True))
+        keys = {k: p for k, p in zip(abs_paths(stamps), stamps, strict=True) if storable(k)}
         out: dict[str, Any] = {}
 
         def fetch(conn: sqlite3.Connection) -> None:
@@ -311,7 +325,7 @@ class IndexCache:
         rows = [
             (os.path.abspath(p), key, *stamps[p], json.dumps(v))
             for p, v in values.items()
-            if p in stamps and FileStamp.of(p) == stamps[p]
+            if p in stamps and storable(p) and FileStamp.of(p) == stamps[p]
         ]
         if not rows:
             return
@@ -329,13 +343,15 @@ class IndexCache:
 
         def fetch(conn: sqlite3.Connection) -> None:
             out.clear()
-            for key, blob in _select_in(conn, "SELECT key, snapshot FROM folders WHERE key IN ({marks})", (), list(keys)):
+            wanted = [k for k in keys if storable(k)]
+            for key, blob in _select_in(conn, "SELECT key, snapshot FROM folders WHERE key IN ({marks})", (), wanted):
                 out[key] = blob
 
         self._run(fetch)
         return out
 
     def store_snapshots(self, rows: Sequence[tuple[str, bytes]]) -> None:
+        rows = [r for r in rows if storable(r[0])]
         if rows:
             self._write_rows("INSERT OR REPLACE INTO folders (key, snapshot) VALUES (?, ?)", rows)
 

@@ -15,7 +15,9 @@ import logging
 import operator
 import os
 import pickle
+from array import array
 from collections.abc import Callable, Iterator, Sequence
+from itertools import chain
 from typing import Any, TypeAlias
 
 from dicomtools.core.archive.cache import FileStamp, IndexCache
@@ -28,7 +30,7 @@ log = logging.getLogger(__name__)
 Result: TypeAlias = InstanceSummary | UnreadableFile
 CACHE_CHUNK = 4096
 _fields_but_path = operator.attrgetter(*SUMMARY_FIELDS[1:])
-_FORMAT = 2  # bumped when the blob's layout changes (the schema version guards the tables)
+_FORMAT = 3  # bumped when the blob's layout changes (the schema version guards the tables)
 
 
 def folder_groups(paths: Sequence[str]) -> Iterator[tuple[str, list[str]]]:
@@ -65,9 +67,18 @@ def _stamps(paths: Sequence[str]) -> tuple[tuple[int, int, int, int], ...] | Non
     return tuple(out)
 
 
-def _names(paths: Sequence[str]) -> tuple[str, ...]:
+def _names(paths: Sequence[str]) -> str:
+    """The folder's file names, in walk order, as one string (compared whole, unpickled at once)."""
     sep = os.sep
-    return tuple(p.rpartition(sep)[2] for p in paths)
+    return "\0".join([p.rpartition(sep)[2] for p in paths])
+
+
+def _packed(stamps: Sequence[tuple[int, int, int, int]]) -> bytes:
+    """The stamps as one byte string: compared exactly, and ~100x cheaper to unpickle than tuples."""
+    try:
+        return array("q", chain.from_iterable(stamps)).tobytes()
+    except OverflowError:  # an inode above 2**63 (some network file systems): the text form
+        return repr(tuple(stamps)).encode()
 
 
 def _decode(
@@ -80,7 +91,7 @@ def _decode(
     """The folder's results if the snapshot still describes it exactly, else None."""
     try:
         fmt, names, stored, templates, rows = pickle.loads(blob)  # noqa: S301 - our own cache file
-        if fmt != _FORMAT or stored != stamps or names != _names(paths) or len(rows) != len(paths):
+        if fmt != _FORMAT or stored != _packed(stamps) or names != _names(paths) or len(rows) != len(paths):
             return None
         out = []
         for p, row in zip(paths, rows, strict=True):
@@ -128,8 +139,7 @@ def _encode(
             except TypeError:  # an unhashable value: the row is stored whole
                 pass
         rows.append(row)
-    plain = tuple(tuple(s) for s in stamps)
-    blob = (_FORMAT, _names(paths), plain, tuple(templates), tuple(rows))
+    blob = (_FORMAT, _names(paths), _packed(stamps), tuple(templates), tuple(rows))
     return pickle.dumps(blob, protocol=pickle.HIGHEST_PROTOCOL)
 
 

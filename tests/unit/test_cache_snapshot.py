@@ -211,3 +211,19 @@ def test_snapshot_gives_back_every_field_of_every_summary(archive: Path, tmp_pat
     assert key(warm) == key(cold)
     assert any(i.beams for i in warm.instances) and any(i.referenced_series for i in warm.instances)
     assert sorted(warm.unreadable, key=lambda u: u.path) == sorted(cold.unreadable, key=lambda u: u.path)
+
+
+def test_undecodable_file_name_keeps_its_snapshot(archive: Path, tmp_path: Path, counting: list[str]) -> None:
+    """A name that is not UTF-8 (a copy from an old Windows share) still round-trips through the blob."""
+    plan = _plan(archive)
+    odd = os.path.join(os.fsencode(plan.parent), b"plan-\xff\xfe.dcm")
+    with open(odd, "wb") as fh:
+        fh.write(plan.read_bytes())
+    warm = _warm(archive, IndexCache(tmp_path / "cache"), counting)
+    assert os.fsdecode(odd) in {i.path for i in warm.instances}
+    from dicomtools.core.search.folder import search
+
+    cache = IndexCache(tmp_path / "cache-search")
+    for _ in range(2):
+        found = search(str(archive), ["(300A,0002)=?"], workers=1, cache=cache)
+        assert os.fsdecode(odd) in {m.path for m in found.matches}
