@@ -93,6 +93,8 @@ def _decode(
         fmt, names, stored, templates, rows = pickle.loads(blob)  # noqa: S301 - our own cache file
         if fmt != _FORMAT or stored != _packed(stamps) or names != _names(paths) or len(rows) != len(paths):
             return None
+        if decode_row is decode_summary and varying == _SUMMARY_LAYOUT:
+            return _summaries(paths, rows, templates)
         out = []
         for p, row in zip(paths, rows, strict=True):
             if type(row[0]) is int:  # a template's index, then the values that vary per file
@@ -160,8 +162,25 @@ SUMMARY_VARYING = tuple(
 )
 
 
+_SUMMARY_LAYOUT = (0, 10, 14, 15)  # what _summaries spells out; another field order takes the generic path
+
+
 def decode_summary(path: str, row: tuple[Any, ...]) -> Result:
     return InstanceSummary(path, *row) if len(row) > 2 else UnreadableFile(path, row[0], ReasonKind(row[1]))
+
+
+def _summaries(paths: list[str], rows: Sequence[tuple[Any, ...]], templates: Sequence[tuple[Any, ...]]) -> list[Result]:
+    """Templated summary rows to objects without a per-field loop: 100,000 files spend most
+    of a warm scan's own time here."""
+    parts = [(t[1:10], t[11:14], t[16:]) for t in templates]
+    out: list[Result] = []
+    for p, row in zip(paths, rows, strict=True):
+        if type(row[0]) is int:
+            a, b, c = parts[row[0]]
+            out.append(InstanceSummary(p, row[1], *a, row[2], *b, row[3], row[4], *c))
+        else:
+            out.append(decode_summary(p, row))
+    return out
 
 
 class FolderCache:
