@@ -1,8 +1,9 @@
 """Per-folder snapshots in the index cache: a warm scan does one read per folder, not one per file.
 
-A snapshot holds, for one folder (and one name pattern), the stamp of every
-file the walk gave (name, size, mtime, inode, ctime) and every file's result
-(summary fields or unreadable reason), pickled as one blob. It is used only
+A snapshot holds, for one folder and one scope (the name pattern; for a
+search also its expressions), the stamp of every file the walk gave (name,
+size, mtime, inode, ctime) and every file's result (summary fields, search
+outcome or unreadable reason), pickled as one blob. It is used only
 when the folder's files and their stamps, taken now, are exactly the stored
 ones; any difference (a file added, deleted, renamed, rewritten or replaced)
 sends that folder, and only it, through the per-file rows of the cache, and
@@ -184,7 +185,7 @@ def _summaries(paths: list[str], rows: Sequence[tuple[Any, ...]], templates: Seq
 
 
 class FolderCache:
-    """The scan's use of the snapshots: answer whole folders, remember which ones to write back."""
+    """One scan's or search's use of the snapshots: answer whole folders, remember which ones to write back."""
 
     def __init__(
         self,
@@ -201,7 +202,8 @@ class FolderCache:
         self.encode_row = encode_row
         self.decode_row = decode_row
         self.varying = varying  # row positions that differ per file; the rest is stored once per template
-        self._pending: dict[str, tuple[list[str], tuple[tuple[int, int, int, int], ...]]] = {}  # key -> paths, stamps
+        # key -> the folder's paths and stamps, for folders whose snapshot missed
+        self._pending: dict[str, tuple[list[str], tuple[tuple[int, int, int, int], ...]]] = {}
         self.watch: set[str] = set()  # paths whose results a pending snapshot needs
 
     def lookup(self, groups: list[tuple[str, list[str]]]) -> tuple[dict[str, Any], list[str]]:
@@ -215,7 +217,9 @@ class FolderCache:
         for key, (_, paths) in zip(keys, groups, strict=True):
             stamps = _stamps(paths)
             blob = blobs.get(key)
-            results = _decode(blob, paths, stamps, self.decode_row, self.varying) if blob is not None and stamps is not None else None
+            results = None
+            if blob is not None and stamps is not None:
+                results = _decode(blob, paths, stamps, self.decode_row, self.varying)
             if results is not None:
                 found.update(zip(paths, results, strict=True))
                 continue
@@ -229,7 +233,8 @@ class FolderCache:
         """Write a snapshot of every folder that missed and was fully resolved in this scan."""
         rows = []
         for key, (paths, stamps) in self._pending.items():
-            blob = _encode(paths, tuple(FileStamp._make(s) for s in stamps), results, self.encode_row, self.varying)
+            named = tuple(FileStamp._make(s) for s in stamps)
+            blob = _encode(paths, named, results, self.encode_row, self.varying)
             if blob is not None:
                 rows.append((key, blob))
         self._pending.clear()
