@@ -32,13 +32,16 @@ _SHARED_FIELDS = (
     "study_description", "transfer_syntax_uid",
 )
 
-SCHEMA_VERSION = 4  # 4: unreadable rows carry their ReasonKind
+# 4: unreadable rows carry their ReasonKind; 5: stamps add inode and ctime, per-folder snapshots
+SCHEMA_VERSION = 5
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
 CREATE TABLE IF NOT EXISTS files (
     path TEXT PRIMARY KEY,
     size INTEGER NOT NULL,
     mtime_ns INTEGER NOT NULL,
+    ino INTEGER NOT NULL,
+    ctime_ns INTEGER NOT NULL,
     unreadable TEXT,
     summary BLOB,
     kind TEXT
@@ -48,10 +51,14 @@ CREATE TABLE IF NOT EXISTS elements (
     key TEXT NOT NULL,
     size INTEGER NOT NULL,
     mtime_ns INTEGER NOT NULL,
+    ino INTEGER NOT NULL,
+    ctime_ns INTEGER NOT NULL,
     payload TEXT NOT NULL,
     PRIMARY KEY (path, key)
 );
+CREATE TABLE IF NOT EXISTS folders (key TEXT PRIMARY KEY, snapshot BLOB NOT NULL);
 """
+_DROP = "DROP TABLE IF EXISTS files; DROP TABLE IF EXISTS elements; DROP TABLE IF EXISTS folders;"
 
 
 def _select_in(conn: sqlite3.Connection, sql: str, params: tuple[Any, ...], keys: list[str]) -> Iterator[Any]:
@@ -85,16 +92,35 @@ def abs_paths(paths: Iterable[str]) -> list[str]:
     return out
 
 
+def storable(path: str) -> bool:
+    """SQLite text is UTF-8: a path with undecodable bytes (surrogate escapes) is never cached, just read."""
+    if path.isascii():
+        return True
+    try:
+        path.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def default_cache_dir() -> Path:
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return Path(base) / "dicomtools"
 
 
 class FileStamp(NamedTuple):
-    """What identifies one version of a file (a tuple: a warm scan makes one per file)."""
+    """What identifies one version of a file (a tuple: a warm scan makes one per file).
+
+    Size and mtime alone miss a file replaced by another of the same size with
+    its mtime copied over (``cp -p``, ``rsync -t``, ``touch -r``): the inode
+    changes on a replace-by-rename and the ctime on any write or utime, and
+    neither can be set back by a user. A chmod also moves ctime: a harmless miss.
+    """
 
     size: int
     mtime_ns: int
+    ino: int
+    ctime_ns: int
 
     @classmethod
     def of(cls, path: str) -> FileStamp | None:
@@ -102,7 +128,7 @@ class FileStamp(NamedTuple):
             st = os.stat(path)
         except OSError:
             return None
-        return cls(st.st_size, st.st_mtime_ns)
+        return cls(st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns)
 
 
 class IndexCache:
@@ -130,7 +156,7 @@ class IndexCache:
         elif row[0] != str(SCHEMA_VERSION):
             # An index written by another version: start it again (it is only a cache).
             log.info("index cache %s has schema %s, rebuilding as %s", self.path, row[0], SCHEMA_VERSION)
-            conn.executescript("DROP TABLE files; DROP TABLE elements;")
+            conn.executescript(_DROP)
             conn.executescript(_SCHEMA)
             conn.execute("INSERT OR REPLACE INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
         conn.execute("SELECT count(*) FROM files LIMIT 1").fetchone()
@@ -207,11 +233,15 @@ class IndexCache:
             stamp = FileStamp.of(p)
             if stamp is not None:
                 stamps[p] = stamp
-                keys[abs_path] = p
-        rows: dict[str, tuple[int, int, str | None, bytes | None, str | None]] = {}
+                if storable(abs_path):
+                    keys[abs_path] = p
+        rows: dict[str, tuple[Any, ...]] = {}
 
         def fetch(conn: sqlite3.Connection) -> None:
-            sql = "SELECT path, size, mtime_ns, unreadable, summary, kind FROM files WHERE path IN ({marks})"
+            sql = (
+                "SELECT path, size, mtime_ns, ino, ctime_ns, unreadable, summary, kind"
+                " FROM files WHERE path IN ({marks})"
+            )
             for row in _select_in(conn, sql, (), list(keys)):
                 rows[row[0]] = row[1:]
 
@@ -219,14 +249,13 @@ class IndexCache:
         found: dict[str, InstanceSummary | UnreadableFile] = {}
         for abs_path, given in keys.items():
             row = rows.get(abs_path)
-            stamp = stamps[given]
-            if row is None or row[0] != stamp.size or row[1] != stamp.mtime_ns:
+            if row is None or row[:4] != stamps[given]:
                 continue
             try:
-                if row[2] is not None:
-                    found[given] = UnreadableFile(given, row[2], ReasonKind.parse(row[4]))
+                if row[4] is not None:
+                    found[given] = UnreadableFile(given, row[4], ReasonKind.parse(row[6]))
                 else:
-                    summary = pickle.loads(row[3] or b"")  # noqa: S301 - our own cache file
+                    summary = pickle.loads(row[5] or b"")  # noqa: S301 - our own cache file
                     if not isinstance(summary, InstanceSummary):
                         continue
                     summary.path = given
@@ -240,28 +269,27 @@ class IndexCache:
         return found, {p: s for p, s in stamps.items() if p not in found}
 
     def store(self, results: Iterable[InstanceSummary | UnreadableFile], stamps: dict[str, FileStamp]) -> None:
-        rows: list[tuple[str, int, int, str | None, bytes | None, str | None]] = []
+        rows: list[tuple[Any, ...]] = []
         for item in results:
             stamp = stamps.get(item.path)
             if stamp is None:
                 continue
+            if not storable(item.path):
+                continue
             if isinstance(item, InstanceSummary):
                 if (item.size, item.mtime_ns) != (stamp.size, stamp.mtime_ns):
                     continue  # changed while we read it: do not cache
-                rows.append(
-                    (os.path.abspath(item.path), stamp.size, stamp.mtime_ns, None, pickle.dumps(item), None)
-                )
+                rows.append((os.path.abspath(item.path), *stamp, None, pickle.dumps(item), None))
             elif item.kind.transient:
                 continue  # may read next time (I/O error, permission), or not about the content
             else:
-                rows.append(
-                    (os.path.abspath(item.path), stamp.size, stamp.mtime_ns, item.reason, None, item.kind.value)
-                )
+                rows.append((os.path.abspath(item.path), *stamp, item.reason, None, item.kind.value))
         if not rows:
             return
 
         self._write_rows(
-            "INSERT OR REPLACE INTO files (path, size, mtime_ns, unreadable, summary, kind) VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT OR REPLACE INTO files (path, size, mtime_ns, ino, ctime_ns, unreadable, summary, kind)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             rows,
         )
 
@@ -277,15 +305,17 @@ class IndexCache:
 
     def lookup_elements(self, stamps: dict[str, FileStamp], key: str) -> dict[str, Any]:
         """Cached payloads for one expression key, only for files unchanged since they were stored."""
-        keys = dict(zip(abs_paths(stamps), stamps, strict=True))
+        keys = {k: p for k, p in zip(abs_paths(stamps), stamps, strict=True) if storable(k)}
         out: dict[str, Any] = {}
 
         def fetch(conn: sqlite3.Connection) -> None:
-            sql = "SELECT path, size, mtime_ns, payload FROM elements WHERE key = ? AND path IN ({marks})"
-            for path, size, mtime_ns, payload in _select_in(conn, sql, (key,), list(keys)):
+            sql = (
+                "SELECT path, size, mtime_ns, ino, ctime_ns, payload FROM elements"
+                " WHERE key = ? AND path IN ({marks})"
+            )
+            for path, *stamp, payload in _select_in(conn, sql, (key,), list(keys)):
                 given = keys[path]
-                stamp = stamps[given]
-                if (size, mtime_ns) == (stamp.size, stamp.mtime_ns):
+                if tuple(stamp) == stamps[given]:
                     out[given] = json.loads(payload)
 
         self._run(fetch)
@@ -293,14 +323,37 @@ class IndexCache:
 
     def store_elements(self, key: str, values: dict[str, Any], stamps: dict[str, FileStamp]) -> None:
         rows = [
-            (os.path.abspath(p), key, stamps[p].size, stamps[p].mtime_ns, json.dumps(v))
+            (os.path.abspath(p), key, *stamps[p], json.dumps(v))
             for p, v in values.items()
-            if p in stamps and FileStamp.of(p) == stamps[p]
+            if p in stamps and storable(p) and FileStamp.of(p) == stamps[p]
         ]
         if not rows:
             return
 
-        self._write_rows("INSERT OR REPLACE INTO elements VALUES (?, ?, ?, ?, ?)", rows)
+        self._write_rows(
+            "INSERT OR REPLACE INTO elements (path, key, size, mtime_ns, ino, ctime_ns, payload)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            rows,
+        )
+
+    # -- per-folder snapshots ----------------------------------------------------
+    def lookup_snapshots(self, keys: Sequence[str]) -> dict[str, bytes]:
+        """The stored snapshot blobs of these folder keys (see :mod:`.snapshot`): one query for many folders."""
+        out: dict[str, bytes] = {}
+
+        def fetch(conn: sqlite3.Connection) -> None:
+            out.clear()
+            wanted = [k for k in keys if storable(k)]
+            for key, blob in _select_in(conn, "SELECT key, snapshot FROM folders WHERE key IN ({marks})", (), wanted):
+                out[key] = blob
+
+        self._run(fetch)
+        return out
+
+    def store_snapshots(self, rows: Sequence[tuple[str, bytes]]) -> None:
+        rows = [r for r in rows if storable(r[0])]
+        if rows:
+            self._write_rows("INSERT OR REPLACE INTO folders (key, snapshot) VALUES (?, ?)", rows)
 
     def forget_missing(self, root: str, present: Iterable[str], known_rows: int | None = None) -> int:
         """Drop rows of files under ``root`` that no longer exist; returns how many.

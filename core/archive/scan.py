@@ -27,7 +27,6 @@ from dicomtools.core.archive.model import (
     ScanResult,
     UnreadableFile,
 )
-from dicomtools.core.archive.pool import run_batches
 from dicomtools.core.archive.read import Instance, read_instance
 from dicomtools.core.archive.read import sniff_dicom as sniff_dicom  # re-exported for old importers
 from dicomtools.core.archive.reasons import ReasonKind
@@ -37,6 +36,7 @@ from dicomtools.core.progress import CancelToken, ProgressSink, Reporter
 
 if TYPE_CHECKING:  # sqlite3 costs ~20 ms to import: only a scan with the cache pays it
     from dicomtools.core.archive.cache import FileStamp, IndexCache
+    from dicomtools.core.archive.snapshot import FolderCache
 
 log = logging.getLogger(__name__)
 
@@ -119,7 +119,6 @@ FLAT_FIELDS: dict[int, str] = {
 
 PARALLEL_THRESHOLD = 8000  # measured on the loaded 2-core VM: a fork pool lost at 5,000 files, broke even at 20,000
 BATCH_SIZE = 256
-CACHE_CHUNK = 4096
 
 
 def _get(ds: Any, key: Any) -> Any:
@@ -410,10 +409,15 @@ def scan(
     done = 0
     stamps: dict[str, FileStamp] = {}
 
+    collected: dict[str, InstanceSummary | UnreadableFile] = {}  # results a new folder snapshot needs
+
     def take(batch_result: list[InstanceSummary | UnreadableFile], fresh: bool = True) -> None:
         nonlocal done
         good: list[InstanceSummary] = []
+        watch = folders.watch if folders is not None else None
         for item in batch_result:
+            if watch and item.path in watch:
+                collected[item.path] = item
             if isinstance(item, InstanceSummary):
                 good.append(item)
             else:
@@ -427,26 +431,21 @@ def scan(
         rep.advanced(done, total)
 
     to_read = paths
+    folders: FolderCache | None = None
     if cache is not None:
-        # In chunks, so a live view gets its first nodes before the whole index is consulted.
-        to_read = []
-        hits = 0
-        for i in range(0, len(paths), CACHE_CHUNK):
-            if cancel is not None and cancel.cancelled:
-                break
-            chunk = paths[i : i + CACHE_CHUNK]
-            found, chunk_stamps = cache.lookup(chunk)
-            hits += len(found)
-            stamps.update(chunk_stamps)
-            if found:
-                take([found[p] for p in chunk if p in found], fresh=False)
-            to_read.extend(p for p in chunk if p not in found)
+        from dicomtools.core.archive.snapshot import FolderCache, from_cache, pattern_scope
+
+        folders = FolderCache(cache, pattern_scope(pattern), enabled=os.path.isdir(root))
+        to_read, hits = from_cache(cache, folders, paths, take, stamps, cancel)
         if pattern is None:
             cache.forget_missing(root, paths, known_rows=hits)
     batches = list(_batched(iter(to_read), BATCH_SIZE))
     remaining = batches
     with _gc_paused():
         if n_workers > 1 and len(to_read) >= PARALLEL_THRESHOLD:
+            # Imported here: the pool (threads, processes) serves only a big cold scan.
+            from dicomtools.core.archive.pool import run_batches
+
             # The caller reads too: n_workers readers in all.
             run_batches(
                 batches, read_batch_rows, (), n_workers - 1, lambda rows: take(rows_to_results(rows)), cancel
@@ -456,6 +455,8 @@ def scan(
             if cancel is not None and cancel.cancelled:
                 break
             take(read_batch(batch))
+    if folders is not None:
+        folders.save(collected)
     result.unreadable.sort(key=lambda u: u.path)
     result.elapsed = time.monotonic() - started
     rep.finished(done, total, f"{len(result.instances)} DICOM, {len(result.unreadable)} unreadable")

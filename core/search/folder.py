@@ -16,7 +16,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from dicomtools.core.archive import fastread
 from dicomtools.core.archive.cache import FileStamp, IndexCache
@@ -32,6 +32,8 @@ from dicomtools.core.search.expr import Expression
 
 if TYPE_CHECKING:
     from pydicom.dataset import Dataset
+
+    from dicomtools.core.archive.snapshot import FolderCache
 
 log = logging.getLogger(__name__)
 
@@ -275,9 +277,16 @@ def search(
 
     stamps: dict[str, FileStamp] = {}
     fresh: dict[str, FileOutcome] = {}
+    folders: FolderCache | None = None
+    collected: dict[str, FileOutcome] = {}  # outcomes a new folder snapshot needs
     if cache is not None:
-        stamps = cache.stamps(paths)
-        fresh = _from_cache(cache, stamps, parsed)
+        from dicomtools.core.archive.snapshot import FolderCache, folder_groups, pattern_scope
+
+        scope = "\0".join(("", "search", pattern_scope(pattern), *sources))
+        folders = FolderCache(cache, scope, os.path.isdir(root), _encode_outcome, _decode_outcome, ())
+        fresh, rest = folders.lookup(list(folder_groups(paths)))
+        stamps = cache.stamps(rest)
+        fresh.update(_from_cache(cache, stamps, parsed))
         paths_to_read = [p for p in paths if p not in fresh]
     else:
         paths_to_read = paths
@@ -286,7 +295,10 @@ def search(
         nonlocal done
         if cache is not None and outcomes and outcomes[0].path not in fresh:
             _to_cache(cache, stamps, parsed, outcomes)
+        watch = folders.watch if folders is not None else None
         for o in outcomes:
+            if watch and o.path in watch:
+                collected[o.path] = o
             if not o.dicom:
                 result.unreadable.append(UnreadableFile(o.path, o.reason, o.kind))
                 continue
@@ -299,7 +311,9 @@ def search(
                 vr = shown_vr[p]
                 if vr in NUMERIC_VRS:  # 6, 6.0 and 6.000 are one value
                     values = [canonical_number(vr, v) for v in values]
-                result.statistics[p].update(dict.fromkeys(values, 1))
+                counter = result.statistics[p]
+                for v in dict.fromkeys(values):  # each value once per file (a Counter.update per file costs more)
+                    counter[v] += 1
         done += len(outcomes)
 
     def is_cancelled() -> bool:
@@ -329,6 +343,8 @@ def search(
         batches = [paths_to_read[i : i + BATCH_SIZE] for i in range(0, n_read, BATCH_SIZE)]
         extra = (tuple(parsed), tuple(tags), flat)
         result.cancelled = run_batches(batches, search_batch, extra, n_workers, take_and_report, cancel)
+    if folders is not None:
+        folders.save(collected)
     result.elapsed = time.monotonic() - started
     note = f"{result.matched} matched of {result.dicom_files} DICOM files"
     rep.finished(done, total, note + (" (cancelled)" if result.cancelled else ""))
@@ -355,6 +371,18 @@ def _from_cache(cache: IndexCache, stamps: dict[str, FileStamp], exprs: Sequence
         per_expr = tuple(known[path] for known in per_key)
         out[path] = FileOutcome(path, True, combine(exprs, per_expr), per_expr=per_expr)
     return out
+
+
+def _encode_outcome(o: FileOutcome, stamp: FileStamp) -> tuple[object, ...] | None:
+    """A file's outcome as a folder-snapshot row; None when it must be read again next time."""
+    if not o.dicom and o.kind.transient:
+        return None
+    return (o.dicom, o.values, o.reason, o.kind.value, o.per_expr)
+
+
+def _decode_outcome(path: str, row: tuple[Any, ...]) -> FileOutcome:
+    dicom, values, reason, kind, per_expr = row
+    return FileOutcome(path, dicom, values, reason, per_expr, ReasonKind(kind))
 
 
 def _to_cache(
