@@ -28,7 +28,7 @@ from dicomtools.core.archive.model import (
     UnreadableFile,
 )
 from dicomtools.core.archive.pool import run_batches
-from dicomtools.core.archive.read import Instance, read_instance
+from dicomtools.core.archive.read import Instance, read_instance, read_instance_head
 from dicomtools.core.archive.read import sniff_dicom as sniff_dicom  # re-exported for old importers
 from dicomtools.core.archive.reasons import ReasonKind
 from dicomtools.core.archive.walk import iter_files
@@ -295,6 +295,21 @@ def read_summary(path: str) -> InstanceSummary | UnreadableFile:
         return _summary_from_instance(found)
     except Unsure:
         return _read_with_pydicom(path)
+
+
+def summary_from_head(path: str, head: bytes, size: int, mtime_ns: int) -> InstanceSummary | None:
+    """:func:`read_summary` of a file whose first bytes are in memory (just received): no re-read.
+
+    None when the file must be read after all (see ``read_instance_head``).
+    """
+    found = read_instance_head(path, head, size, mtime_ns, NEEDED_FLAT, NEEDED_SEQUENCES, specs=SPECS)
+    if found is None:
+        return None
+    try:
+        summary = _summary_from_instance(found)
+    except Unsure:
+        return None
+    return summary if isinstance(summary, InstanceSummary) else None
 
 
 def _read_with_pydicom(path: str) -> InstanceSummary | UnreadableFile:

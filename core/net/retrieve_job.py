@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from dicomtools.core.archive.model import InstanceSummary, UnreadableFile
-from dicomtools.core.archive.scan import read_summary
+from dicomtools.core.archive.scan import read_summary, summary_from_head
 from dicomtools.core.config import NodeConfig
 from dicomtools.core.net.assoc import TRANSIENT_RETRIES, NetError, scp_tls_context, tls_args
 from dicomtools.core.net.files import IMPLICIT_LE
@@ -81,7 +81,19 @@ class _Job:
         self.scp_tls = scp_tls_context(tls_node)
 
     def summarize(self, path: str) -> InstanceSummary | None:
-        s = read_summary(path)
+        return self._keep(path, read_summary(path))
+
+    def summarize_head(self, path: str, head: bytes, size: int) -> None:
+        """A C-GET arrival's summary from the bytes just written (the file is read only when they fall short)."""
+        try:
+            mtime_ns = os.stat(path).st_mtime_ns
+        except OSError:
+            return  # read_new() says why later
+        s = summary_from_head(path, head, size, mtime_ns)
+        if s is not None:
+            self._keep(path, s)
+
+    def _keep(self, path: str, s: InstanceSummary | UnreadableFile) -> InstanceSummary | None:
         with self.lock:
             if isinstance(s, UnreadableFile):
                 self.unreadable[path] = s.reason
@@ -314,7 +326,7 @@ class _Job:
         f: _Fetcher | None = None
         failed = True
         if opts.method == "get":
-            self.getter = GetWriter(self.tmp, node.called_ae)
+            self.getter = GetWriter(self.tmp, node.called_ae, on_written=self.summarize_head)
         try:
             assoc = self.find_assoc()
             q = query_patient(assoc, opts.patient_id)
