@@ -12,7 +12,9 @@ contexts are split over several associations when they pass 128.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -88,8 +90,38 @@ def class_groups(classes: Sequence[str], per_class: int, reserved: int) -> list[
 
 
 HEAD_KEPT = 1024 * 1024  # bytes of each arrival kept in memory for its summary (the header, mostly)
-# (path, the file's first bytes, its size): a new file was written, its header is in memory
-OnWritten = Callable[[str, bytes, int], None]
+# (path, the file's first bytes, its size, its mtime): a new file was written, its header is in memory
+OnWritten = Callable[[str, bytes, int, int], None]
+
+
+def _create(target: Path) -> int:
+    """A new file, only ours to read (as ``mkstemp`` makes them); ``FileExistsError`` when it is there."""
+    return os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o600)
+
+
+def _write_new(target: Path, chunks: Iterable[bytes]) -> int | None:
+    """Write an arrival straight under its name in the retrieve's temporary folder; its mtime.
+
+    No temp file + rename here: the whole folder is the temporary one (hidden,
+    removed in every case, the saved files are renamed out of it), and a
+    rename per instance costs 0.1-1 ms on a loaded disk. A failed write removes
+    what it wrote. None when the file exists (a second copy: the caller
+    compares it through ``write_received``).
+    """
+    try:
+        fd = _create(target)
+    except FileExistsError:
+        return None
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            for chunk in chunks:
+                fh.write(chunk)
+            fh.flush()
+            return os.fstat(fh.fileno()).st_mtime_ns
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(target)
+        raise
 
 
 class GetWriter:
@@ -125,7 +157,8 @@ class GetWriter:
                 yield frag
 
         try:
-            how = write_received(target, tee())
+            mtime_ns = _write_new(target, tee())
+            how = "new" if mtime_ns is not None else write_received(target, tee())
         except OSError as exc:
             log.debug("cannot write %s: %s", uid, exc)
             with self.lock:
@@ -136,8 +169,8 @@ class GetWriter:
                 self.conflicts.append(f"instance {uid} arrived a second time with different content: "
                                       "the first copy was kept, the second not saved")
             self.arrivals.append(uid)
-        if how == "new" and self.on_written is not None:
-            self.on_written(str(target), bytes(head), size[0])
+        if mtime_ns is not None and self.on_written is not None:
+            self.on_written(str(target), bytes(head), size[0], mtime_ns)
         return 0x0000
 
 

@@ -83,12 +83,8 @@ class _Job:
     def summarize(self, path: str) -> InstanceSummary | None:
         return self._keep(path, read_summary(path))
 
-    def summarize_head(self, path: str, head: bytes, size: int) -> None:
+    def summarize_head(self, path: str, head: bytes, size: int, mtime_ns: int) -> None:
         """A C-GET arrival's summary from the bytes just written (the file is read only when they fall short)."""
-        try:
-            mtime_ns = os.stat(path).st_mtime_ns
-        except OSError:
-            return  # read_new() says why later
         s = summary_from_head(path, head, size, mtime_ns)
         if s is not None:
             self._keep(path, s)
