@@ -28,7 +28,7 @@ from dicomtools.core.archive.model import (
     UnreadableFile,
 )
 from dicomtools.core.archive.pool import run_batches
-from dicomtools.core.archive.read import Instance, read_instance, read_instance_head
+from dicomtools.core.archive.read import Instance, read_instance
 from dicomtools.core.archive.read import sniff_dicom as sniff_dicom  # re-exported for old importers
 from dicomtools.core.archive.reasons import ReasonKind
 from dicomtools.core.archive.walk import iter_files
@@ -302,6 +302,9 @@ def summary_from_head(path: str, head: bytes, size: int, mtime_ns: int) -> Insta
 
     None when the file must be read after all (see ``read_instance_head``).
     """
+    # loaded already (read_instance); imported here to keep the module's import block as main has it
+    from dicomtools.core.archive.read import read_instance_head
+
     found = read_instance_head(path, head, size, mtime_ns, NEEDED_FLAT, NEEDED_SEQUENCES, specs=SPECS)
     if found is None:
         return None
