@@ -182,22 +182,22 @@ def _pixel_data_truncated(fh: Any, size: int, implicit: bool) -> bool:
     return value_start + length > size
 
 
-def _from_fast(path: str, hdr: fastread.FastHeader, st: os.stat_result) -> Instance:
+def _from_fast(path: str, hdr: fastread.FastHeader, size: int, mtime_ns: int) -> Instance:
     truncated = False
     if hdr.pixel_offset is not None and hdr.pixel_length is not None:
         value_start = hdr.pixel_offset + hdr.pixel_header
         if hdr.pixel_length == fastread.UNDEFINED:
-            truncated = value_start >= st.st_size
+            truncated = value_start >= size
         else:
-            truncated = value_start + hdr.pixel_length > st.st_size
+            truncated = value_start + hdr.pixel_length > size
     return Instance(
         path=path,
         sop_class_uid=hdr.values.get(SOP_CLASS_UID) or hdr.meta.get(0x00020002, ""),
         sop_instance_uid=hdr.values.get(SOP_INSTANCE_UID) or hdr.meta.get(0x00020003, ""),
         transfer_syntax_uid=hdr.meta.get(0x00020010, ""),
         character_set=hdr.values.get(SPECIFIC_CHARACTER_SET, ""),
-        size=st.st_size,
-        mtime_ns=st.st_mtime_ns,
+        size=size,
+        mtime_ns=mtime_ns,
         fast=hdr,
         truncated=truncated,
     )
@@ -319,7 +319,7 @@ def read_instance(
             if hdr is not None and hdr.meta.get(0x00020002) == MEDIA_STORAGE_DIRECTORY:
                 return unreadable(path, ReasonKind.DICOMDIR, "DICOMDIR (media directory index), not an instance")
             if hdr is not None and not hdr.sequences and not (use_pydicom or full):
-                found: Instance | UnreadableFile = _from_fast(path, hdr, st)
+                found: Instance | UnreadableFile = _from_fast(path, hdr, st.st_size, st.st_mtime_ns)
             else:
                 with open(fd, "rb", closefd=False) as fh:
                     found = _with_pydicom(fh, path, st, has_preamble, tags, full)
@@ -334,6 +334,33 @@ def read_instance(
     if isinstance(found, Instance) and not (found.sop_class_uid and found.sop_instance_uid):
         return unreadable(path, ReasonKind.NO_SOP_UIDS, "DICOM without SOP Class/Instance UID")
     return found
+
+
+def read_instance_head(
+    path: str,
+    head: bytes,
+    size: int,
+    mtime_ns: int,
+    wanted: frozenset[int] = frozenset(),
+    wanted_sequences: frozenset[int] = frozenset(),
+    specs: Mapping[int, fastread.SequenceSpec] | None = None,
+) -> Instance | None:
+    """:func:`read_instance`'s fast path on bytes already in memory (a file just received).
+
+    ``head``: the file's first bytes (all of them, or enough for the header),
+    ``size`` the whole file's. None when the file itself must be read (the
+    header runs past ``head``, a sequence pydicom must read, anything odd).
+    """
+    try:
+        if sniff(head)[1] is not None:
+            return None
+        hdr = fastread.parse(head, size, _with_identity(wanted), wanted_sequences, specs)
+    except (fastread.NeedsFallback, fastread.Incomplete, fastread.Truncated, struct.error, UnicodeError):
+        return None
+    if hdr.sequences or hdr.meta.get(0x00020002) == MEDIA_STORAGE_DIRECTORY:
+        return None
+    found = _from_fast(path, hdr, size, mtime_ns)
+    return found if found.sop_class_uid and found.sop_instance_uid else None
 
 
 def read_dataset(path: str, *, full: bool = True) -> Dataset | UnreadableFile:

@@ -296,6 +296,24 @@ def read_summary(path: str) -> InstanceSummary | UnreadableFile:
         return _read_with_pydicom(path)
 
 
+def summary_from_head(path: str, head: bytes, size: int, mtime_ns: int) -> InstanceSummary | None:
+    """:func:`read_summary` of a file whose first bytes are in memory (just received): no re-read.
+
+    None when the file must be read after all (see ``read_instance_head``).
+    """
+    # loaded already (read_instance); imported here to keep the module's import block as main has it
+    from dicomtools.core.archive.read import read_instance_head
+
+    found = read_instance_head(path, head, size, mtime_ns, NEEDED_FLAT, NEEDED_SEQUENCES, specs=SPECS)
+    if found is None:
+        return None
+    try:
+        summary = _summary_from_instance(found)
+    except Unsure:
+        return None
+    return summary if isinstance(summary, InstanceSummary) else None
+
+
 def _read_with_pydicom(path: str) -> InstanceSummary | UnreadableFile:
     """The general reader (every encoding, every sequence): the fast path's reference."""
     return _summary_from_instance(read_instance(path, tags=NEEDED_TAGS, use_pydicom=True))

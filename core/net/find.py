@@ -4,16 +4,16 @@ Patient Root is used when the peer accepts it, else Study Root. Optional
 keys a peer does not return (dcmqrscp knows no RT Plan Label, many PACS
 return no Modality at series level) show up as empty strings; callers
 decide what they can rely on (see ``PatientQuery.series_modality_known``).
+Queries are flat ``{keyword: value}`` maps; they travel over the lean UL
+(:class:`ul_find.LeanFind`, no pydicom) or a pynetdicom association (the
+interactive search), whichever the caller opened.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
-
-from pydicom.dataset import Dataset
-from pydicom.multival import MultiValue
-from pynetdicom.association import Association
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any
 
 from dicomtools.core.net.assoc import NetError
 from dicomtools.core.net.find_model import (  # noqa: F401 - re-exported
@@ -23,13 +23,20 @@ from dicomtools.core.net.find_model import (  # noqa: F401 - re-exported
     SeriesInfo,
     StudyInfo,
 )
+from dicomtools.core.net.ident import CHARSET
 from dicomtools.core.net.qr_models import FIND_MODELS
 from dicomtools.core.net.status import FAILURE, describe_status, status_category
+from dicomtools.core.net.ul import PeerAborted, PeerTimedOut
+from dicomtools.core.net.ul_find import LeanFind
+
+if TYPE_CHECKING:
+    from pydicom.dataset import Dataset
+    from pynetdicom.association import Association
 
 log = logging.getLogger(__name__)
 
-CHARSET = "ISO_IR 192"  # UTF-8: every identifier says how its text is encoded
 WILDCARDS = "*?\\"
+Keys = dict[str, str]  # one query identifier: keyword -> value ("" asks for the key)
 
 
 def with_charset(ds: Dataset, charset: str = CHARSET) -> Dataset:
@@ -52,28 +59,75 @@ def id_key(patient_id: str) -> str:
     return "" if any(c in patient_id for c in WILDCARDS) else patient_id
 
 
-def choose_model(assoc: Association) -> str:
+def _accepted(assoc: LeanFind | Association) -> set[str]:
+    if isinstance(assoc, LeanFind):
+        return assoc.accepted_models
+    return {str(cx.abstract_syntax) for cx in assoc.accepted_contexts}
+
+
+def choose_model(assoc: LeanFind | Association) -> str:
     """'P' (Patient Root) when accepted, else 'S' (Study Root)."""
-    accepted = {str(cx.abstract_syntax) for cx in assoc.accepted_contexts}
+    accepted = _accepted(assoc)
     for key, uid in FIND_MODELS.items():
         if str(uid) in accepted:
             return key
     raise NetError("the node accepted neither Patient Root nor Study Root C-FIND")
 
 
-def _s(ds: Dataset, keyword: str) -> str:
+def _s(ds: Any, keyword: str) -> str:
     value = ds.get(keyword, "")
     if value is None:
         return ""
-    if isinstance(value, MultiValue | list | tuple):
+    if isinstance(value, str):
+        return value.strip()
+    if isinstance(value, list | tuple) or type(value).__name__ == "MultiValue":
         return "\\".join(str(v).strip() for v in value)
     return str(value).strip()
 
 
-def c_find(assoc: Association, model: str, identifier: Dataset) -> list[Dataset]:
-    """All pending identifiers of one C-FIND; raises :class:`NetError` on a failure status."""
-    out: list[Dataset] = []
-    for status, ident in assoc.send_c_find(with_charset(identifier), FIND_MODELS[model]):
+def _lean_find(assoc: LeanFind, model: str, keys: Mapping[str, str]) -> list[Keys]:
+    out: list[Keys] = []
+    try:
+        responses = list(assoc.find(FIND_MODELS[model], keys))
+    except PeerTimedOut:
+        raise NetError(f"C-FIND: no response from the node within {assoc.dimse_timeout:g} s "
+                       "(dimse_timeout)") from None
+    except PeerAborted as exc:
+        raise NetError(f"C-FIND: {exc}") from None
+    for rsp in responses:
+        cat = status_category(rsp.status)
+        if cat == "pending":
+            if rsp.identifier is not None:
+                out.append(rsp.identifier)
+        elif cat == FAILURE:
+            comment = rsp.comment.strip()
+            raise NetError(f"C-FIND failed: {describe_status(rsp.status)}" + (f" ({comment})" if comment else ""))
+    return out
+
+
+def _dataset(keys: Mapping[str, str]) -> Dataset:
+    from pydicom.dataset import Dataset
+
+    ds = Dataset()
+    for kw, value in keys.items():
+        setattr(ds, kw, value)
+    return ds
+
+
+def c_find(assoc: LeanFind | Association, model: str, identifier: Keys | Dataset) -> list[Any]:
+    """All pending identifiers of one C-FIND; raises :class:`NetError` on a failure status.
+
+    Over :class:`LeanFind` the answers are ``{keyword: text}`` maps, over
+    pynetdicom pydicom datasets; both answer ``.get(keyword)``.
+    """
+    if isinstance(assoc, LeanFind):
+        if not isinstance(identifier, dict):
+            flat: Any = identifier  # a Dataset: its flat keys
+            identifier = {el.keyword: str(el.value or "") for el in flat}
+        return _lean_find(assoc, model, identifier)
+    ds = _dataset(identifier) if isinstance(identifier, dict) else identifier
+    out: list[Any] = []
+    for status, ident in assoc.send_c_find(with_charset(ds), FIND_MODELS[model]):
         if "Status" not in status:
             raise NetError(f"C-FIND: no response from the node within {assoc.dimse_timeout:g} s "
                            "(dimse_timeout), or the association was aborted")
@@ -88,15 +142,9 @@ def c_find(assoc: Association, model: str, identifier: Dataset) -> list[Dataset]
     return out
 
 
-def find_studies(assoc: Association, model: str, patient_id: str) -> tuple[str, list[StudyInfo]]:
-    ds = Dataset()
-    ds.QueryRetrieveLevel = "STUDY"
-    ds.PatientID = id_key(patient_id)
-    ds.PatientName = ""
-    ds.StudyInstanceUID = ""
-    ds.StudyDate = ""
-    ds.StudyDescription = ""
-    ds.ModalitiesInStudy = ""
+def find_studies(assoc: LeanFind | Association, model: str, patient_id: str) -> tuple[str, list[StudyInfo]]:
+    ds: Keys = {"QueryRetrieveLevel": "STUDY", "PatientID": id_key(patient_id), "PatientName": "",
+                "StudyInstanceUID": "", "StudyDate": "", "StudyDescription": "", "ModalitiesInStudy": ""}
     name = ""
     studies: dict[str, StudyInfo] = {}
     for ident in c_find(assoc, model, ds):
@@ -110,16 +158,10 @@ def find_studies(assoc: Association, model: str, patient_id: str) -> tuple[str, 
     return name, sorted(studies.values(), key=lambda s: (s.date, s.study_uid))
 
 
-def find_series(assoc: Association, model: str, patient_id: str, study_uid: str) -> list[SeriesInfo]:
-    ds = Dataset()
-    ds.QueryRetrieveLevel = "SERIES"
-    ds.PatientID = id_key(patient_id)
-    ds.StudyInstanceUID = study_uid
-    ds.SeriesInstanceUID = ""
-    ds.Modality = ""
-    ds.SeriesDescription = ""
-    ds.SeriesNumber = ""
-    ds.NumberOfSeriesRelatedInstances = ""
+def find_series(assoc: LeanFind | Association, model: str, patient_id: str, study_uid: str) -> list[SeriesInfo]:
+    ds: Keys = {"QueryRetrieveLevel": "SERIES", "PatientID": id_key(patient_id), "StudyInstanceUID": study_uid,
+                "SeriesInstanceUID": "", "Modality": "", "SeriesDescription": "", "SeriesNumber": "",
+                "NumberOfSeriesRelatedInstances": ""}
     out: dict[str, SeriesInfo] = {}
     for ident in c_find(assoc, model, ds):
         uid = _s(ident, "SeriesInstanceUID")
@@ -136,18 +178,13 @@ def find_series(assoc: Association, model: str, patient_id: str, study_uid: str)
 
 
 def find_instances(
-    assoc: Association, model: str, patient_id: str, study_uid: str, series_uid: str,
+    assoc: LeanFind | Association, model: str, patient_id: str, study_uid: str, series_uid: str,
     extra_keys: Iterable[str] = (),
 ) -> list[InstanceInfo]:
-    ds = Dataset()
-    ds.QueryRetrieveLevel = "IMAGE"
-    ds.PatientID = id_key(patient_id)
-    ds.StudyInstanceUID = study_uid
-    ds.SeriesInstanceUID = series_uid
-    ds.SOPInstanceUID = ""
-    ds.SOPClassUID = ""
+    ds: Keys = {"QueryRetrieveLevel": "IMAGE", "PatientID": id_key(patient_id), "StudyInstanceUID": study_uid,
+                "SeriesInstanceUID": series_uid, "SOPInstanceUID": "", "SOPClassUID": ""}
     for key in extra_keys:
-        setattr(ds, key, "")
+        ds[key] = ""
     out = []
     for ident in c_find(assoc, model, ds):
         uid = _s(ident, "SOPInstanceUID")
@@ -157,11 +194,11 @@ def find_instances(
     return out
 
 
-def query_patient(assoc: Association, patient_id: str, model: str | None = None) -> PatientQuery:
+def query_patient(assoc: LeanFind | Association, patient_id: str, model: str | None = None) -> PatientQuery:
     """Studies and their series for one Patient ID (exact match, no wildcards)."""
     if model is None:
         model = choose_model(assoc)
-        accepted = {str(cx.abstract_syntax) for cx in assoc.accepted_contexts}
+        accepted = _accepted(assoc)
         if not id_key(patient_id) and str(FIND_MODELS["S"]) in accepted:
             model = "S"  # Study Root needs no Patient ID below the study: the ID is matched by us
     name, studies = find_studies(assoc, model, patient_id)
@@ -170,14 +207,11 @@ def query_patient(assoc: Association, patient_id: str, model: str | None = None)
     return PatientQuery(patient_id, name, model, studies)
 
 
-def sop_classes_in_study(assoc: Association, model: str, patient_id: str, study_uid: str) -> set[str]:
+def sop_classes_in_study(assoc: LeanFind | Association, model: str, patient_id: str, study_uid: str) -> set[str]:
     """SOP Classes in Study (0008,0062) of one study; empty when the node does not return it."""
-    ds = Dataset()
-    ds.QueryRetrieveLevel = "STUDY"
+    ds: Keys = {"QueryRetrieveLevel": "STUDY", "StudyInstanceUID": study_uid, "SOPClassesInStudy": ""}
     if model == "P":
-        ds.PatientID = id_key(patient_id)
-    ds.StudyInstanceUID = study_uid
-    ds.SOPClassesInStudy = ""
+        ds["PatientID"] = id_key(patient_id)
     out: set[str] = set()
     for ident in c_find(assoc, model, ds):
         out.update(v for v in _s(ident, "SOPClassesInStudy").split("\\") if v)

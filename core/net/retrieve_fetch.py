@@ -5,12 +5,9 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from pydicom.dataset import Dataset
-from pynetdicom.dsutils import encode
-
 from dicomtools.core.net.assoc import NetError
 from dicomtools.core.net.files import IMPLICIT_LE
-from dicomtools.core.net.find import with_charset
+from dicomtools.core.net.ident import encode_identifier
 from dicomtools.core.net.retrieve_get import GetPlan, GetWriter
 from dicomtools.core.net.retrieve_model import GET_MODELS, MOVE_MODELS, FetchOutcome
 from dicomtools.core.net.status import FAILURE, describe_status, status_category
@@ -19,6 +16,8 @@ from dicomtools.core.net.ul import ClientAssociation, NoContextAccepted, request
 from dicomtools.core.net.ul_get import accepted_classes, c_get
 
 log = logging.getLogger(__name__)
+
+Ident = dict[str, str]  # a C-MOVE / C-GET identifier: keyword -> value (see :mod:`ident`)
 
 if TYPE_CHECKING:
     from dicomtools.core.net.retrieve_job import _Job
@@ -126,15 +125,16 @@ class _Fetcher:
                 self.lean.release()
             self.lean = None
 
-    def _move(self, ident: Dataset, what: str) -> tuple[int, int, int, int, str]:
+    def _move(self, ident: Ident, what: str) -> tuple[int, int, int, int, str]:
         a = self._move_assoc()
         model = str(MOVE_MODELS[self.model])
         cx = a.context_for(model, IMPLICIT_LE)
         if cx is None:
             raise NetError(f"{self.node.called_ae} does not accept C-MOVE with this query model")
-        data = encode(with_charset(ident), True, True, False)
-        if data is None:
-            raise NetError(f"cannot encode the C-MOVE identifier for {what}")
+        try:
+            data = encode_identifier(ident)
+        except UnicodeEncodeError:
+            raise NetError(f"cannot encode the C-MOVE identifier for {what}") from None
         try:
             st = a.c_move(cx, model, data, self.dest_ae, cancelled=self.stop_requested)
         except NetError as exc:
@@ -144,16 +144,17 @@ class _Fetcher:
             self.scp.flush()
         return st.status, st.completed, st.failed, st.warning, st.comment
 
-    def _get(self, ident: Dataset, what: str, group: int = 0) -> tuple[int, int, int, int, str]:
+    def _get(self, ident: Ident, what: str, group: int = 0) -> tuple[int, int, int, int, str]:
         assert self.getter is not None
         a = self._get_assoc(group)
         model = str(GET_MODELS[self.model])
         cx = a.context_for(model, IMPLICIT_LE)
         if cx is None:
             raise NetError(f"{self.node.called_ae} does not accept C-GET with this query model")
-        data = encode(with_charset(ident), True, True, False)
-        if data is None:
-            raise NetError(f"cannot encode the C-GET identifier for {what}")
+        try:
+            data = encode_identifier(ident)
+        except UnicodeEncodeError:
+            raise NetError(f"cannot encode the C-GET identifier for {what}") from None
         try:
             st = c_get(a, cx, model, data, self.getter, cancelled=self.stop_requested)
         except NetError as exc:
@@ -161,18 +162,18 @@ class _Fetcher:
             raise NetError(f"C-GET {what}: {exc}") from None
         return st.status, st.completed, st.failed, st.warning, st.comment
 
-    def _get_split(self, ident: Dataset, what: str, out: FetchOutcome) -> tuple[int, int, int, int, str]:
+    def _get_split(self, ident: Ident, what: str, out: FetchOutcome) -> tuple[int, int, int, int, str]:
         """C-GET one request as series (or instances) on the association holding their classes."""
         plan = self.plan
         assert plan is not None
-        level = str(ident.QueryRetrieveLevel)
-        series = [s for s in self.job.series_list() if s.study_uid == str(ident.StudyInstanceUID)
-                  and (level == "STUDY" or s.series_uid == str(ident.SeriesInstanceUID))]
+        level = ident["QueryRetrieveLevel"]
+        series = [s for s in self.job.series_list() if s.study_uid == ident.get("StudyInstanceUID")
+                  and (level == "STUDY" or s.series_uid == ident.get("SeriesInstanceUID"))]
         pid = self.job.opts.patient_id
         totals: list[Any] = [0x0000, 0, 0, 0, ""]
         skipped = 0
 
-        def run(ident2: Dataset, group: int) -> None:
+        def run(ident2: Ident, group: int) -> None:
             code, c, f, w, comment = self._get(ident2, what, group)
             totals[1] += c
             totals[2] += f
@@ -183,7 +184,7 @@ class _Fetcher:
         for s in series:
             members = plan.members.get(s.series_uid, [])
             if level == "IMAGE":
-                members = [m for m in members if m.sop_instance_uid == str(ident.SOPInstanceUID)]
+                members = [m for m in members if m.sop_instance_uid == ident.get("SOPInstanceUID")]
             groups = {plan.group_of(m.sop_class_uid) for m in members}
             refused = [m for m in members if m.sop_class_uid in plan.refused]
             if level != "IMAGE" and len(groups) == 1 and not refused and None not in groups:
@@ -199,7 +200,7 @@ class _Fetcher:
             out.expected -= skipped  # named once per class by the job
         return int(totals[0]), int(totals[1]), int(totals[2]), int(totals[3]), str(totals[4])
 
-    def fetch(self, ident: Dataset, what: str, expected: int | None = None) -> FetchOutcome:
+    def fetch(self, ident: Ident, what: str, expected: int | None = None) -> FetchOutcome:
         before = len(self._arrivals())
         out = FetchOutcome(what, expected=expected)
         if self.method == "move":
@@ -230,17 +231,16 @@ class _Fetcher:
         return out
 
 
-def _ident(model: str, level: str, patient_id: str, study: str = "", series: str = "", sop: str = "") -> Dataset:
-    ds = Dataset()
-    ds.QueryRetrieveLevel = level
+def _ident(model: str, level: str, patient_id: str, study: str = "", series: str = "", sop: str = "") -> Ident:
+    ds: Ident = {"QueryRetrieveLevel": level}
     if model == "P" or level == "PATIENT":
-        ds.PatientID = patient_id
+        ds["PatientID"] = patient_id
     if level in ("STUDY", "SERIES", "IMAGE"):
-        ds.StudyInstanceUID = study
+        ds["StudyInstanceUID"] = study
     if level in ("SERIES", "IMAGE"):
-        ds.SeriesInstanceUID = series
+        ds["SeriesInstanceUID"] = series
     if level == "IMAGE":
-        ds.SOPInstanceUID = sop
+        ds["SOPInstanceUID"] = sop
     return ds
 
 

@@ -11,21 +11,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from pynetdicom import build_context
-from pynetdicom.association import Association
-
 from dicomtools.core.archive.model import InstanceSummary, UnreadableFile
-from dicomtools.core.archive.scan import read_summary
+from dicomtools.core.archive.scan import read_summary, summary_from_head
 from dicomtools.core.config import NodeConfig
-from dicomtools.core.net.assoc import (
-    TRANSIENT_RETRIES,
-    NetError,
-    associate,
-    make_ae,
-    release,
-    scp_tls_context,
-    tls_args,
-)
+from dicomtools.core.net.assoc import TRANSIENT_RETRIES, NetError, scp_tls_context, tls_args
 from dicomtools.core.net.files import IMPLICIT_LE
 from dicomtools.core.net.find import (
     InstanceInfo,
@@ -61,6 +50,7 @@ from dicomtools.core.net.retrieve_select import select
 from dicomtools.core.net.status import WARNING, describe_status, status_category
 from dicomtools.core.net.storescp import StorageSCP, plausible_uid, safe_uid_name
 from dicomtools.core.net.ul import ClientAssociation, TransientReject, request_association
+from dicomtools.core.net.ul_find import LeanFind, find_contexts
 from dicomtools.core.progress import CancelToken, Reporter
 from dicomtools.core.tree import build_forest, is_image
 
@@ -80,7 +70,7 @@ class _Job:
         self.rejected: dict[str, str] = {}  # received files never saved: path -> why
         self.lock = threading.Lock()
         self.fetched_series: set[str] = set()
-        self._assoc: Association | None = None
+        self._assoc: LeanFind | None = None
         self.fetcher: _Fetcher | None = None
         self.getter: GetWriter | None = None
         tls_node = node
@@ -91,7 +81,15 @@ class _Job:
         self.scp_tls = scp_tls_context(tls_node)
 
     def summarize(self, path: str) -> InstanceSummary | None:
-        s = read_summary(path)
+        return self._keep(path, read_summary(path))
+
+    def summarize_head(self, path: str, head: bytes, size: int, mtime_ns: int) -> None:
+        """A C-GET arrival's summary from the bytes just written (the file is read only when they fall short)."""
+        s = summary_from_head(path, head, size, mtime_ns)
+        if s is not None:
+            self._keep(path, s)
+
+    def _keep(self, path: str, s: InstanceSummary | UnreadableFile) -> InstanceSummary | None:
         with self.lock:
             if isinstance(s, UnreadableFile):
                 self.unreadable[path] = s.reason
@@ -211,29 +209,30 @@ class _Job:
         for uid in sorted(need & sampled):
             self.series_fetch(f, by_uid[uid])
 
-    # -- C-FIND over pynetdicom (opened when needed); C-GET over the lean UL (one per class group)
-    def find_assoc(self) -> Association:
+    # -- C-FIND and C-GET over the lean UL (opened when needed; C-GET one per class group)
+    def find_assoc(self) -> LeanFind:
         if self._assoc is None or not self._assoc.is_established:
             if self.fetcher is not None:
                 self.fetcher.close_get()  # a node taking one association at a time answers the C-FIND
-            ae = make_ae(self.node.calling_ae, self.node)
-            contexts = [build_context(c) for c in FIND_CONTEXTS]
-            self._assoc = associate(ae, self.node, contexts, use_tls=self.opts.use_tls)
+            self._assoc = LeanFind(self._lean(find_contexts(FIND_CONTEXTS)), self.node.dimse_timeout)
         return self._assoc
 
     def get_assoc(self, group: int, plan: GetPlan) -> ClientAssociation:
         if self._assoc is not None:  # a node taking one association at a time: free it for the C-GET
-            release(self._assoc)
+            self._assoc.release()
             self._assoc = None
-        n = self.node
         contexts = [(str(GET_MODELS["P"]), IMPLICIT_LE), (str(GET_MODELS["S"]), IMPLICIT_LE),
                     *get_contexts(plan.groups[group], plan.syntaxes)]
+        return self._lean(contexts, plan.groups[group])
+
+    def _lean(self, contexts: list[tuple[str, str]], scp_roles: list[str] | None = None) -> ClientAssociation:
+        n = self.node
         for attempt in range(TRANSIENT_RETRIES + 1):
             try:
                 return request_association(
                     n.host, n.port, n.calling_ae, n.called_ae, contexts,
                     connect_timeout=n.connect_timeout, acse_timeout=n.acse_timeout,
-                    dimse_timeout=n.dimse_timeout, tls=self.tls, max_pdu=n.max_pdu, scp_roles=plan.groups[group])
+                    dimse_timeout=n.dimse_timeout, tls=self.tls, max_pdu=n.max_pdu, scp_roles=scp_roles or ())
             except TransientReject:
                 if attempt == TRANSIENT_RETRIES:
                     raise
@@ -312,9 +311,9 @@ class _Job:
                                         f"{n} instance{'s' if n != 1 else ''} not retrieved")
 
     def release_find(self) -> None:
-        """Release the pynetdicom association: its polling threads slow a bulk C-MOVE down."""
+        """Release the C-FIND association before a bulk C-MOVE: a node may take one at a time."""
         if self.opts.method == "move" and self._assoc is not None:
-            release(self._assoc)
+            self._assoc.release()
             self._assoc = None
 
     def run(self) -> RetrieveResult:
@@ -323,7 +322,7 @@ class _Job:
         f: _Fetcher | None = None
         failed = True
         if opts.method == "get":
-            self.getter = GetWriter(self.tmp, node.called_ae)
+            self.getter = GetWriter(self.tmp, node.called_ae, on_written=self.summarize_head)
         try:
             assoc = self.find_assoc()
             q = query_patient(assoc, opts.patient_id)
@@ -333,8 +332,11 @@ class _Job:
             rep.message(f"patient {opts.patient_id} {q.patient_name}: {len(q.studies)} studies, "
                         f"{len(q.series)} series")
             if opts.method == "move":
-                sock = assoc.dul.socket.socket if assoc.dul.socket is not None else None
-                local, peer = (sock.getsockname()[0], sock.getpeername()[0]) if sock is not None else ("127.0.0.1", "")
+                try:
+                    sock = assoc.assoc.conn.sock
+                    local, peer = sock.getsockname()[0], sock.getpeername()[0]
+                except OSError:
+                    local, peer = "127.0.0.1", ""
                 allowed = ({peer} | _addresses(node.host)) - {""}
 
                 def received(rec: Any) -> None:
@@ -382,7 +384,7 @@ class _Job:
                 if failed:
                     self._assoc.abort()
                 else:
-                    release(self._assoc)
+                    self._assoc.release()
                 self._assoc = None
             if scp is not None:
                 scp.stop()

@@ -1,6 +1,6 @@
 """Interactive Q/R: find patients and their plans (the TUI's Retrieve screen, from a worker thread).
 
-Plain compositions of ``core.net`` pieces (associate, ``c_find``,
+Plain compositions of ``core.net`` pieces (the lean C-FIND association, ``c_find``,
 ``query_patient``), answering in ``find_model``'s records. Retrieving what was
 chosen (renamed or anonymized) is a use case: ``core.services.retrieve``.
 """
@@ -17,13 +17,17 @@ log = logging.getLogger(__name__)
 
 
 def _find_assoc(node: NodeConfig) -> Any:
-    from dicomtools.core.net.assoc import associate, make_ae
+    """C-FIND over the lean UL (as the retrieve): no pydicom or pynetdicom import for a search."""
+    from dicomtools.core.net.assoc import tls_args
     from dicomtools.core.net.qr_models import FIND_CONTEXTS
+    from dicomtools.core.net.ul import request_association
+    from dicomtools.core.net.ul_find import LeanFind, find_contexts
 
-    ae = make_ae(node.calling_ae, node)
-    for model in FIND_CONTEXTS:
-        ae.add_requested_context(model)
-    return associate(ae, node)
+    assoc = request_association(
+        node.host, node.port, node.calling_ae, node.called_ae, find_contexts(FIND_CONTEXTS),
+        connect_timeout=node.connect_timeout, acse_timeout=node.acse_timeout, dimse_timeout=node.dimse_timeout,
+        tls=tls_args(node), max_pdu=node.max_pdu)
+    return LeanFind(assoc, node.dimse_timeout)
 
 
 def find_patients(node: NodeConfig, patient_id: str = "", patient_name: str = "") -> list[PatientRow]:
@@ -33,20 +37,15 @@ def find_patients(node: NodeConfig, patient_id: str = "", patient_name: str = ""
     of a Study Root STUDY-level query. Plans are listed per patient from the
     RTPLAN series (label, approval, date where the peer returns them).
     """
-    from pydicom.dataset import Dataset
-
-    from dicomtools.core.net.assoc import release
     from dicomtools.core.net.find import c_find, choose_model
 
     assoc = _find_assoc(node)
     try:
         model = choose_model(assoc)
-        ds = Dataset()
-        ds.QueryRetrieveLevel = "PATIENT" if model == "P" else "STUDY"
-        ds.PatientID = patient_id or "*"
-        ds.PatientName = patient_name or "*"
+        ds = {"QueryRetrieveLevel": "PATIENT" if model == "P" else "STUDY", "PatientID": patient_id or "*",
+              "PatientName": patient_name or "*"}
         if model == "S":
-            ds.StudyInstanceUID = ""
+            ds["StudyInstanceUID"] = ""
         rows: dict[str, PatientRow] = {}
         for ident in c_find(assoc, model, ds):
             pid = str(ident.get("PatientID", "") or "").strip()
@@ -65,7 +64,7 @@ def find_patients(node: NodeConfig, patient_id: str = "", patient_name: str = ""
                 log.info("plan listing for %s failed: %s", row.patient_id, exc)
         return out
     finally:
-        release(assoc)
+        assoc.release()
 
 
 PLAN_KEYS = ("RTPlanLabel", "RTPlanDate", "ApprovalStatus")

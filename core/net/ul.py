@@ -8,7 +8,7 @@ socket: the requestor's association PDUs are written by hand (:mod:`ul_pdu`,
 so ``store`` never imports pynetdicom or pydicom), our SCPs decode requests
 with pynetdicom's PDU classes (:mod:`scp_negotiate`); P-DATA framing and the command sets are
 written here. Datasets travel as the encoded bytes from the file: no decode,
-no re-encode. C-FIND still goes through pynetdicom (see :mod:`assoc`).
+no re-encode. C-FIND runs over it too (:mod:`ul_find`).
 """
 
 from __future__ import annotations
