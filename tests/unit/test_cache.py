@@ -27,19 +27,6 @@ def archive(tmp_path: Path) -> Path:
     return root
 
 
-@pytest.fixture()
-def counting(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    seen: list[str] = []
-    real = scan_mod.read_batch
-
-    def counted(paths: list[str]) -> list:
-        seen.extend(paths)
-        return real(paths)
-
-    monkeypatch.setattr(scan_mod, "read_batch", counted)
-    return seen
-
-
 def test_second_scan_reads_no_file(archive: Path, tmp_path: Path, counting: list[str]) -> None:
     cache = IndexCache(tmp_path / "cache")
     first = scan_mod.scan(str(archive), cache=cache, workers=1)

@@ -27,19 +27,6 @@ def archive(tmp_path: Path) -> Path:
     return root
 
 
-@pytest.fixture()
-def counting(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    seen: list[str] = []
-    real = scan_mod.read_batch
-
-    def counted(paths: list[str]) -> list:
-        seen.extend(paths)
-        return real(paths)
-
-    monkeypatch.setattr(scan_mod, "read_batch", counted)
-    return seen
-
-
 class RowCountingCache(IndexCache):
     """A real index cache that records which paths went to the per-file rows."""
 
