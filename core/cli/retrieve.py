@@ -5,12 +5,16 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dicomtools.core.cli.common import RunError, UsageError, add_option, parse_pairs
 from dicomtools.core.cli.config import add_node_options, node_from_args, node_title
 from dicomtools.core.errors import DicomToolsError, ExitStatus
 from dicomtools.core.progress import LineProgress, ProgressEvent
+
+if TYPE_CHECKING:
+    from dicomtools.core.config import Config, NodeConfig
+    from dicomtools.core.net.retrieve import RetrieveOptions
 
 
 def register(sub: Any) -> None:
@@ -63,7 +67,7 @@ def _confirm_path(path: Path, force: bool) -> None:
         raise RunError("cancelled: --path not confirmed")
 
 
-def _anonymize_settings(args: argparse.Namespace, profile: str, options: list[str]) -> Any:
+def anonymize_settings(args: argparse.Namespace, profile: str, options: list[str]) -> Any:
     """The anonymizer's settings, or a one-line error when this build has no anonymizer."""
     try:
         from dicomtools.core.services.anonymize import RetrieveAnonymizer
@@ -73,7 +77,9 @@ def _anonymize_settings(args: argparse.Namespace, profile: str, options: list[st
                              profile=profile, options=options)
 
 
-class _Sink:
+class RetrieveSink:
+    """The progress line, plus warnings and errors on stderr when there is no line to draw on."""
+
     def __init__(self) -> None:
         self.line = LineProgress()
 
@@ -83,27 +89,19 @@ class _Sink:
             sys.stderr.write(event.text + "\n")
 
 
-def run(args: argparse.Namespace) -> int:
-    # Imported here, not at the top: `retrieve -h` must not import pydicom/pynetdicom (start-up speed).
-    from dicomtools.core.net.assoc import NetError
-    from dicomtools.core.net.retrieve import RetrieveOptions, retrieve
-    from dicomtools.core.render.forest import render_tree
+def retrieve_options(args: argparse.Namespace, cfg: Config, node: NodeConfig, out: Path,
+                     anonymize: Any) -> RetrieveOptions:
+    """The command line as :class:`RetrieveOptions` (one patient; the batch renames per patient)."""
+    from dicomtools.core.net.retrieve import RetrieveOptions
 
-    if args.anonymize and not (args.newPatientId and args.newPatientName):
-        raise UsageError("--anonymize needs --newPatientId and --newPatientName")
-    cfg, node = node_from_args(args)
-    anonymize = _anonymize_settings(args, cfg.anonymize.profile, cfg.anonymize.options) if args.anonymize else None
-    out = Path(args.path)
-    _confirm_path(out, args.force)
-    method = "get" if args.useGet else node.retrieve_method
-    opts = RetrieveOptions(
-        patient_id=args.patientId,
+    return RetrieveOptions(
+        patient_id=args.patientId or "",
         out_dir=out,
         plan_ids=list(args.planId or []),
         only_approved=args.onlyApprovedPlans,
         new_patient_id=None if anonymize else args.newPatientId,
         new_patient_name=None if anonymize else args.newPatientName,
-        method=method,
+        method="get" if args.useGet else node.retrieve_method,
         scp_port=args.scpPort if args.scpPort is not None else cfg.local.scp_port,
         scp_bind=cfg.local.scp_bind,
         use_tls=args.useTls,
@@ -111,8 +109,23 @@ def run(args: argparse.Namespace) -> int:
         default_machines=dict(cfg.machines.defaults) | parse_pairs(args.defaultMachines, "--defaultMachines"),
         anonymize=anonymize,
     )
+
+
+def run(args: argparse.Namespace) -> int:
+    # Imported here, not at the top: `retrieve -h` must not import pydicom/pynetdicom (start-up speed).
+    from dicomtools.core.net.assoc import NetError
+    from dicomtools.core.net.retrieve import retrieve
+    from dicomtools.core.render.forest import render_tree
+
+    if args.anonymize and not (args.newPatientId and args.newPatientName):
+        raise UsageError("--anonymize needs --newPatientId and --newPatientName")
+    cfg, node = node_from_args(args)
+    anonymize = anonymize_settings(args, cfg.anonymize.profile, cfg.anonymize.options) if args.anonymize else None
+    out = Path(args.path)
+    _confirm_path(out, args.force)
+    opts = retrieve_options(args, cfg, node, out, anonymize)
     try:
-        res = retrieve(node, opts, sink=_Sink())
+        res = retrieve(node, opts, sink=RetrieveSink())
     except NetError as exc:
         raise RunError(str(exc)) from None
     except DicomToolsError as exc:
@@ -130,7 +143,7 @@ def run(args: argparse.Namespace) -> int:
         sys.stderr.write(f"note: {note}\n")
     for prob in res.problems:
         sys.stderr.write(f"problem: {prob}\n")
-    how = "C-GET" if method == "get" else "C-MOVE"
+    how = "C-GET" if opts.method == "get" else "C-MOVE"
     sys.stdout.write(f"retrieve {args.patientId} from {node_title(node)} ({how}) into {out}: {res.summary()}\n")
     if res.cancelled:
         return ExitStatus.INTERRUPTED

@@ -11,11 +11,10 @@ import argparse
 import sys
 from pathlib import Path
 
-from dicomtools.core.cli.common import RunError, UsageError, parse_pairs
+from dicomtools.core.cli.common import RunError, UsageError
 from dicomtools.core.cli.config import node_from_args, node_title
-from dicomtools.core.cli.retrieve import _anonymize_settings, _Sink
+from dicomtools.core.cli.retrieve import RetrieveSink, anonymize_settings, retrieve_options
 from dicomtools.core.net.batch import BatchOptions, PatientOutcome, Result, run_batch, summary_table
-from dicomtools.core.net.retrieve import RetrieveOptions
 from dicomtools.core.patientlist import PatientListError, load_patient_list
 from dicomtools.core.progress import CancelToken
 from dicomtools.core.render.forest import render_tree
@@ -46,23 +45,13 @@ def run_batch_cli(args: argparse.Namespace) -> int:
     except PatientListError as exc:
         raise UsageError(str(exc)) from None
     cfg, node = node_from_args(args)
-    anonymize = _anonymize_settings(args, cfg.anonymize.profile, cfg.anonymize.options) if args.anonymize else None
+    anonymize = anonymize_settings(args, cfg.anonymize.profile, cfg.anonymize.options) if args.anonymize else None
     out = Path(args.path)
     if out.exists() and not out.is_dir():
         raise RunError(f"--path {str(out)!r} exists and is not a folder")
-    method = "get" if args.useGet else node.retrieve_method
-    template = RetrieveOptions(
-        patient_id="",
-        out_dir=out,
-        only_approved=args.onlyApprovedPlans,
-        method=method,
-        scp_port=args.scpPort if args.scpPort is not None else cfg.local.scp_port,
-        scp_bind=cfg.local.scp_bind,
-        use_tls=args.useTls,
-        selective=not args.wholePatient,
-        default_machines=dict(cfg.machines.defaults) | parse_pairs(args.defaultMachines, "--defaultMachines"),
-        anonymize=anonymize,
-    )
+    # the same options as one retrieve; the batch sets each patient's ID and new identity
+    template = retrieve_options(args, cfg, node, out, anonymize)
+    method = template.method
     opts = BatchOptions(plist.entries, out, template, new_id_base=args.newPatientId,
                         new_name_base=args.newPatientName, parallel=args.parallel, force=args.force)
     total = len(plist.entries)
@@ -81,7 +70,7 @@ def run_batch_cli(args: argparse.Namespace) -> int:
         sys.stdout.flush()
 
     cancel = CancelToken()
-    sink = _Sink() if opts.parallel == 1 else None
+    sink = RetrieveSink() if opts.parallel == 1 else None
     try:
         result = run_batch(node, opts, sink=sink, cancel=cancel, on_done=done)
     except KeyboardInterrupt:

@@ -125,16 +125,20 @@ class _Fetcher:
                 self.lean.release()
             self.lean = None
 
+    def _request(self, a: Any, model: str, verb: str, ident: Ident, what: str) -> tuple[int, bytes]:
+        """The accepted context for ``model`` and the encoded identifier, or one line why not."""
+        cx = a.context_for(model, IMPLICIT_LE)
+        if cx is None:
+            raise NetError(f"{self.node.called_ae} does not accept {verb} with this query model")
+        try:
+            return cx, encode_identifier(ident)
+        except UnicodeEncodeError:
+            raise NetError(f"cannot encode the {verb} identifier for {what}") from None
+
     def _move(self, ident: Ident, what: str) -> tuple[int, int, int, int, str]:
         a = self._move_assoc()
         model = str(MOVE_MODELS[self.model])
-        cx = a.context_for(model, IMPLICIT_LE)
-        if cx is None:
-            raise NetError(f"{self.node.called_ae} does not accept C-MOVE with this query model")
-        try:
-            data = encode_identifier(ident)
-        except UnicodeEncodeError:
-            raise NetError(f"cannot encode the C-MOVE identifier for {what}") from None
+        cx, data = self._request(a, model, "C-MOVE", ident, what)
         try:
             st = a.c_move(cx, model, data, self.dest_ae, cancelled=self.stop_requested)
         except NetError as exc:
@@ -148,13 +152,7 @@ class _Fetcher:
         assert self.getter is not None
         a = self._get_assoc(group)
         model = str(GET_MODELS[self.model])
-        cx = a.context_for(model, IMPLICIT_LE)
-        if cx is None:
-            raise NetError(f"{self.node.called_ae} does not accept C-GET with this query model")
-        try:
-            data = encode_identifier(ident)
-        except UnicodeEncodeError:
-            raise NetError(f"cannot encode the C-GET identifier for {what}") from None
+        cx, data = self._request(a, model, "C-GET", ident, what)
         try:
             st = c_get(a, cx, model, data, self.getter, cancelled=self.stop_requested)
         except NetError as exc:

@@ -30,9 +30,6 @@ KNOWN_PRIVATE_USES = {
     ("dicomtools.core.net.retrieve_job", "dicomtools.core.net.retrieve_fetch._Fetcher"),
     ("dicomtools.core.net.retrieve_job", "dicomtools.core.net.retrieve_fetch._ident"),
     ("dicomtools.core.net.store", "dicomtools.core.net.store_status._StatusFile"),
-    # follow-up (batch retrieve): the CLI's progress sink and anonymize settings shared publicly
-    ("dicomtools.core.cli.retrieve_batch", "dicomtools.core.cli.retrieve._Sink"),
-    ("dicomtools.core.cli.retrieve_batch", "dicomtools.core.cli.retrieve._anonymize_settings"),
 }
 
 
