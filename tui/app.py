@@ -126,6 +126,16 @@ class DicomToolsApp(App[int]):
         assert isinstance(screen, BrowseScreen)
         return screen
 
+    def open_index_cache(self) -> Any:
+        """This thread's index cache, or None; a broken cache only costs speed (call in the worker)."""
+        if self.index_cache is None:
+            return None
+        try:
+            return self.index_cache()
+        except Exception as exc:
+            log.warning("index cache unavailable: %s", exc)
+            return None
+
     def folder_changed(self, folder: str) -> None:
         """A job wrote into ``folder``: show it in Browse without losing the user's marks.
 

@@ -77,18 +77,6 @@ def allowed_keys(forest: list[Any], matched_paths: set[str]) -> set[str]:
     return allowed
 
 
-def open_cache(app: Any) -> Any:
-    """The app's index cache for this thread, or None; a broken cache only costs speed."""
-    factory = getattr(app, "index_cache", None)
-    if factory is None:
-        return None
-    try:
-        return factory()
-    except Exception as exc:
-        log.warning("index cache unavailable: %s", exc)
-        return None
-
-
 def forest_counts(forest: list[Any]) -> str:
     patients = len(forest)
     plans = sum(len(p.plans) for p in forest)
@@ -204,7 +192,7 @@ class BrowseScreen(MarkActions):
                 last[1] = max(PARTIAL_EVERY, 4 * took)  # big archives: rebuild less often
                 self.post_message(ForestUpdated(root, forest, final=False))
 
-        cache = open_cache(self.app)
+        cache = self.tool.open_index_cache()
         try:
             signature = folder_signature(root)
             result = scan(root, pattern, sink=sink, cancel=job.cancel, workers=workers, on_batch=on_batch,
@@ -318,7 +306,7 @@ class BrowseScreen(MarkActions):
         def run(sink: ProgressSink, job: Job) -> Any:
             from dicomtools.core.search.folder import search
 
-            cache = open_cache(self.app)
+            cache = self.tool.open_index_cache()
             try:
                 return search(root, exprs, pattern, sink=sink, cancel=job.cancel, workers=workers, cache=cache)
             finally:

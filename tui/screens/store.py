@@ -293,9 +293,8 @@ class StoreScreen(AppScreen):
 
         def run(sink: ProgressSink, job: Job) -> Any:
             from dicomtools.core.archive.scan import scan
-            from dicomtools.tui.screens.browse import open_cache
 
-            cache = open_cache(self.app)
+            cache = self.tool.open_index_cache()
             try:
                 return scan(folder, sink=sink, cancel=job.cancel, cache=cache)
             finally:
