@@ -351,63 +351,150 @@ def parse(
         if ts in ("1.2.840.10008.1.2.2", "1.2.840.10008.1.2.1.99") or not ts.startswith("1.2.840.10008.1.2."):
             raise NeedsFallback("big endian, deflated or unknown transfer syntax")
     _check_encoding(buf, pos, hdr.implicit)
-    implicit = hdr.implicit
-    interesting = _interesting(wanted, wanted_sequences)
     state = _State(hdr, wanted_sequences, specs or {}, file_size)
-    plain = _plain(wanted, wanted_sequences)
-    raw = hdr.raw
-    values = hdr.values
-    nbuf = len(buf)
-    header_len = _HEADER_LEN.get
-    unpack_explicit = _UNPACK_EXPLICIT
-    unpack_implicit = _UNPACK_IMPLICIT
-    unpack_u32 = _UNPACK_U32
-    tag = 0
+    walk = _walk_implicit if hdr.implicit else _walk_explicit
+    swapped = _swapped(_interesting(wanted, wanted_sequences))
+    last = 0  # the last element header read (swapped tag), for the messages
     try:
-        # The element walk: this loop runs ~60 times per CT slice, so it only
-        # steps over headers; the few wanted elements go to _State.take.
-        while pos < file_size:
-            if implicit:
-                group, elem, length = unpack_implicit(buf, pos)
-                vr = b""
-                start = pos + 8
-            else:
-                group, elem, vr, length = unpack_explicit(buf, pos)
-                hl = header_len(vr)
-                if hl is None:
-                    raise NeedsFallback("bad VR")
-                if hl == 12:
-                    length = unpack_u32(buf, pos + 8)[0]
-                start = pos + hl
-            tag = (group << 16) | elem
-            if tag in interesting:
-                if tag in plain and length != UNDEFINED:
-                    # a wanted flat value (the common case, inlined)
-                    end = start + length
-                    if end > nbuf:
-                        raise _Incomplete
-                    value = buf[start:end]
-                    raw[tag] = (vr, value)
-                    values[tag] = value.decode(state.codec, errors="replace").strip(" \x00")
-                    pos = end
-                    continue
-                if tag in PIXEL_TAGS:
-                    hdr.pixel_offset = pos
-                    hdr.pixel_length = length
-                    hdr.pixel_header = start - pos
-                    return hdr
-                pos = state.take(buf, tag, vr, start, length, implicit)
-            elif length == UNDEFINED:
-                pos = _skip_undefined(buf, start, implicit and vr != b"UN")
-            else:
-                pos = start + length
-    except (_Incomplete, struct.error):
+        pos, last = walk(buf, pos, file_size, swapped, _plain(wanted, wanted_sequences), state)
+    except _Walked as stop:
+        last = stop.last
         if len(buf) < file_size:
             raise _Incomplete from None
+        tag = _unswap(last)
         raise Truncated(f"header ends inside element ({tag >> 16:04X},{tag & 0xFFFF:04X})") from None
+    if pos == PIXEL_STOP:
+        return hdr
     if pos > file_size:
+        tag = _unswap(last)
         raise Truncated(f"element ({tag >> 16:04X},{tag & 0xFFFF:04X}) runs past the end of the file")
     return hdr
+
+
+# The walk: ~60 elements per CT slice, so the loops below do as little as possible
+# per element. Tags are read as one little-endian 32-bit number, element number in
+# the high half ("swapped"), and compared against swapped tag sets; only a wanted
+# element is turned back into a (group << 16) | element tag.
+_UNPACK_EXPLICIT_SWAPPED = struct.Struct("<I2sH").unpack_from
+_UNPACK_IMPLICIT_SWAPPED = struct.Struct("<II").unpack_from
+
+
+def _unswap(t: int) -> int:
+    return ((t & 0xFFFF) << 16) | (t >> 16)
+
+
+_SWAPPED_CACHE: dict[frozenset[int], frozenset[int]] = {}
+
+
+def _swapped(tags: frozenset[int]) -> frozenset[int]:
+    found = _SWAPPED_CACHE.get(tags)
+    if found is None:
+        found = _SWAPPED_CACHE[tags] = frozenset(_unswap(t) for t in tags)  # the swap is its own inverse
+    return found
+
+
+PIXEL_STOP = -1  # what the walk returns as its position when it stopped at Pixel Data
+
+
+class _Walked(Exception):
+    """The walk ran out of bytes after element ``last`` (swapped tag)."""
+
+    def __init__(self, last: int) -> None:
+        super().__init__()
+        self.last = last
+
+
+def _wanted(
+    buf: bytes, t: int, vr: bytes, pos: int, start: int, length: int, implicit: bool,
+    plain: frozenset[int], state: _State,
+) -> int:
+    """Keep one wanted element; the position after it, or :data:`PIXEL_STOP` at Pixel Data."""
+    tag = _unswap(t)
+    if tag in plain and length != UNDEFINED:
+        end = start + length
+        if end > len(buf):
+            raise _Incomplete
+        value = buf[start:end]
+        hdr = state.hdr
+        hdr.raw[tag] = (vr, value)
+        hdr.values[tag] = value.decode(state.codec, errors="replace").strip(" \x00")
+        return end
+    if tag in PIXEL_TAGS:
+        hdr = state.hdr
+        hdr.pixel_offset = pos
+        hdr.pixel_length = length
+        hdr.pixel_header = start - pos
+        return PIXEL_STOP
+    return state.take(buf, tag, vr, start, length, implicit)
+
+
+def _walk_explicit(
+    buf: bytes, pos: int, file_size: int, swapped: frozenset[int], plain: frozenset[int], state: _State
+) -> tuple[int, int]:
+    """Step over explicit VR little endian elements; returns (position, last swapped tag)."""
+    unpack = _UNPACK_EXPLICIT_SWAPPED
+    unpack_u32 = _UNPACK_U32
+    short_vrs = SHORT_VRS
+    long_vrs = LONG_VRS
+    nbuf = len(buf)
+    raw = state.hdr.raw
+    values = state.hdr.values
+    t = 0
+    try:
+        while pos < file_size:
+            t, vr, length = unpack(buf, pos)
+            if vr in short_vrs:
+                if t not in swapped:
+                    pos += 8 + length
+                    continue
+                tag = ((t & 0xFFFF) << 16) | (t >> 16)
+                if tag in plain:  # a wanted text value: the common case, inlined
+                    end = pos + 8 + length
+                    if end > nbuf:
+                        raise _Incomplete
+                    value = buf[pos + 8 : end]
+                    raw[tag] = (vr, value)
+                    values[tag] = value.decode(state.codec, "replace").strip(" \x00")
+                    pos = end
+                else:
+                    pos = _wanted(buf, t, vr, pos, pos + 8, length, False, plain, state)
+            elif vr in long_vrs:
+                length = unpack_u32(buf, pos + 8)[0]
+                if t in swapped:
+                    pos = _wanted(buf, t, vr, pos, pos + 12, length, False, plain, state)
+                    if pos == PIXEL_STOP:
+                        break
+                elif length == UNDEFINED:
+                    pos = _skip_undefined(buf, pos + 12, False)
+                else:
+                    pos += 12 + length
+            else:
+                raise NeedsFallback("bad VR")
+    except (_Incomplete, struct.error):
+        raise _Walked(t) from None
+    return pos, t
+
+
+def _walk_implicit(
+    buf: bytes, pos: int, file_size: int, swapped: frozenset[int], plain: frozenset[int], state: _State
+) -> tuple[int, int]:
+    """Step over implicit VR little endian elements; returns (position, last swapped tag)."""
+    unpack = _UNPACK_IMPLICIT_SWAPPED
+    t = 0
+    try:
+        while pos < file_size:
+            t, length = unpack(buf, pos)
+            if t in swapped:
+                pos = _wanted(buf, t, b"", pos, pos + 8, length, True, plain, state)
+                if pos == PIXEL_STOP:
+                    break
+            elif length == UNDEFINED:
+                pos = _skip_undefined(buf, pos + 8, True)
+            else:
+                pos += 8 + length
+    except (_Incomplete, struct.error):
+        raise _Walked(t) from None
+    return pos, t
 
 
 Incomplete = _Incomplete
