@@ -10,7 +10,6 @@ warning, never trusted and never fatal.
 from __future__ import annotations
 
 import json
-import logging
 import os
 import pickle
 import sqlite3
@@ -23,8 +22,9 @@ from typing import Any, NamedTuple
 
 from dicomtools.core.archive.model import InstanceSummary, UnreadableFile
 from dicomtools.core.archive.reasons import ReasonKind
+from dicomtools.core.lazylog import get_logger
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 _SHARED_FIELDS = (
     "sop_class_uid", "patient_id", "patient_name", "study_instance_uid", "series_instance_uid",

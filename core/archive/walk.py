@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import fnmatch
-import logging
 import os
 from collections.abc import Callable, Iterator
 
-log = logging.getLogger(__name__)
+from dicomtools.core.lazylog import get_logger
+
+log = get_logger(__name__)
 
 ErrorHandler = Callable[[str, str], None]
 

@@ -65,6 +65,8 @@ def add_path_options(parser: argparse.ArgumentParser, required: bool = True, hel
 
 def parse_pairs(items: list[str] | None, option: str) -> dict[str, str]:
     """Parse ``A=B C=D`` (possibly given as one string or several) into a dict."""
+    if not items:
+        return {}  # the common case, without importing the preset's reader
     from dicomtools.core.config import parse_pairs as parse
 
     try:

@@ -9,18 +9,15 @@ imported here (core never imports Textual): the installed entry point passes a
 from __future__ import annotations
 
 import importlib
-import logging
 import sys
 from collections.abc import Callable, Sequence
 
-from dicomtools.core import __version__
+from dicomtools.core import __version__, lazylog
 from dicomtools.core.cli import interrupt
 from dicomtools.core.cli.common import ArgumentParser
-from dicomtools.core.cli.status import failure
-from dicomtools.core.dicom.text import SanitizingFormatter
 from dicomtools.core.errors import ExitStatus
 
-log = logging.getLogger(__name__)
+log = lazylog.get_logger(__name__)
 
 # Order is the order shown in --help. A module missing (feature not built yet) is skipped.
 COMMANDS = ["show", "search", "retrieve", "store", "receive", "anonymize", "echo", "config", "demo", "tui"]
@@ -69,6 +66,17 @@ def build_parser(
     return parser
 
 
+def configure_logging(debug: bool = False) -> None:
+    """Log records to stderr, one sanitized line each (they quote file names and values)."""
+    import logging
+
+    from dicomtools.core.dicom.logformat import SanitizingFormatter
+
+    stderr_handler = logging.StreamHandler()
+    stderr_handler.setFormatter(SanitizingFormatter("%(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING, handlers=[stderr_handler])
+
+
 def main(argv: Sequence[str] | None = None, tui_launcher: TuiLauncher | None = None) -> int:
     """Run one command. ``argv`` None means a real process: Ctrl-C then ends it within a second."""
     process = argv is None
@@ -96,9 +104,10 @@ def _main(argv: Sequence[str] | None, tui_launcher: TuiLauncher | None) -> int:
     interrupt.set_prefix(f"dicomtools {args.command}" if args.command else "dicomtools")
     if args.command in (None, "tui", "demo"):
         interrupt.uninstall()  # the TUI reads Ctrl-C as a key and must restore the terminal itself
-    stderr_handler = logging.StreamHandler()  # log lines quote file names and values: sanitized
-    stderr_handler.setFormatter(SanitizingFormatter("%(levelname)s %(name)s: %(message)s"))
-    logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING, handlers=[stderr_handler])
+    if args.debug:
+        configure_logging(debug=True)
+    else:  # a run that logs nothing never imports logging (start-up speed)
+        lazylog.when_ready(configure_logging)
     if args.command is None:
         if tui_launcher is not None and sys.stdin.isatty() and sys.stdout.isatty():
             return tui_launcher()
@@ -107,6 +116,8 @@ def _main(argv: Sequence[str] | None, tui_launcher: TuiLauncher | None) -> int:
     try:
         return int(args.func(args) or ExitStatus.OK)
     except (Exception, KeyboardInterrupt) as exc:  # last line of defence: one line, never a traceback
+        from dicomtools.core.cli.status import failure
+
         result = failure(exc)
         if result.unexpected:
             if args.debug:

@@ -15,6 +15,7 @@ from dicomtools.core.cli.common import (
     open_cache,
     parse_pairs,
 )
+from dicomtools.core.config_path import default_config_file
 from dicomtools.core.errors import ExitStatus
 
 
@@ -50,6 +51,15 @@ def check_folder(path: str) -> None:
         raise RunError(f"--path {path!r}: permission denied")
 
 
+def preset_machine_defaults(args: argparse.Namespace) -> dict[str, str]:
+    """The preset's ``[machines] defaults``; without a preset file the TOML reader is not even imported."""
+    if args.config is None and not os.path.exists(default_config_file()):
+        return {}  # what the built-in defaults say
+    from dicomtools.core.cli.config import load_from_args
+
+    return dict(load_from_args(args).machines.defaults)
+
+
 def run(args: argparse.Namespace) -> int:
     # Imported here, not at the top: `show -h` must not pay for the scanner (start-up speed).
     from dicomtools.core.archive.scan import scan
@@ -58,10 +68,8 @@ def run(args: argparse.Namespace) -> int:
     from dicomtools.core.tree import build_forest
 
     check_folder(args.path)
-    from dicomtools.core.cli.config import load_from_args
-
     # the preset's default machines, as Browse applies them: one folder, one tree
-    defaults = dict(load_from_args(args).machines.defaults) | parse_pairs(args.defaultMachines, "--defaultMachines")
+    defaults = preset_machine_defaults(args) | parse_pairs(args.defaultMachines, "--defaultMachines")
     result = scan(args.path, args.searchPattern, sink=LineProgress(), workers=args.workers, cache=open_cache(args))
     patients = build_forest(result.instances, defaults)
     if args.format == "json":

@@ -4,15 +4,19 @@ The JSON tree of ``show`` is a public contract, so its bytes must not change;
 but Python 3.11's C encoder does no indenting, and the pure-Python one spends
 most of its time in nested generators (~5 ms per 1,000 instances, more than
 building the tree). This writer joins each container's text as soon as it is
-done, escaping strings with the C escaper; any value it does not know (a
-non-string key, another type) hands the whole object to :func:`json.dumps`.
+done, escaping strings with the C escaper (taken from ``_json``: the ``json``
+package is imported only for) any value it does not know (a non-string key,
+another type), which hands the whole object to :func:`json.dumps`.
 """
 
 from __future__ import annotations
 
-import json
-from json.encoder import encode_basestring  # type: ignore[attr-defined]  # the C escaper when available
 from typing import Any
+
+try:  # the C escaper json.encoder uses, without importing the json package (~1.5 ms of start-up)
+    from _json import encode_basestring
+except ImportError:  # pragma: no cover - CPython always builds _json
+    from json.encoder import py_encode_basestring as encode_basestring
 
 from dicomtools.core.errors import DicomToolsError
 
@@ -68,4 +72,6 @@ def dumps_indented(obj: Any) -> str:
     try:
         return _text(obj, "")
     except (_Unknown, RecursionError):
+        import json
+
         return json.dumps(obj, indent=2, ensure_ascii=False)

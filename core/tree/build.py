@@ -9,7 +9,6 @@ nothing shown under a plan is repeated there.
 
 from __future__ import annotations
 
-import logging
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import replace
@@ -21,6 +20,7 @@ from dicomtools.core.archive.model import (
     RT_STRUCT,
     InstanceSummary,
 )
+from dicomtools.core.lazylog import get_logger
 from dicomtools.core.tree import labels
 from dicomtools.core.tree.index import OtherPatients, PatientIndex
 from dicomtools.core.tree.model import (
@@ -39,7 +39,7 @@ from dicomtools.core.tree.model import (
     StructInfo,
 )
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 UNCONNECTED_ORDER = (
     NodeKind.STRUCT, NodeKind.IMAGE, NodeKind.CBCT, NodeKind.DOSE, NodeKind.REG, NodeKind.RT_IMAGE,
