@@ -244,7 +244,8 @@ def _with_pydicom(
 ) -> Instance | UnreadableFile:
     from pydicom.errors import InvalidDicomError
 
-    from dicomtools.core.dicom.pydicom_setup import pydicom  # imports logging: only files pydicom reads pay
+    # imported here: it imports logging, which only files pydicom reads should pay for
+    from dicomtools.core.dicom.pydicom_setup import pydicom
 
     ready()  # pydicom logs by itself: its records meet the CLI's handlers
     module = pydicom()
