@@ -9,7 +9,6 @@ over a process pool. Nothing a single file does can stop the scan.
 from __future__ import annotations
 
 import gc
-import logging
 import operator
 import os
 import sys
@@ -32,13 +31,14 @@ from dicomtools.core.archive.read import sniff_dicom as sniff_dicom  # re-export
 from dicomtools.core.archive.reasons import ReasonKind
 from dicomtools.core.archive.walk import iter_files
 from dicomtools.core.dicom.text import pn_text, value_text
+from dicomtools.core.lazylog import get_logger
 from dicomtools.core.progress import CancelToken, ProgressSink, Reporter
 
 if TYPE_CHECKING:  # sqlite3 costs ~20 ms to import: only a scan with the cache pays it
     from dicomtools.core.archive.cache import FileStamp, IndexCache
     from dicomtools.core.archive.snapshot import FolderCache
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 # Top-level tags the summary needs; everything else is skipped without conversion.
 NEEDED_TAGS: tuple[int, ...] = (
@@ -119,6 +119,9 @@ FLAT_FIELDS: dict[int, str] = {
 
 PARALLEL_THRESHOLD = 8000  # measured on the loaded 2-core VM: a fork pool lost at 5,000 files, broke even at 20,000
 BATCH_SIZE = 256
+# Plain forked readers (single-threaded callers: the CLI) pay from far fewer files.
+FORK_THRESHOLD = 400
+FORK_BATCH = 32  # small batches: the readers share the work evenly when one core is busy elsewhere
 
 
 def _get(ds: Any, key: Any) -> Any:
@@ -344,6 +347,18 @@ def read_batch(paths: list[str]) -> list[InstanceSummary | UnreadableFile]:
 
 Row = tuple[Any, ...]
 _summary_row = operator.attrgetter(*SUMMARY_FIELDS)
+_BEAMS = SUMMARY_FIELDS.index("beams")
+_beam_row = operator.attrgetter("number", "name", "delivery_type", "machine", "machine_model", "reference_images")
+
+
+def result_row(item: InstanceSummary | UnreadableFile) -> Row:
+    """A result as a plain tuple of str/int/tuples (``marshal`` and ``pickle`` write it fast)."""
+    if isinstance(item, UnreadableFile):
+        return (item.path, item.reason, item.kind.value)
+    row = _summary_row(item)
+    if item.beams:
+        row = (*row[:_BEAMS], tuple(_beam_row(b) for b in item.beams), *row[_BEAMS + 1 :])
+    return row
 
 
 def read_batch_rows(paths: list[str]) -> list[Row]:
@@ -352,22 +367,21 @@ def read_batch_rows(paths: list[str]) -> list[Row]:
     Unpickling tuples and building the objects from them costs the waiting
     caller less than unpickling the objects themselves.
     """
-    out: list[Row] = []
-    for p in paths:
-        item = read_summary(p)
-        if isinstance(item, InstanceSummary):
-            out.append(_summary_row(item))
-        else:
-            out.append((item.path, item.reason, item.kind.value))
-    return out
+    return [result_row(read_summary(p)) for p in paths]
 
 
 def rows_to_results(rows: list[Row]) -> list[InstanceSummary | UnreadableFile]:
     """The objects back from :func:`read_batch_rows`' tuples."""
-    return [
-        InstanceSummary(*row) if len(row) > 3 else UnreadableFile(row[0], row[1], ReasonKind(row[2]))
-        for row in rows
-    ]
+    out: list[InstanceSummary | UnreadableFile] = []
+    for row in rows:
+        if len(row) == 3:
+            out.append(UnreadableFile(row[0], row[1], ReasonKind(row[2])))
+            continue
+        item = InstanceSummary(*row)
+        if item.beams:
+            item.beams = tuple(BeamInfo(*b) for b in item.beams)
+        out.append(item)
+    return out
 
 
 def _batched(items: Iterator[str], size: int) -> Iterator[list[str]]:
@@ -457,22 +471,31 @@ def scan(
         to_read, hits = from_cache(cache, folders, paths, take, stamps, cancel)
         if pattern is None:
             cache.forget_missing(root, paths, known_rows=hits)
-    batches = list(_batched(iter(to_read), BATCH_SIZE))
-    remaining = batches
+    n_read = len(to_read)
+    forked = None
+    if n_workers > 1 and n_read >= FORK_THRESHOLD:
+        # Imported here: only a cold scan of a few hundred files or more forks.
+        from dicomtools.core.archive import forkread
+
+        forked = forkread if forkread.available() else None
     with _gc_paused():
-        if n_workers > 1 and len(to_read) >= PARALLEL_THRESHOLD:
-            # Imported here: the pool (threads, processes) serves only a big cold scan.
+        if forked is not None:
+            # small batches spread the work evenly; at least ~16 a reader, never more than the pipe holds
+            size = max(FORK_BATCH, min(BATCH_SIZE, n_read // (n_workers * 16)), -(-n_read // forked.MAX_TASKS))
+            forked.run_forked(list(_batched(iter(to_read), size)), read_batch_rows, n_workers - 1, take, cancel,
+                              here=read_batch, decode=rows_to_results)
+        elif n_workers > 1 and n_read >= PARALLEL_THRESHOLD:
+            # Imported here: the pool (threads, processes) serves only a big cold scan from a threaded caller.
             from dicomtools.core.archive.pool import run_batches
 
             # The caller reads too: n_workers readers in all.
-            run_batches(
-                batches, read_batch_rows, (), n_workers - 1, lambda rows: take(rows_to_results(rows)), cancel
-            )
-            remaining = []
-        for batch in remaining:
-            if cancel is not None and cancel.cancelled:
-                break
-            take(read_batch(batch))
+            run_batches(list(_batched(iter(to_read), BATCH_SIZE)), read_batch_rows, (), n_workers - 1,
+                        lambda rows: take(rows_to_results(rows)), cancel)
+        else:
+            for batch in _batched(iter(to_read), BATCH_SIZE):
+                if cancel is not None and cancel.cancelled:
+                    break
+                take(read_batch(batch))
     if folders is not None:
         folders.save(collected)
     result.unreadable.sort(key=lambda u: u.path)

@@ -124,6 +124,7 @@ def test_process_pool_gives_the_same_result(phantom: PhantomManifest, monkeypatc
     import dicomtools.core.archive.scan as scan_mod
 
     monkeypatch.setattr(scan_mod, "PARALLEL_THRESHOLD", 1)
+    monkeypatch.setattr(scan_mod, "FORK_THRESHOLD", 1 << 30)  # the pool, not the plain forked readers
     monkeypatch.setattr(scan_mod, "BATCH_SIZE", 16)
     pooled = scan_mod.scan(phantom.root, workers=2)
     single = scan_mod.scan(phantom.root, workers=1)
