@@ -41,7 +41,8 @@ def register(sub: Any) -> None:
                help="preset whose [machines] defaults apply, as in the TUI [default: the user's preset]")
     add_option(p, "--workers", type=int, default=None, help="reader processes [default: all cores]")
     add_cache_options(p)
-    p.set_defaults(func=run)
+    # run() closes what it opened (the index cache): main may end the process without tear-down
+    p.set_defaults(func=run, quick_exit=True)
 
 
 def check_folder(path: str) -> None:
@@ -70,7 +71,12 @@ def run(args: argparse.Namespace) -> int:
     check_folder(args.path)
     # the preset's default machines, as Browse applies them: one folder, one tree
     defaults = preset_machine_defaults(args) | parse_pairs(args.defaultMachines, "--defaultMachines")
-    result = scan(args.path, args.searchPattern, sink=LineProgress(), workers=args.workers, cache=open_cache(args))
+    cache = open_cache(args)
+    try:
+        result = scan(args.path, args.searchPattern, sink=LineProgress(), workers=args.workers, cache=cache)
+    finally:
+        if cache is not None:
+            cache.close()
     patients = build_forest(result.instances, defaults)
     if args.format == "json":
         text = render_json(

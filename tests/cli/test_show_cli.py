@@ -119,3 +119,17 @@ def test_demo_writes_archive_and_prints_tree(tmp_path: Path) -> None:
     (other / "keep.txt").write_text("mine")
     refused = run_cli("demo", str(other))
     assert refused.returncode == 1 and (other / "keep.txt").read_text() == "mine"
+
+
+def test_a_real_process_writes_everything_before_its_quick_exit(phantom: PhantomManifest, tmp_path: Path) -> None:
+    """show ends its process without interpreter tear-down: the output must be whole, the cache closed."""
+    cache = tmp_path / "cache"
+    cold = run_cli("show", "--path", phantom.root, "--format", "json", "--cache", str(cache))
+    assert cold.returncode == 0, cold.stderr
+    assert cold.stderr == ""
+    first = json.loads(cold.stdout)
+    warm = run_cli("show", "--path", phantom.root, "--format", "json", "--cache", str(cache))
+    assert warm.returncode == 0 and warm.stderr == ""
+    second = json.loads(warm.stdout)
+    assert second["patients"] == first["patients"] and second["unreadable"] == first["unreadable"]
+    assert not (cache / "index.sqlite-wal").exists()  # closed: the log was checkpointed into the index
