@@ -11,6 +11,7 @@ another type), which hands the whole object to :func:`json.dumps`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 try:  # the C escaper json.encoder uses, without importing the json package (~1.5 ms of start-up)
@@ -23,6 +24,20 @@ from dicomtools.core.errors import DicomToolsError
 
 class _Unknown(DicomToolsError):
     """A value outside JSON's plain types: let the standard encoder decide."""
+
+
+class Made:
+    """A value whose indented text its producer writes itself (a long list of same-shaped objects).
+
+    ``text(indent)`` gives what :func:`dumps_indented` would write for ``plain()``
+    at that indent; ``plain()`` is the value itself, for the standard encoder.
+    """
+
+    __slots__ = ("text", "plain")
+
+    def __init__(self, text: Callable[[str], str], plain: Callable[[], Any]) -> None:
+        self.text = text
+        self.plain = plain
 
 
 def _float(value: float) -> str:
@@ -58,6 +73,11 @@ def _text(value: Any, indent: str) -> str:
             parts.append(f"{encode_basestring(key)}: {_text(item, inner)}")
         glue = ",\n" + inner
         return "{\n" + inner + glue.join(parts) + "\n" + indent + "}"
+    if kind is Made:
+        try:
+            return value.text(indent)  # type: ignore[no-any-return]
+        except TypeError:  # a value of an unexpected type inside
+            raise _Unknown from None
     if kind is list or kind is tuple:
         if not value:
             return "[]"
@@ -74,4 +94,10 @@ def dumps_indented(obj: Any) -> str:
     except (_Unknown, RecursionError):
         import json
 
-        return json.dumps(obj, indent=2, ensure_ascii=False)
+        return json.dumps(obj, indent=2, ensure_ascii=False, default=_plain)
+
+
+def _plain(value: Any) -> Any:
+    if type(value) is Made:
+        return value.plain()
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
