@@ -151,11 +151,14 @@ def instances_text(instances: list[InstanceSummary], indent: str) -> str:
     tail = "\n" + inner + "}"
     enc = encode_basestring
     parts = [
-        head + enc(i.sop_instance_uid) + cls + enc(i.sop_class_uid) + path + enc(i.path)
-        + (truncated if i.truncated else "") + tail
+        f"{head}{enc(i.sop_instance_uid)}{cls}{enc(i.sop_class_uid)}{path}{enc(i.path)}"
+        f"{truncated if i.truncated else ''}{tail}"
         for i in instances
     ]
-    return "[\n" + inner + (",\n" + inner).join(parts) + "\n" + indent + "]"
+    # the brackets go onto the (small) first and last parts: the whole text is copied once
+    parts[0] = "[\n" + inner + parts[0]
+    parts[-1] += "\n" + indent + "]"
+    return (",\n" + inner).join(parts)
 
 
 def _instance_dicts(instances: list[InstanceSummary]) -> list[dict[str, Any]]:

@@ -66,13 +66,15 @@ def _text(value: Any, indent: str) -> str:
         if not value:
             return "{}"
         inner = indent + "  "
-        parts = []
+        glue = ",\n" + inner
+        # one flat list joined once: each level copies its children's text once, not five times
+        pieces = ["{\n", inner]
         for key, item in value.items():
             if type(key) is not str:
                 raise _Unknown
-            parts.append(f"{encode_basestring(key)}: {_text(item, inner)}")
-        glue = ",\n" + inner
-        return "{\n" + inner + glue.join(parts) + "\n" + indent + "}"
+            pieces += (encode_basestring(key), ": ", _text(item, inner), glue)
+        pieces[-1] = "\n" + indent + "}"
+        return "".join(pieces)
     if kind is Made:
         try:
             return value.text(indent)  # type: ignore[no-any-return]
@@ -83,7 +85,11 @@ def _text(value: Any, indent: str) -> str:
             return "[]"
         inner = indent + "  "
         glue = ",\n" + inner
-        return "[\n" + inner + glue.join([_text(item, inner) for item in value]) + "\n" + indent + "]"
+        pieces = ["[\n", inner]
+        for item in value:
+            pieces += (_text(item, inner), glue)
+        pieces[-1] = "\n" + indent + "]"
+        return "".join(pieces)
     raise _Unknown
 
 

@@ -9,6 +9,7 @@ nothing shown under a plan is repeated there.
 
 from __future__ import annotations
 
+import operator
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import replace
@@ -346,6 +347,9 @@ class _Builder:
         return out
 
 
+_by_path = operator.attrgetter("path")
+
+
 def _dedupe(instances: Iterable[InstanceSummary]) -> tuple[list[InstanceSummary], list[str]]:
     first: dict[str, InstanceSummary] = {}
     warnings: list[str] = []
@@ -370,7 +374,7 @@ def build_patient(
     """One patient's tree. ``elsewhere``: UID -> Patient ID of the folder's other
     patients; ``referenced_from``: UID of an object here -> Patient ID of a plan
     elsewhere that references it (both empty for a patient built alone)."""
-    unique, warnings = _dedupe(sorted(instances, key=lambda i: i.path))
+    unique, warnings = _dedupe(sorted(instances, key=_by_path))
     for w in warnings:
         log.info("%s", w)
     names = list(dict.fromkeys(i.patient_name for i in unique if i.patient_name))

@@ -32,10 +32,14 @@ def is_image(inst: InstanceSummary) -> bool:
 
 
 def _instance_key(inst: InstanceSummary) -> tuple[int, str, str]:
+    text = inst.instance_number
     try:
-        number = int(float(inst.instance_number))
+        number = int(text)  # the usual case; IS values (<= 12 characters) convert exactly either way
     except ValueError:
-        number = 1 << 30
+        try:
+            number = int(float(text))
+        except (ValueError, OverflowError):  # empty, NaN, "inf": last
+            number = 1 << 30
     return (number, inst.path, inst.sop_instance_uid)
 
 
