@@ -426,6 +426,19 @@ def scan(
     tree). With ``cache``, files whose size and mtime are unchanged are not
     read again, and what is read is stored for next time.
     """
+    with _gc_paused():  # the warm path builds its 100,000 summaries here too, not only the readers
+        return _scan(root, pattern, sink, cancel, workers, on_batch, cache)
+
+
+def _scan(
+    root: str,
+    pattern: str | None,
+    sink: ProgressSink | None,
+    cancel: CancelToken | None,
+    workers: int | None,
+    on_batch: BatchHandler | None,
+    cache: IndexCache | None,
+) -> ScanResult:
     rep = Reporter("scan", sink)
     started = time.monotonic()
     result = ScanResult(root=root)
@@ -478,24 +491,23 @@ def scan(
         from dicomtools.core.archive import forkread
 
         forked = forkread if forkread.available() else None
-    with _gc_paused():
-        if forked is not None:
-            # small batches spread the work evenly; at least ~16 a reader, never more than the pipe holds
-            size = max(FORK_BATCH, min(BATCH_SIZE, n_read // (n_workers * 16)), -(-n_read // forked.MAX_TASKS))
-            forked.run_forked(list(_batched(iter(to_read), size)), read_batch_rows, n_workers - 1, take, cancel,
-                              here=read_batch, decode=rows_to_results)
-        elif n_workers > 1 and n_read >= PARALLEL_THRESHOLD:
-            # Imported here: the pool (threads, processes) serves only a big cold scan from a threaded caller.
-            from dicomtools.core.archive.pool import run_batches
+    if forked is not None:
+        # small batches spread the work evenly; at least ~16 a reader, never more than the pipe holds
+        size = max(FORK_BATCH, min(BATCH_SIZE, n_read // (n_workers * 16)), -(-n_read // forked.MAX_TASKS))
+        forked.run_forked(list(_batched(iter(to_read), size)), read_batch_rows, n_workers - 1, take, cancel,
+                          here=read_batch, decode=rows_to_results)
+    elif n_workers > 1 and n_read >= PARALLEL_THRESHOLD:
+        # Imported here: the pool (threads, processes) serves only a big cold scan from a threaded caller.
+        from dicomtools.core.archive.pool import run_batches
 
-            # The caller reads too: n_workers readers in all.
-            run_batches(list(_batched(iter(to_read), BATCH_SIZE)), read_batch_rows, (), n_workers - 1,
-                        lambda rows: take(rows_to_results(rows)), cancel)
-        else:
-            for batch in _batched(iter(to_read), BATCH_SIZE):
-                if cancel is not None and cancel.cancelled:
-                    break
-                take(read_batch(batch))
+        # The caller reads too: n_workers readers in all.
+        run_batches(list(_batched(iter(to_read), BATCH_SIZE)), read_batch_rows, (), n_workers - 1,
+                    lambda rows: take(rows_to_results(rows)), cancel)
+    else:
+        for batch in _batched(iter(to_read), BATCH_SIZE):
+            if cancel is not None and cancel.cancelled:
+                break
+            take(read_batch(batch))
     if folders is not None:
         folders.save(collected)
     result.unreadable.sort(key=lambda u: u.path)

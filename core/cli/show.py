@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import sys
 from typing import Any
@@ -62,13 +63,25 @@ def preset_machine_defaults(args: argparse.Namespace) -> dict[str, str]:
 
 
 def run(args: argparse.Namespace) -> int:
+    check_folder(args.path)
+    # Nothing here makes reference cycles worth collecting, and with 100,000 summaries alive
+    # every full collection walks them all: ~0.1-0.2 s of a warm 100,000-file run.
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _show(args)
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def _show(args: argparse.Namespace) -> int:
     # Imported here, not at the top: `show -h` must not pay for the scanner (start-up speed).
     from dicomtools.core.archive.scan import scan
     from dicomtools.core.progress import LineProgress
     from dicomtools.core.render.forest import render_flat, render_json, render_tree
     from dicomtools.core.tree import build_forest
 
-    check_folder(args.path)
     # the preset's default machines, as Browse applies them: one folder, one tree
     defaults = preset_machine_defaults(args) | parse_pairs(args.defaultMachines, "--defaultMachines")
     cache = open_cache(args)
