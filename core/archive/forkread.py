@@ -7,8 +7,9 @@ the caller writes the batch numbers into one pipe and forks; each process (the
 caller included) takes the next number from that pipe (a 4-byte read from a
 pipe is atomic), so a loaded core simply takes fewer batches. Children send
 ``marshal``-ed results back on their own pipe; the caller hands them over in
-batch order. A child that dies only costs time: the batches it never delivered
-are read in the caller.
+batch order. When no batch number is left, the caller also reads the batches
+children took but have not sent (the first result counts): a child that gets no
+core on a busy machine, or dies, never makes the caller wait.
 
 Only for a single-threaded caller (the CLI): forking a process that runs other
 threads can copy a lock some thread holds. ``work`` must return what ``marshal``
@@ -88,7 +89,9 @@ class _Inbox:
             end = pos + _FRAME + size
             if end > len(buf):
                 break
-            results[int.from_bytes(buf[pos : pos + 4], "little")] = marshal.loads(buf[pos + _FRAME : end])
+            i = int.from_bytes(buf[pos : pos + 4], "little")
+            if i not in results:  # this process may have read it too, and first
+                results[i] = marshal.loads(buf[pos + _FRAME : end])
             pos = end
         if pos:
             del buf[:pos]
@@ -168,23 +171,26 @@ def run_forked(
             for inbox in inboxes:
                 inbox.pull(results, block=False)
             hand_over()
-        for inbox in inboxes:
-            inbox.pull(results, block=True)
-            hand_over()
-        for i in range(next_take, n):  # what a dead child took and never sent
+        # No number left: a batch a child took and has not sent yet is read here as well, and
+        # the first result counts. A child that got no core (a busy machine), or died, never
+        # makes this process wait; reading is deterministic, so either result is the same.
+        for i in range(next_take, n):
+            if cancel is not None and cancel.cancelled:
+                return True
+            for inbox in inboxes:
+                inbox.pull(results, block=False)
             if i not in results:
                 results[i] = local(batches[i])
                 mine.add(i)
-        hand_over()
+            hand_over()
         return False
     finally:
         os.close(task_r)
         for inbox in inboxes:
             os.close(inbox.fd)
         for pid in pids:
-            if next_take < n:  # cancelled or failed: the children's work is not wanted
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
+            try:
+                os.kill(pid, signal.SIGKILL)  # done, cancelled or failed: what it still does is not wanted
+            except ProcessLookupError:
+                pass
             os.waitpid(pid, 0)

@@ -70,6 +70,24 @@ def test_a_failing_child_costs_time_not_results(how: str) -> None:
     assert _no_children_left()
 
 
+def test_a_child_that_never_sends_is_not_waited_for() -> None:
+    """A child that gets no core (here: hangs) must not hold the caller: it reads the batch too."""
+    import time
+
+    parent = os.getpid()
+
+    def work(batch: list[int]) -> list[tuple[int, int]]:
+        if os.getpid() != parent:
+            time.sleep(600)  # killed when the caller is done
+        return _square_rows(batch)
+
+    batches = [[i] for i in range(20)]
+    taken: list[list[tuple[int, int]]] = []
+    assert not forkread.run_forked(batches, work, 1, taken.append)
+    assert taken == [_square_rows(b) for b in batches]
+    assert _no_children_left()
+
+
 def test_cancel_stops_and_reaps_the_children() -> None:
     token = CancelToken()
     taken: list[list[tuple[int, int]]] = []
