@@ -109,9 +109,9 @@ def _main(argv: Sequence[str] | None, tui_launcher: TuiLauncher | None) -> tuple
     interrupt.set_prefix(f"dicomtools {args.command}" if args.command else "dicomtools")
     if args.command in (None, "tui", "demo"):
         interrupt.uninstall()  # the TUI reads Ctrl-C as a key and must restore the terminal itself
-    if args.debug:
-        configure_logging(debug=True)
-    else:  # a run that logs nothing never imports logging (start-up speed)
+    if args.debug or args.command in (None, "tui", "demo"):
+        configure_logging(debug=args.debug)  # the TUI's log capture takes over this handler, as before
+    else:  # a command that logs nothing never imports logging (start-up speed)
         lazylog.when_ready(configure_logging)
     if args.command is None:
         if tui_launcher is not None and sys.stdin.isatty() and sys.stdout.isatty():
