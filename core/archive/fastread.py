@@ -303,6 +303,9 @@ class _State:
             return None
 
 
+_META_TEXT_VRS = frozenset({b"UI", b"SH", b"AE", b"CS", b"LO"})
+
+
 def parse(
     buf: bytes,
     file_size: int,
@@ -323,19 +326,24 @@ def parse(
     if len(buf) >= 132 and buf[128:132] == b"DICM":
         hdr.has_preamble = True
         pos = 132
-        while pos + 8 <= len(buf) and _UNPACK_U16(buf, pos)[0] == 0x0002:
-            group, elem, vr, length = _UNPACK_EXPLICIT(buf, pos)
+        nbuf = len(buf)
+        meta = hdr.meta
+        while pos + 8 <= nbuf:
+            t, vr, length = _UNPACK_EXPLICIT_SWAPPED(buf, pos)
+            if t & 0xFFFF != 0x0002:
+                break
             if vr in SHORT_VRS:
-                tag, start = (group << 16) | elem, pos + 8
+                start = pos + 8
             else:
-                tag, vr, length, start = _element_header(buf, pos, False)
-            if start + length > file_size:
+                _, vr, length, start = _element_header(buf, pos, False)
+            end = start + length
+            if end > file_size:
                 raise Truncated("file meta runs past the end of the file")
-            if length == UNDEFINED or start + length > len(buf):
+            if length == UNDEFINED or end > nbuf:
                 raise NeedsFallback("odd file meta")
-            if vr in (b"UI", b"SH", b"AE", b"CS", b"LO"):
-                hdr.meta[tag] = _decode(buf[start : start + length], "ascii")
-            pos = start + length
+            if vr in _META_TEXT_VRS:
+                meta[0x00020000 | (t >> 16)] = buf[start:end].decode("ascii", "replace").strip(" \x00")
+            pos = end
         ts = hdr.meta.get(0x00020010, EXPLICIT_LE)
     else:
         # No file meta: only a data set that starts with a little-endian group 0008
