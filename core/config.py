@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import logging
 import os
 import tomllib
 from dataclasses import dataclass, field
@@ -21,9 +20,11 @@ from typing import Any
 import tomli_w
 
 from dicomtools.core.atomic import atomic_write_bytes
+from dicomtools.core.config_path import default_config_file
 from dicomtools.core.errors import DicomToolsError, ExitStatus
+from dicomtools.core.lazylog import get_logger
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 DEFAULT_AE_TITLE = "DICOMTOOLS"
 DEFAULT_SCP_PORT = 11112  # the one default (config init, README, TUI); 104 needs root
@@ -148,8 +149,7 @@ def parse_pairs(text: str | list[str] | None) -> dict[str, str]:
 
 
 def default_config_path() -> Path:
-    base = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
-    return Path(base) / "dicomtools" / "config.toml"
+    return Path(default_config_file())
 
 
 # ---------------------------------------------------------------- reading

@@ -14,25 +14,29 @@ import struct
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from dicomtools.core.archive.fastelem import (
+    LONG_VRS,
+    SEQ_END,
+    SHORT_VRS,
+    UNDEFINED,
+    Incomplete,
+    Item,
+    NeedsFallback,
+    SequenceSpec,
+    element_header,
+    read_items,
+    skip_undefined,
+)
 from dicomtools.core.errors import DicomToolsError
 
-_UNPACK_TAG = struct.Struct("<HH").unpack_from
+_Incomplete = Incomplete  # the name this module's code uses
 _UNPACK_U16 = struct.Struct("<H").unpack_from
 _UNPACK_U32 = struct.Struct("<I").unpack_from
-_UNPACK_EXPLICIT = struct.Struct("<HH2sH").unpack_from
-_UNPACK_IMPLICIT = struct.Struct("<HHI").unpack_from
 
-UNDEFINED = 0xFFFFFFFF
+
 EXPLICIT_LE = "1.2.840.10008.1.2.1"
 IMPLICIT_LE = "1.2.840.10008.1.2"
-# VRs whose explicit-VR header carries a 4-byte length after two reserved bytes.
-LONG_VRS = frozenset({b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT", b"UV"})
-SHORT_VRS = frozenset(
-    {b"AE", b"AS", b"AT", b"CS", b"DA", b"DS", b"DT", b"FD", b"FL", b"IS", b"LO", b"LT", b"PN",
-     b"SH", b"SL", b"SS", b"ST", b"TM", b"UI", b"UL", b"US"}
-)
 PIXEL_TAGS = frozenset({0x7FE00010, 0x7FE00008, 0x7FE00009})
-ITEM, ITEM_END, SEQ_END = 0xFFFEE000, 0xFFFEE00D, 0xFFFEE0DD
 # Character sets whose text decodes with a plain codec (no ISO 2022 escapes).
 SIMPLE_CHARSETS = {
     "": "ascii",
@@ -48,17 +52,6 @@ SIMPLE_CHARSETS = {
     "ISO_IR 148": "iso8859_9",
     "ISO_IR 192": "utf_8",
 }
-
-
-# What to read inside a wanted sequence: inner tag -> None (a flat value, kept as
-# text) or the spec of a nested sequence. Everything else in an item is skipped.
-SequenceSpec = Mapping[int, "SequenceSpec | None"]
-Item = dict[int, "str | list[Item]"]
-MAX_DEPTH = 8
-
-
-class NeedsFallback(DicomToolsError):
-    """The buffer holds something this parser leaves to pydicom."""
 
 
 @dataclass(slots=True)
@@ -77,115 +70,6 @@ class FastHeader:
 
 class Truncated(DicomToolsError):
     """An element's declared length runs past the end of the file (a cut-off header)."""
-
-
-class _Incomplete(DicomToolsError):
-    """The buffer ended before the parse was done; read more and try again."""
-
-
-def _element_header(buf: bytes, pos: int, implicit: bool) -> tuple[int, bytes, int, int]:
-    """Return (tag, vr, length, value_start) of the element at ``pos``."""
-    if pos + 8 > len(buf):
-        raise _Incomplete
-    group, elem = _UNPACK_TAG(buf, pos)
-    tag = (group << 16) | elem
-    if implicit or group == 0xFFFE:
-        return tag, b"", _UNPACK_U32(buf, pos + 4)[0], pos + 8
-    vr = buf[pos + 4 : pos + 6]
-    if vr in LONG_VRS:
-        if pos + 12 > len(buf):
-            raise _Incomplete
-        return tag, vr, _UNPACK_U32(buf, pos + 8)[0], pos + 12
-    if not (vr.isalpha() and vr.isupper()):
-        raise NeedsFallback("bad VR")
-    return tag, vr, _UNPACK_U16(buf, pos + 6)[0], pos + 8
-
-
-def _skip_undefined(buf: bytes, pos: int, implicit: bool, depth: int = 0) -> int:
-    """Skip the items of an undefined-length sequence; return the position after its end."""
-    if depth > 32:
-        raise NeedsFallback("sequences nested too deep")
-    while True:
-        tag, _, length, start = _element_header(buf, pos, True)
-        if tag == SEQ_END:
-            return start
-        if tag != ITEM:
-            raise NeedsFallback("unexpected element in sequence")
-        if length != UNDEFINED:
-            pos = start + length
-            continue
-        pos = start
-        while True:
-            tag, vr, length, start = _element_header(buf, pos, implicit)
-            if tag == ITEM_END:
-                pos = start
-                break
-            if length == UNDEFINED:
-                pos = _skip_undefined(buf, start, implicit and vr != b"UN", depth + 1)
-            else:
-                pos = start + length
-
-
-def _read_items(
-    buf: bytes, start: int, length: int, implicit: bool, spec: SequenceSpec, depth: int
-) -> tuple[list[Item], int]:
-    if depth > MAX_DEPTH:
-        raise NeedsFallback("sequences nested too deep")
-    items: list[Item] = []
-    pos = start
-    limit = None if length == UNDEFINED else start + length
-    while True:
-        if limit is not None and pos >= limit:
-            if pos != limit:
-                raise NeedsFallback("item runs past its sequence")
-            return items, pos
-        tag, _, item_length, item_start = _element_header(buf, pos, True)
-        if tag == SEQ_END and limit is None:
-            return items, item_start
-        if tag != ITEM:
-            raise NeedsFallback("unexpected element in sequence")
-        item, pos = _read_item(buf, item_start, item_length, implicit, spec, depth)
-        items.append(item)
-
-
-def _read_item(
-    buf: bytes, start: int, length: int, implicit: bool, spec: SequenceSpec, depth: int
-) -> tuple[Item, int]:
-    item: Item = {}
-    pos = start
-    limit = None if length == UNDEFINED else start + length
-    while True:
-        if limit is not None and pos >= limit:
-            if pos != limit:
-                raise NeedsFallback("element runs past its item")
-            return item, pos
-        tag, vr, vlength, vstart = _element_header(buf, pos, implicit)
-        if tag == ITEM_END and limit is None:
-            return item, vstart
-        if tag >> 16 == 0xFFFE or tag == 0x00080005 or (vr and vr not in _HEADER_LEN):
-            raise NeedsFallback("unexpected element in item")
-        if tag not in spec:
-            if vlength == UNDEFINED:
-                pos = _skip_undefined(buf, vstart, implicit and vr != b"UN")
-            else:
-                pos = vstart + vlength
-            continue
-        inner = spec[tag]
-        if inner is not None:
-            if vr not in (b"SQ", b""):
-                raise NeedsFallback("a wanted sequence with another VR")
-            item[tag], pos = _read_items(buf, vstart, vlength, implicit, inner, depth + 1)
-            continue
-        end = vstart + vlength
-        if vlength == UNDEFINED or vr in (b"SQ", b"UN") or end > len(buf):
-            if end > len(buf) and vlength != UNDEFINED:
-                raise _Incomplete
-            raise NeedsFallback("a wanted value that is not flat")
-        raw = buf[vstart:end]
-        if not raw.isascii() or b"\\" in raw:
-            raise NeedsFallback("non-ASCII or multi-valued value in a sequence")
-        item[tag] = raw.decode("ascii").strip(" \x00")
-        pos = end
 
 
 def _check_encoding(buf: bytes, pos: int, implicit: bool) -> None:
@@ -227,9 +111,6 @@ def _decode(raw: bytes, codec: str) -> str:
     return raw.decode(codec, errors="replace").strip(" \x00")
 
 
-_HEADER_LEN: dict[bytes, int] = {**dict.fromkeys(SHORT_VRS, 8), **dict.fromkeys(LONG_VRS, 12)}
-
-
 class _State:
     """What the walk keeps between wanted elements: the header and the text codec."""
 
@@ -269,9 +150,9 @@ class _State:
             # Only pydicom decodes this; walk on so the verdict on the rest of
             # the file does not depend on which tags were asked for. A wanted
             # sequence is non-empty unless it ends at once.
-            if tag not in self.wanted_sequences or _element_header(buf, start, True)[0] != SEQ_END:
+            if tag not in self.wanted_sequences or element_header(buf, start, True)[0] != SEQ_END:
                 hdr.sequences.add(tag)
-            return _skip_undefined(buf, start, implicit and vr != b"UN")
+            return skip_undefined(buf, start, implicit and vr != b"UN")
         end = start + length
         if tag in self.wanted_sequences:
             if length:
@@ -294,13 +175,16 @@ class _State:
         says, a cut): the caller then treats the sequence as if it had no spec.
         """
         try:
-            return _read_items(buf, start, length, implicit, spec, 0)
+            return read_items(buf, start, length, implicit, spec, 0)
         except (_Incomplete, struct.error):
             if len(buf) < self.file_size:
                 raise _Incomplete from None  # read the rest of the file first
             return None
         except NeedsFallback:
             return None
+
+
+_META_TEXT_VRS = frozenset({b"UI", b"SH", b"AE", b"CS", b"LO"})
 
 
 def parse(
@@ -323,19 +207,24 @@ def parse(
     if len(buf) >= 132 and buf[128:132] == b"DICM":
         hdr.has_preamble = True
         pos = 132
-        while pos + 8 <= len(buf) and _UNPACK_U16(buf, pos)[0] == 0x0002:
-            group, elem, vr, length = _UNPACK_EXPLICIT(buf, pos)
+        nbuf = len(buf)
+        meta = hdr.meta
+        while pos + 8 <= nbuf:
+            t, vr, length = _UNPACK_EXPLICIT_SWAPPED(buf, pos)
+            if t & 0xFFFF != 0x0002:
+                break
             if vr in SHORT_VRS:
-                tag, start = (group << 16) | elem, pos + 8
+                start = pos + 8
             else:
-                tag, vr, length, start = _element_header(buf, pos, False)
-            if start + length > file_size:
+                _, vr, length, start = element_header(buf, pos, False)
+            end = start + length
+            if end > file_size:
                 raise Truncated("file meta runs past the end of the file")
-            if length == UNDEFINED or start + length > len(buf):
+            if length == UNDEFINED or end > nbuf:
                 raise NeedsFallback("odd file meta")
-            if vr in (b"UI", b"SH", b"AE", b"CS", b"LO"):
-                hdr.meta[tag] = _decode(buf[start : start + length], "ascii")
-            pos = start + length
+            if vr in _META_TEXT_VRS:
+                meta[0x00020000 | (t >> 16)] = buf[start:end].decode("ascii", "replace").strip(" \x00")
+            pos = end
         ts = hdr.meta.get(0x00020010, EXPLICIT_LE)
     else:
         # No file meta: only a data set that starts with a little-endian group 0008
@@ -351,63 +240,149 @@ def parse(
         if ts in ("1.2.840.10008.1.2.2", "1.2.840.10008.1.2.1.99") or not ts.startswith("1.2.840.10008.1.2."):
             raise NeedsFallback("big endian, deflated or unknown transfer syntax")
     _check_encoding(buf, pos, hdr.implicit)
-    implicit = hdr.implicit
-    interesting = _interesting(wanted, wanted_sequences)
     state = _State(hdr, wanted_sequences, specs or {}, file_size)
-    plain = _plain(wanted, wanted_sequences)
-    raw = hdr.raw
-    values = hdr.values
-    nbuf = len(buf)
-    header_len = _HEADER_LEN.get
-    unpack_explicit = _UNPACK_EXPLICIT
-    unpack_implicit = _UNPACK_IMPLICIT
-    unpack_u32 = _UNPACK_U32
-    tag = 0
+    walk = _walk_implicit if hdr.implicit else _walk_explicit
+    swapped = _swapped(_interesting(wanted, wanted_sequences))
+    last = 0  # the last element header read (swapped tag), for the messages
     try:
-        # The element walk: this loop runs ~60 times per CT slice, so it only
-        # steps over headers; the few wanted elements go to _State.take.
-        while pos < file_size:
-            if implicit:
-                group, elem, length = unpack_implicit(buf, pos)
-                vr = b""
-                start = pos + 8
-            else:
-                group, elem, vr, length = unpack_explicit(buf, pos)
-                hl = header_len(vr)
-                if hl is None:
-                    raise NeedsFallback("bad VR")
-                if hl == 12:
-                    length = unpack_u32(buf, pos + 8)[0]
-                start = pos + hl
-            tag = (group << 16) | elem
-            if tag in interesting:
-                if tag in plain and length != UNDEFINED:
-                    # a wanted flat value (the common case, inlined)
-                    end = start + length
-                    if end > nbuf:
-                        raise _Incomplete
-                    value = buf[start:end]
-                    raw[tag] = (vr, value)
-                    values[tag] = value.decode(state.codec, errors="replace").strip(" \x00")
-                    pos = end
-                    continue
-                if tag in PIXEL_TAGS:
-                    hdr.pixel_offset = pos
-                    hdr.pixel_length = length
-                    hdr.pixel_header = start - pos
-                    return hdr
-                pos = state.take(buf, tag, vr, start, length, implicit)
-            elif length == UNDEFINED:
-                pos = _skip_undefined(buf, start, implicit and vr != b"UN")
-            else:
-                pos = start + length
-    except (_Incomplete, struct.error):
+        pos, last = walk(buf, pos, file_size, swapped, _plain(wanted, wanted_sequences), state)
+    except _Walked as stop:
+        last = stop.last
         if len(buf) < file_size:
             raise _Incomplete from None
+        tag = _unswap(last)
         raise Truncated(f"header ends inside element ({tag >> 16:04X},{tag & 0xFFFF:04X})") from None
+    if pos == PIXEL_STOP:
+        return hdr
     if pos > file_size:
+        tag = _unswap(last)
         raise Truncated(f"element ({tag >> 16:04X},{tag & 0xFFFF:04X}) runs past the end of the file")
     return hdr
 
 
-Incomplete = _Incomplete
+# The walk: ~60 elements per CT slice, so the loops below do as little as possible
+# per element. Tags are read as one little-endian 32-bit number, element number in
+# the high half ("swapped"), and compared against swapped tag sets; only a wanted
+# element is turned back into a (group << 16) | element tag.
+_UNPACK_EXPLICIT_SWAPPED = struct.Struct("<I2sH").unpack_from
+_UNPACK_IMPLICIT_SWAPPED = struct.Struct("<II").unpack_from
+
+
+def _unswap(t: int) -> int:
+    return ((t & 0xFFFF) << 16) | (t >> 16)
+
+
+_SWAPPED_CACHE: dict[frozenset[int], frozenset[int]] = {}
+
+
+def _swapped(tags: frozenset[int]) -> frozenset[int]:
+    found = _SWAPPED_CACHE.get(tags)
+    if found is None:
+        found = _SWAPPED_CACHE[tags] = frozenset(_unswap(t) for t in tags)  # the swap is its own inverse
+    return found
+
+
+PIXEL_STOP = -1  # what the walk returns as its position when it stopped at Pixel Data
+
+
+class _Walked(Exception):
+    """The walk ran out of bytes after element ``last`` (swapped tag)."""
+
+    def __init__(self, last: int) -> None:
+        super().__init__()
+        self.last = last
+
+
+def _wanted(
+    buf: bytes, t: int, vr: bytes, pos: int, start: int, length: int, implicit: bool,
+    plain: frozenset[int], state: _State,
+) -> int:
+    """Keep one wanted element; the position after it, or :data:`PIXEL_STOP` at Pixel Data."""
+    tag = _unswap(t)
+    if tag in plain and length != UNDEFINED:
+        end = start + length
+        if end > len(buf):
+            raise _Incomplete
+        value = buf[start:end]
+        hdr = state.hdr
+        hdr.raw[tag] = (vr, value)
+        hdr.values[tag] = value.decode(state.codec, errors="replace").strip(" \x00")
+        return end
+    if tag in PIXEL_TAGS:
+        hdr = state.hdr
+        hdr.pixel_offset = pos
+        hdr.pixel_length = length
+        hdr.pixel_header = start - pos
+        return PIXEL_STOP
+    return state.take(buf, tag, vr, start, length, implicit)
+
+
+def _walk_explicit(
+    buf: bytes, pos: int, file_size: int, swapped: frozenset[int], plain: frozenset[int], state: _State
+) -> tuple[int, int]:
+    """Step over explicit VR little endian elements; returns (position, last swapped tag)."""
+    unpack = _UNPACK_EXPLICIT_SWAPPED
+    unpack_u32 = _UNPACK_U32
+    short_vrs = SHORT_VRS
+    long_vrs = LONG_VRS
+    nbuf = len(buf)
+    raw = state.hdr.raw
+    values = state.hdr.values
+    t = 0
+    try:
+        while pos < file_size:
+            t, vr, length = unpack(buf, pos)
+            if vr in short_vrs:
+                if t not in swapped:
+                    pos += 8 + length
+                    continue
+                tag = ((t & 0xFFFF) << 16) | (t >> 16)
+                if tag in plain:  # a wanted text value: the common case, inlined
+                    end = pos + 8 + length
+                    if end > nbuf:
+                        raise _Incomplete
+                    value = buf[pos + 8 : end]
+                    raw[tag] = (vr, value)
+                    values[tag] = value.decode(state.codec, "replace").strip(" \x00")
+                    pos = end
+                else:
+                    pos = _wanted(buf, t, vr, pos, pos + 8, length, False, plain, state)
+            elif vr in long_vrs:
+                length = unpack_u32(buf, pos + 8)[0]
+                if t in swapped:
+                    pos = _wanted(buf, t, vr, pos, pos + 12, length, False, plain, state)
+                    if pos == PIXEL_STOP:
+                        break
+                elif length == UNDEFINED:
+                    pos = skip_undefined(buf, pos + 12, False)
+                else:
+                    pos += 12 + length
+            else:
+                raise NeedsFallback("bad VR")
+    except (_Incomplete, struct.error):
+        raise _Walked(t) from None
+    return pos, t
+
+
+def _walk_implicit(
+    buf: bytes, pos: int, file_size: int, swapped: frozenset[int], plain: frozenset[int], state: _State
+) -> tuple[int, int]:
+    """Step over implicit VR little endian elements; returns (position, last swapped tag)."""
+    unpack = _UNPACK_IMPLICIT_SWAPPED
+    t = 0
+    try:
+        while pos < file_size:
+            t, length = unpack(buf, pos)
+            if t in swapped:
+                pos = _wanted(buf, t, b"", pos, pos + 8, length, True, plain, state)
+                if pos == PIXEL_STOP:
+                    break
+            elif length == UNDEFINED:
+                pos = skip_undefined(buf, pos + 8, True)
+            else:
+                pos += 8 + length
+    except (_Incomplete, struct.error):
+        raise _Walked(t) from None
+    return pos, t
+
+

@@ -3,7 +3,7 @@
 Every RT object (plan, structure set, dose, record, RT image) and every CBCT
 slice holds a sequence the tree needs, so without this they all went to
 pydicom (importing it costs ~0.4 s, a CBCT slice 15x a CT slice). The specs
-below name exactly the UIDs and numbers :func:`dicomtools.core.archive.scan._summary_from_dataset`
+below name exactly the UIDs and numbers :func:`dicomtools.core.archive.dssummary.summary_from_dataset`
 takes from those sequences; the fast parser skips everything else in them
 (control points, contours). Whatever is not plain ASCII single values is left
 to pydicom (:class:`Unsure`), so both paths give the same summary (an
@@ -107,7 +107,7 @@ def _uids(items: Sequence[Item], tag: int, out: list[str] | None = None) -> tupl
 
 
 def fill_sequences(s: InstanceSummary, seqs: dict[int, list[Item]]) -> None:
-    """Set the sequence-derived fields of ``s`` as ``_summary_from_dataset`` does; raises :class:`Unsure`."""
+    """Set the sequence-derived fields of ``s`` as ``summary_from_dataset`` does; raises :class:`Unsure`."""
     s.beams = tuple(
         BeamInfo(
             number=_number(item, BEAM_NUMBER),

@@ -9,17 +9,17 @@ read in-process. Results are handed over in batch order.
 
 from __future__ import annotations
 
-import logging
 import threading
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from dicomtools.core.lazylog import get_logger
 from dicomtools.core.progress import CancelToken
 
 if TYPE_CHECKING:  # imported when a pool starts: a serial scan must not pay ~15 ms for them
     from concurrent.futures import Future, ProcessPoolExecutor
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 T = TypeVar("T")
 

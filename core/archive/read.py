@@ -25,8 +25,8 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 from dicomtools.core.archive import fastread
 from dicomtools.core.archive.model import MEDIA_STORAGE_DIRECTORY, UnreadableFile
 from dicomtools.core.archive.reasons import ReasonKind
-from dicomtools.core.dicom.pydicom_setup import pydicom
 from dicomtools.core.dicom.text import value_text
+from dicomtools.core.lazylog import ready
 
 if TYPE_CHECKING:
     from pydicom.dataset import Dataset
@@ -244,6 +244,10 @@ def _with_pydicom(
 ) -> Instance | UnreadableFile:
     from pydicom.errors import InvalidDicomError
 
+    # imported here: it imports logging, which only files pydicom reads should pay for
+    from dicomtools.core.dicom.pydicom_setup import pydicom
+
+    ready()  # pydicom logs by itself: its records meet the CLI's handlers
     module = pydicom()
     fh.seek(0)
     specific = None if tags is None else sorted({*tags, *IDENTITY_TAGS, DIRECTORY_RECORD_SEQUENCE})

@@ -9,16 +9,16 @@ over a process pool. Nothing a single file does can stop the scan.
 from __future__ import annotations
 
 import gc
-import logging
 import operator
 import os
 import sys
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from dicomtools.core.archive import fastread
+from dicomtools.core.archive.dssummary import FLAT_FIELDS, as_int, summary_from_dataset
 from dicomtools.core.archive.fastsummary import SPECS, Unsure, fill_sequences
 from dicomtools.core.archive.model import (
     SUMMARY_FIELDS,
@@ -31,14 +31,15 @@ from dicomtools.core.archive.read import Instance, read_instance
 from dicomtools.core.archive.read import sniff_dicom as sniff_dicom  # re-exported for old importers
 from dicomtools.core.archive.reasons import ReasonKind
 from dicomtools.core.archive.walk import iter_files
-from dicomtools.core.dicom.text import pn_text, value_text
+from dicomtools.core.dicom.text import pn_text
+from dicomtools.core.lazylog import get_logger
 from dicomtools.core.progress import CancelToken, ProgressSink, Reporter
 
 if TYPE_CHECKING:  # sqlite3 costs ~20 ms to import: only a scan with the cache pays it
     from dicomtools.core.archive.cache import FileStamp, IndexCache
     from dicomtools.core.archive.snapshot import FolderCache
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 # Top-level tags the summary needs; everything else is skipped without conversion.
 NEEDED_TAGS: tuple[int, ...] = (
@@ -90,150 +91,11 @@ NEEDED_SEQUENCES: frozenset[int] = frozenset(
 )
 NEEDED_FLAT: frozenset[int] = frozenset(NEEDED_TAGS) - NEEDED_SEQUENCES
 
-# Flat top-level tag -> InstanceSummary attribute, for the fast path.
-FLAT_FIELDS: dict[int, str] = {
-    0x00080016: "sop_class_uid",
-    0x00080018: "sop_instance_uid",
-    0x00080020: "study_date",
-    0x00080060: "modality",
-    0x00081030: "study_description",
-    0x0008103E: "series_description",
-    0x00100010: "patient_name",
-    0x00100020: "patient_id",
-    0x0020000D: "study_instance_uid",
-    0x0020000E: "series_instance_uid",
-    0x00200011: "series_number",
-    0x00200013: "instance_number",
-    0x00200052: "frame_of_reference_uid",
-    0x30020002: "rt_image_label",
-    0x3004000A: "dose_summation_type",
-    0x30060002: "structure_set_label",
-    0x30080250: "treatment_date",
-    0x300A0002: "plan_label",
-    0x300A0003: "plan_name",
-    0x300A0006: "plan_date",
-    0x300A000A: "plan_intent",
-    0x300A0202: "brachy_treatment_type",
-    0x300E0002: "approval_status",
-}
-
 PARALLEL_THRESHOLD = 8000  # measured on the loaded 2-core VM: a fork pool lost at 5,000 files, broke even at 20,000
 BATCH_SIZE = 256
-
-
-def _get(ds: Any, key: Any) -> Any:
-    """``ds.get(key)``, or None when pydicom cannot convert the element (a damaged value).
-
-    The reader has already said the file is an instance (every command agrees);
-    a value it cannot decode leaves that field of the summary empty.
-    """
-    try:
-        return ds.get(key)
-    except Exception:
-        log.debug("cannot convert %s", key, exc_info=True)
-        return None
-
-
-def _int(value: Any) -> int | None:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return None
-
-
-def _items(ds: Any, keyword: str) -> list[Any]:
-    """The items of a sequence, or [] when absent, empty or not a sequence."""
-    seq = _get(ds, keyword)
-    if seq is None:
-        return []
-    try:
-        return list(seq)
-    except Exception:  # a damaged sequence: no items
-        return []
-
-
-def _uids(items: Iterable[Any], keyword: str) -> tuple[str, ...]:
-    out: list[str] = []
-    for item in items:
-        value = value_text(_get(item, keyword))
-        if value and value not in out:
-            out.append(value)
-    return tuple(out)
-
-
-def _beams(ds: Any) -> tuple[BeamInfo, ...]:
-    beams = []
-    for item in _items(ds, "BeamSequence") + _items(ds, "IonBeamSequence"):
-        beams.append(
-            BeamInfo(
-                number=_int(_get(item, "BeamNumber")),
-                name=value_text(_get(item, "BeamName")),
-                delivery_type=value_text(_get(item, "TreatmentDeliveryType")),
-                machine=value_text(_get(item, "TreatmentMachineName")),
-                machine_model=value_text(_get(item, "ManufacturerModelName")),
-                reference_images=_uids(
-                    _items(item, "ReferencedReferenceImageSequence"), "ReferencedSOPInstanceUID"
-                ),
-            )
-        )
-    return tuple(beams)
-
-
-def _summary_from_dataset(ds: Any, path: str) -> InstanceSummary:
-    """Pick the fields the tree needs out of a header-only dataset."""
-    meta = getattr(ds, "file_meta", None)
-    s = InstanceSummary(path=path, sop_instance_uid="", sop_class_uid="")
-    # The same flat fields the fast path fills, from the same table.
-    for tag, name in FLAT_FIELDS.items():
-        elem = _get(ds, tag)
-        setattr(s, name, value_text(elem.value if elem is not None else None))
-    if meta:
-        s.sop_class_uid = s.sop_class_uid or value_text(meta.get("MediaStorageSOPClassUID"))
-        s.sop_instance_uid = s.sop_instance_uid or value_text(meta.get("MediaStorageSOPInstanceUID"))
-    s.transfer_syntax_uid = value_text(meta.get("TransferSyntaxUID")) if meta else ""
-    s.beams = _beams(ds)
-    s.referenced_structure_sets = _uids(
-        _items(ds, "ReferencedStructureSetSequence"), "ReferencedSOPInstanceUID"
-    )
-    s.referenced_plans = _uids(_items(ds, "ReferencedRTPlanSequence"), "ReferencedSOPInstanceUID")
-    # RT image / records
-    beam_numbers: list[int] = []
-    top_beam = _int(_get(ds, "ReferencedBeamNumber"))
-    if top_beam is not None:
-        beam_numbers.append(top_beam)
-    fractions: list[int] = []
-    for item in _items(ds, "TreatmentSessionBeamSequence"):
-        n = _int(_get(item, "ReferencedBeamNumber"))
-        if n is not None and n not in beam_numbers:
-            beam_numbers.append(n)
-        f = _int(_get(item, "CurrentFractionNumber"))
-        if f is not None:
-            fractions.append(f)
-    s.referenced_beam_numbers = tuple(beam_numbers)
-    s.fraction_number = min(fractions) if fractions else None
-    # structure sets
-    s.roi_count = len(_items(ds, "StructureSetROISequence"))
-    frames = _items(ds, "ReferencedFrameOfReferenceSequence")
-    s.referenced_frames = _uids(frames, "FrameOfReferenceUID")
-    series: list[str] = []
-    for fr in frames:
-        for study in _items(fr, "RTReferencedStudySequence"):
-            for uid in _uids(_items(study, "RTReferencedSeriesSequence"), "SeriesInstanceUID"):
-                if uid not in series:
-                    series.append(uid)
-    s.referenced_series = tuple(series)
-    s.referenced_instances = _uids(
-        _items(ds, "ReferencedInstanceSequence"), "ReferencedSOPInstanceUID"
-    )
-    # registrations
-    s.registered_frames = _uids(_items(ds, "RegistrationSequence"), "FrameOfReferenceUID")
-    reg_series = list(_uids(_items(ds, "ReferencedSeriesSequence"), "SeriesInstanceUID"))
-    for study in _items(ds, "StudiesContainingOtherReferencedInstancesSequence"):
-        for uid in _uids(_items(study, "ReferencedSeriesSequence"), "SeriesInstanceUID"):
-            if uid not in reg_series:
-                reg_series.append(uid)
-    s.reg_referenced_series = tuple(reg_series)
-    return s
+# Plain forked readers (single-threaded callers: the CLI) pay from far fewer files.
+FORK_THRESHOLD = 400
+FORK_BATCH = 32  # small batches: the readers share the work evenly when one core is busy elsewhere
 
 
 # Values most files of a series share: one string object for all of them (a
@@ -258,7 +120,7 @@ def _summary_from_fast(hdr: fastread.FastHeader, path: str) -> InstanceSummary:
         s.sop_instance_uid = hdr.meta.get(0x00020003, "")
     s.transfer_syntax_uid = hdr.meta.get(0x00020010, "")
     beam = hdr.values.get(0x300C0006)
-    if beam is not None and _int(beam) is not None:
+    if beam is not None and as_int(beam) is not None:
         s.referenced_beam_numbers = (int(beam),)
     if hdr.items:
         fill_sequences(s, hdr.items)
@@ -274,7 +136,7 @@ def summary_of_dataset(ds: Any, path: str, element_text: Callable[[Any, int], st
     """
     d = ds._dict
     if any(t in d for t in NEEDED_SEQUENCES):
-        return _summary_from_dataset(ds, path)
+        return summary_from_dataset(ds, path)
     hdr = fastread.FastHeader()
     for tag in NEEDED_FLAT:
         if tag in d:
@@ -326,7 +188,7 @@ def _summary_from_instance(found: Instance | UnreadableFile) -> InstanceSummary 
         summary = _summary_from_fast(found.fast, found.path)
     else:
         assert found.dataset is not None
-        summary = _summary_from_dataset(found.dataset, found.path)
+        summary = summary_from_dataset(found.dataset, found.path)
     # The reader's identity wins (file meta fills what the data set lacks).
     summary.sop_class_uid = sys.intern(found.sop_class_uid)
     summary.sop_instance_uid = found.sop_instance_uid
@@ -344,6 +206,18 @@ def read_batch(paths: list[str]) -> list[InstanceSummary | UnreadableFile]:
 
 Row = tuple[Any, ...]
 _summary_row = operator.attrgetter(*SUMMARY_FIELDS)
+_BEAMS = SUMMARY_FIELDS.index("beams")
+_beam_row = operator.attrgetter("number", "name", "delivery_type", "machine", "machine_model", "reference_images")
+
+
+def result_row(item: InstanceSummary | UnreadableFile) -> Row:
+    """A result as a plain tuple of str/int/tuples (``marshal`` and ``pickle`` write it fast)."""
+    if isinstance(item, UnreadableFile):
+        return (item.path, item.reason, item.kind.value)
+    row = _summary_row(item)
+    if item.beams:
+        row = (*row[:_BEAMS], tuple(_beam_row(b) for b in item.beams), *row[_BEAMS + 1 :])
+    return row
 
 
 def read_batch_rows(paths: list[str]) -> list[Row]:
@@ -352,22 +226,21 @@ def read_batch_rows(paths: list[str]) -> list[Row]:
     Unpickling tuples and building the objects from them costs the waiting
     caller less than unpickling the objects themselves.
     """
-    out: list[Row] = []
-    for p in paths:
-        item = read_summary(p)
-        if isinstance(item, InstanceSummary):
-            out.append(_summary_row(item))
-        else:
-            out.append((item.path, item.reason, item.kind.value))
-    return out
+    return [result_row(read_summary(p)) for p in paths]
 
 
 def rows_to_results(rows: list[Row]) -> list[InstanceSummary | UnreadableFile]:
     """The objects back from :func:`read_batch_rows`' tuples."""
-    return [
-        InstanceSummary(*row) if len(row) > 3 else UnreadableFile(row[0], row[1], ReasonKind(row[2]))
-        for row in rows
-    ]
+    out: list[InstanceSummary | UnreadableFile] = []
+    for row in rows:
+        if len(row) == 3:
+            out.append(UnreadableFile(row[0], row[1], ReasonKind(row[2])))
+            continue
+        item = InstanceSummary(*row)
+        if item.beams:
+            item.beams = tuple(BeamInfo(*b) for b in item.beams)
+        out.append(item)
+    return out
 
 
 def _batched(items: Iterator[str], size: int) -> Iterator[list[str]]:
@@ -412,6 +285,19 @@ def scan(
     tree). With ``cache``, files whose size and mtime are unchanged are not
     read again, and what is read is stored for next time.
     """
+    with _gc_paused():  # the warm path builds its 100,000 summaries here too, not only the readers
+        return _scan(root, pattern, sink, cancel, workers, on_batch, cache)
+
+
+def _scan(
+    root: str,
+    pattern: str | None,
+    sink: ProgressSink | None,
+    cancel: CancelToken | None,
+    workers: int | None,
+    on_batch: BatchHandler | None,
+    cache: IndexCache | None,
+) -> ScanResult:
     rep = Reporter("scan", sink)
     started = time.monotonic()
     result = ScanResult(root=root)
@@ -431,15 +317,15 @@ def scan(
 
     def take(batch_result: list[InstanceSummary | UnreadableFile], fresh: bool = True) -> None:
         nonlocal done
-        good: list[InstanceSummary] = []
         watch = folders.watch if folders is not None else None
-        for item in batch_result:
-            if watch and item.path in watch:
-                collected[item.path] = item
-            if isinstance(item, InstanceSummary):
-                good.append(item)
-            else:
-                result.unreadable.append(item)
+        if watch:
+            for item in batch_result:
+                if item.path in watch:
+                    collected[item.path] = item
+        # one pass in C for the common all-good batch (a warm 100,000-file scan takes them all here)
+        good = [item for item in batch_result if isinstance(item, InstanceSummary)]
+        if len(good) != len(batch_result):
+            result.unreadable.extend(item for item in batch_result if not isinstance(item, InstanceSummary))
         result.instances.extend(good)
         done += len(batch_result)
         if cache is not None and fresh:
@@ -457,19 +343,27 @@ def scan(
         to_read, hits = from_cache(cache, folders, paths, take, stamps, cancel)
         if pattern is None:
             cache.forget_missing(root, paths, known_rows=hits)
-    batches = list(_batched(iter(to_read), BATCH_SIZE))
-    remaining = batches
-    with _gc_paused():
-        if n_workers > 1 and len(to_read) >= PARALLEL_THRESHOLD:
-            # Imported here: the pool (threads, processes) serves only a big cold scan.
-            from dicomtools.core.archive.pool import run_batches
+    n_read = len(to_read)
+    forked = None
+    if n_workers > 1 and n_read >= FORK_THRESHOLD:
+        # Imported here: only a cold scan of a few hundred files or more forks.
+        from dicomtools.core.archive import forkread
 
-            # The caller reads too: n_workers readers in all.
-            run_batches(
-                batches, read_batch_rows, (), n_workers - 1, lambda rows: take(rows_to_results(rows)), cancel
-            )
-            remaining = []
-        for batch in remaining:
+        forked = forkread if forkread.available() else None
+    if forked is not None:
+        # small batches spread the work evenly; at least ~16 a reader, never more than the pipe holds
+        size = max(FORK_BATCH, min(BATCH_SIZE, n_read // (n_workers * 16)), -(-n_read // forked.MAX_TASKS))
+        forked.run_forked(list(_batched(iter(to_read), size)), read_batch_rows, n_workers - 1, take, cancel,
+                          here=read_batch, decode=rows_to_results)
+    elif n_workers > 1 and n_read >= PARALLEL_THRESHOLD:
+        # Imported here: the pool (threads, processes) serves only a big cold scan from a threaded caller.
+        from dicomtools.core.archive.pool import run_batches
+
+        # The caller reads too: n_workers readers in all.
+        run_batches(list(_batched(iter(to_read), BATCH_SIZE)), read_batch_rows, (), n_workers - 1,
+                    lambda rows: take(rows_to_results(rows)), cancel)
+    else:
+        for batch in _batched(iter(to_read), BATCH_SIZE):
             if cancel is not None and cancel.cancelled:
                 break
             take(read_batch(batch))

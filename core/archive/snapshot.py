@@ -12,7 +12,6 @@ a new snapshot is written from what that scan found.
 
 from __future__ import annotations
 
-import logging
 import operator
 import os
 import pickle
@@ -24,9 +23,10 @@ from typing import Any, TypeAlias
 from dicomtools.core.archive.cache import FileStamp, IndexCache
 from dicomtools.core.archive.model import SUMMARY_FIELDS, InstanceSummary, UnreadableFile
 from dicomtools.core.archive.reasons import ReasonKind
+from dicomtools.core.lazylog import get_logger
 from dicomtools.core.progress import CancelToken
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 Result: TypeAlias = InstanceSummary | UnreadableFile
 CACHE_CHUNK = 4096

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import fnmatch
-import logging
+import operator
 import os
 from collections.abc import Callable, Iterator
 
-log = logging.getLogger(__name__)
+from dicomtools.core.lazylog import get_logger
+
+log = get_logger(__name__)
 
 ErrorHandler = Callable[[str, str], None]
+_name = operator.attrgetter("name")
 
 
 def is_own_artefact(name: str) -> bool:
@@ -38,6 +41,7 @@ def iter_files(
     walked is reported through ``on_error`` as a loop and skipped. Permission
     errors are reported and skipped, never raised.
     """
+    everything = not pattern or pattern in ("*", "*.*")
     match = name_matcher(pattern)
     report = on_error or (lambda p, r: log.warning("%s: %s", p, r))
     if os.path.isfile(root):
@@ -59,7 +63,7 @@ def iter_files(
         seen.add(key)
         try:
             with os.scandir(folder) as it:
-                entries = sorted(it, key=lambda e: e.name)
+                entries = sorted(it, key=_name)
         except OSError as exc:
             report(folder, f"cannot list folder: {exc.strerror or exc}")
             return
@@ -69,7 +73,9 @@ def iter_files(
                 if entry.is_dir(follow_symlinks=True):
                     subdirs.append(entry.path)
                 elif entry.is_file(follow_symlinks=True):
-                    if match(entry.name) and not is_own_artefact(entry.name):
+                    name = entry.name
+                    # our artefacts all start with a dot: most names skip the call
+                    if (everything or match(name)) and not (name[0] == "." and is_own_artefact(name)):
                         yield entry.path
                 elif entry.is_symlink():
                     report(entry.path, "broken symlink, skipped")

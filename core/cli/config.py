@@ -27,6 +27,7 @@ from dicomtools.core.config import (
     write_example,
 )
 from dicomtools.core.errors import ExitStatus
+from dicomtools.core.lazylog import ready
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +62,7 @@ def load_from_args(args: argparse.Namespace) -> Config:
     except ConfigError as exc:
         raise UsageError(str(exc)) from None
     if not getattr(args, "debug", False):
+        ready()  # the CLI's deferred logging set-up first, so the preset's level is not reset by it
         logging.getLogger().setLevel(cfg.logging.level)
         # pynetdicom logs every refusal at ERROR; we report those ourselves in one line
         logging.getLogger("pynetdicom").setLevel(logging.CRITICAL)

@@ -13,7 +13,6 @@ process at once. Only for a real process (never inside a test runner).
 
 from __future__ import annotations
 
-import logging
 import os
 import signal
 import sys
@@ -21,8 +20,9 @@ import threading
 from types import FrameType
 
 from dicomtools.core.errors import ExitStatus
+from dicomtools.core.lazylog import get_logger
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 EXIT_CODE = int(ExitStatus.INTERRUPTED)
 GRACE = 0.8  # seconds the clean-up may take after the first Ctrl-C

@@ -20,10 +20,8 @@ itself and scripts want the decoded text).
 
 from __future__ import annotations
 
-import logging
 import math
 import re
-from decimal import Decimal, InvalidOperation
 from typing import Any
 
 REPLACEMENT = "\ufffd"
@@ -77,6 +75,9 @@ def canonical_number(vr: str, text: str) -> str:
     """
     if vr not in NUMERIC_VRS:
         return text
+    # imported here: only search compares numbers, and decimal costs ~1.5 ms of every start-up
+    from decimal import Decimal, InvalidOperation
+
     stripped = text.strip()
     try:
         number = Decimal(stripped)
@@ -166,14 +167,3 @@ def display_text(elem: Any) -> str:
     if len(text) > MAX_DISPLAY_CHARS:
         text = text[: MAX_DISPLAY_CHARS - 1] + "…"
     return text
-
-
-class SanitizingFormatter(logging.Formatter):
-    """A log formatter for terminals: every line of the record loses its control characters.
-
-    A formatter, not a filter, so other handlers of the same record (a log
-    screen, a file) still get the message as logged.
-    """
-
-    def format(self, record: logging.LogRecord) -> str:
-        return "\n".join(sanitize(line) for line in super().format(record).split("\n"))

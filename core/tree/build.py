@@ -9,7 +9,7 @@ nothing shown under a plan is repeated there.
 
 from __future__ import annotations
 
-import logging
+import operator
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import replace
@@ -21,6 +21,7 @@ from dicomtools.core.archive.model import (
     RT_STRUCT,
     InstanceSummary,
 )
+from dicomtools.core.lazylog import get_logger
 from dicomtools.core.tree import labels
 from dicomtools.core.tree.index import OtherPatients, PatientIndex
 from dicomtools.core.tree.model import (
@@ -39,7 +40,7 @@ from dicomtools.core.tree.model import (
     StructInfo,
 )
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 UNCONNECTED_ORDER = (
     NodeKind.STRUCT, NodeKind.IMAGE, NodeKind.CBCT, NodeKind.DOSE, NodeKind.REG, NodeKind.RT_IMAGE,
@@ -346,6 +347,9 @@ class _Builder:
         return out
 
 
+_by_path = operator.attrgetter("path")
+
+
 def _dedupe(instances: Iterable[InstanceSummary]) -> tuple[list[InstanceSummary], list[str]]:
     first: dict[str, InstanceSummary] = {}
     warnings: list[str] = []
@@ -370,7 +374,7 @@ def build_patient(
     """One patient's tree. ``elsewhere``: UID -> Patient ID of the folder's other
     patients; ``referenced_from``: UID of an object here -> Patient ID of a plan
     elsewhere that references it (both empty for a patient built alone)."""
-    unique, warnings = _dedupe(sorted(instances, key=lambda i: i.path))
+    unique, warnings = _dedupe(sorted(instances, key=_by_path))
     for w in warnings:
         log.info("%s", w)
     names = list(dict.fromkeys(i.patient_name for i in unique if i.patient_name))

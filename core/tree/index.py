@@ -21,18 +21,25 @@ NON_IMAGE_MODALITIES = frozenset(
 )
 
 
+# The classes with a rule of their own (plans, records, registrations, structure sets, doses, RT images).
+RULED_CLASSES = PLAN_CLASSES | RECORD_CLASSES | REGISTRATION_CLASSES | {RT_STRUCT, RT_DOSE, RT_IMAGE}
+
+
 def is_image(inst: InstanceSummary) -> bool:
-    known = PLAN_CLASSES | RECORD_CLASSES | REGISTRATION_CLASSES | {RT_STRUCT, RT_DOSE, RT_IMAGE}
-    if inst.sop_class_uid in known:
+    if inst.sop_class_uid in RULED_CLASSES:
         return False
     return bool(inst.series_instance_uid) and inst.modality.upper() not in NON_IMAGE_MODALITIES
 
 
 def _instance_key(inst: InstanceSummary) -> tuple[int, str, str]:
+    text = inst.instance_number
     try:
-        number = int(float(inst.instance_number))
+        number = int(text)  # the usual case; IS values (<= 12 characters) convert exactly either way
     except ValueError:
-        number = 1 << 30
+        try:
+            number = int(float(text))
+        except (ValueError, OverflowError):  # empty, NaN, "inf": last
+            number = 1 << 30
     return (number, inst.path, inst.sop_instance_uid)
 
 
@@ -48,18 +55,14 @@ class PatientIndex:
         self.records = [i for i in instances if i.sop_class_uid in RECORD_CLASSES]
         self.regs = [i for i in instances if i.sop_class_uid in REGISTRATION_CLASSES]
         self.series: dict[str, list[InstanceSummary]] = defaultdict(list)
+        self.others: list[InstanceSummary] = []  # no rule for their class, and not an image
         for inst in instances:
             if is_image(inst):
                 self.series[inst.series_instance_uid].append(inst)
+            elif inst.sop_class_uid not in RULED_CLASSES:
+                self.others.append(inst)
         for members in self.series.values():
             members.sort(key=_instance_key)
-        self.others = [
-            i
-            for i in instances
-            if i.sop_class_uid
-            not in PLAN_CLASSES | RECORD_CLASSES | REGISTRATION_CLASSES | {RT_STRUCT, RT_DOSE, RT_IMAGE}
-            and not is_image(i)
-        ]
         # A CT series naming a plan in Referenced Instance Sequence is that plan's CBCT.
         self.cbct_by_plan: dict[str, list[str]] = defaultdict(list)
         for uid, members in self.series.items():

@@ -119,3 +119,29 @@ def test_demo_writes_archive_and_prints_tree(tmp_path: Path) -> None:
     (other / "keep.txt").write_text("mine")
     refused = run_cli("demo", str(other))
     assert refused.returncode == 1 and (other / "keep.txt").read_text() == "mine"
+
+
+def test_a_real_process_writes_everything_before_its_quick_exit(phantom: PhantomManifest, tmp_path: Path) -> None:
+    """show ends its process without interpreter tear-down: the output must be whole, the cache closed."""
+    cache = tmp_path / "cache"
+    cold = run_cli("show", "--path", phantom.root, "--format", "json", "--cache", str(cache))
+    assert cold.returncode == 0, cold.stderr
+    assert cold.stderr == ""
+    first = json.loads(cold.stdout)
+    warm = run_cli("show", "--path", phantom.root, "--format", "json", "--cache", str(cache))
+    assert warm.returncode == 0 and warm.stderr == ""
+    second = json.loads(warm.stdout)
+    assert second["patients"] == first["patients"] and second["unreadable"] == first["unreadable"]
+    assert not (cache / "index.sqlite-wal").exists()  # closed: the log was checkpointed into the index
+
+
+def test_a_warning_logged_mid_run_reaches_stderr_in_the_cli_format(phantom: PhantomManifest, tmp_path: Path) -> None:
+    """Logging is imported and set up only when something logs (core.lazylog): the line must look as before."""
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    (cache / "index.sqlite").write_bytes(b"not a database\x1b[2J" * 200)
+    r = run_cli("show", "--path", phantom.root, "--format", "json", "--cache", str(cache))
+    assert r.returncode == 0, r.stderr
+    [line] = [x for x in r.stderr.splitlines() if x.strip()]
+    assert line.startswith(f"WARNING dicomtools.core.archive.cache: index cache {cache / 'index.sqlite'} is unusable")
+    assert json.loads(r.stdout)["stats"]["instances"] > 0

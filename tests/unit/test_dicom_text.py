@@ -6,8 +6,8 @@ import logging
 
 import pytest
 
+from dicomtools.core.dicom.logformat import SanitizingFormatter
 from dicomtools.core.dicom.text import (
-    SanitizingFormatter,
     canonical_number,
     has_control,
     pn_text,

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from dicomtools.core.archive.scan import scan
 from dicomtools.core.phantom.manifest import PhantomManifest
-from dicomtools.core.render.forest import forest_to_json
+from dicomtools.core.render.forest import forest_to_json, render_json
 from dicomtools.core.render.jsontext import dumps_indented
 from dicomtools.core.tree import build_forest
 
@@ -53,3 +53,22 @@ def test_the_phantom_tree_json(phantom: PhantomManifest) -> None:
     assert text == _standard(doc)
     assert json.loads(text)["stats"]["instances"] == len(result.instances) > 0
     assert os.path.basename(result.instances[0].path) in text
+
+
+def test_render_json_writes_the_instances_itself_and_gives_the_standard_bytes(phantom: PhantomManifest) -> None:
+    result = scan(phantom.root, workers=1)
+    patients = build_forest(result.instances)
+    assert any(i.truncated for i in result.instances)  # the "truncated" key is written too
+    stats = {"elapsed_seconds": 0.25}
+    assert render_json(patients, result.unreadable, stats) == _standard(
+        forest_to_json(patients, result.unreadable, stats)) + "\n"
+
+
+def test_an_odd_value_in_an_instance_falls_back_to_the_standard_encoder(phantom: PhantomManifest) -> None:
+    result = scan(phantom.root, workers=1)
+    patients = build_forest(result.instances)
+    odd = patients[0].plans[0].instances[0]
+    odd.path = 12345  # type: ignore[assignment]  # not a string: the writer hands over to json.dumps
+    doc = forest_to_json(patients, result.unreadable)
+    assert render_json(patients, result.unreadable) == _standard(doc) + "\n"
+    assert '"path": 12345' in render_json(patients, result.unreadable)

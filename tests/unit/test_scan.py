@@ -124,8 +124,24 @@ def test_process_pool_gives_the_same_result(phantom: PhantomManifest, monkeypatc
     import dicomtools.core.archive.scan as scan_mod
 
     monkeypatch.setattr(scan_mod, "PARALLEL_THRESHOLD", 1)
+    monkeypatch.setattr(scan_mod, "FORK_THRESHOLD", 1 << 30)  # the pool, not the plain forked readers
     monkeypatch.setattr(scan_mod, "BATCH_SIZE", 16)
     pooled = scan_mod.scan(phantom.root, workers=2)
     single = scan_mod.scan(phantom.root, workers=1)
     assert sorted(i.sop_instance_uid for i in pooled.instances) == sorted(i.sop_instance_uid for i in single.instances)
     assert len(pooled.unreadable) == len(single.unreadable)
+
+
+def test_walk_skips_only_our_own_artefacts(tmp_path: Path) -> None:
+    from dicomtools.core.archive.walk import iter_files
+
+    ct = get_testdata_file("CT_small.dcm")
+    assert ct is not None
+    for name in (".part-1234.tmp", ".dicomtools-status", ".hidden.dcm", "a.DCM", "b"):
+        shutil.copy(ct, tmp_path / name)
+    (tmp_path / "sub").mkdir()
+    shutil.copy(ct, tmp_path / "sub" / ".part-x.tmp")
+    shutil.copy(ct, tmp_path / "sub" / "c.dcm")
+    names = [os.path.relpath(p, tmp_path) for p in iter_files(str(tmp_path))]
+    assert names == [".hidden.dcm", "a.DCM", "b", os.path.join("sub", "c.dcm")]
+    assert [os.path.basename(p) for p in iter_files(str(tmp_path), "*.dcm")] == [".hidden.dcm", "a.DCM", "c.dcm"]

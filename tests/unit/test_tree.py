@@ -194,3 +194,14 @@ def test_structure_set_falls_back_to_frame_of_reference() -> None:
     ss_node = children(tree.plans[0], "RT-Struct")[0]
     assert [c.info.series_instance_uid for c in ss_node.children] == ["SC"]
     assert [getattr(n.info, "series_instance_uid", None) for n in tree.unconnected] == ["SM"]
+
+
+def test_series_members_sort_by_instance_number_whatever_its_spelling() -> None:
+    ct = "1.2.840.10008.5.1.4.1.1.2"
+    numbers = {"a": "10", "b": " 2", "c": "1.0", "d": "", "e": "inf", "f": "nan", "g": "3.7", "h": "-1"}
+    instances = [_summary(uid, ct, series_instance_uid="S", modality="CT", instance_number=n)
+                 for uid, n in numbers.items()]
+    [patient] = build_forest(instances)
+    [series] = patient.unconnected
+    # numbers first (3.7 counts as 3), then everything that is no finite number, by path
+    assert [i.sop_instance_uid for i in series.instances] == ["h", "c", "b", "g", "a", "d", "e", "f"]
