@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from dicomtools.core.dicom.common_vrs import COMMON_VRS
 from dicomtools.core.dicom.text import value_strings as element_strings
 from dicomtools.core.errors import DicomToolsError, ExitStatus
+from dicomtools.core.search import dictionary
 
 if TYPE_CHECKING:
     from pydicom.dataelem import DataElement
@@ -32,8 +33,9 @@ if TYPE_CHECKING:
 
 
 def _datadict() -> Any:
-    """pydicom's dictionary, imported on first use: search workers that evaluate
-    flat text elements from raw bytes never need pydicom at all (start-up time)."""
+    """pydicom's dictionary, imported only for what the table in
+    :mod:`~dicomtools.core.search.dictionary` lacks (repeating groups, keyword
+    suggestions): a search that names public tags never imports pydicom."""
     from pydicom import datadict
 
     return datadict
@@ -46,12 +48,23 @@ def _dataset_class() -> type[Dataset]:
 
 
 def keyword_for_tag(tag: int) -> str:
+    found = dictionary.entry(tag)
+    if found is not None:
+        return found[1]
+    if (tag >> 16) % 2:  # private: pydicom's answer too
+        return ""
     return str(_datadict().keyword_for_tag(tag) or "")
 
 
 def dictionary_VR(tag: int) -> str:  # noqa: N802 - pydicom's name
+    """pydicom's dictionary VR of ``tag``; raises KeyError for a tag it does not know."""
     vr = COMMON_VRS.get(tag)
-    return vr if vr is not None else str(_datadict().dictionary_VR(tag))
+    if vr is None:
+        found = dictionary.entry(tag)
+        if found is None and (tag >> 16) % 2:
+            raise KeyError(f"private tag {tag:08X} is not in the DICOM dictionary")
+        vr = found[0] if found is not None else str(_datadict().dictionary_VR(tag))
+    return vr
 
 log = logging.getLogger(__name__)
 
@@ -253,7 +266,9 @@ def _parse_tag(token: str, where: int) -> int:
         raise ExprError("tag needs 4+4 hex digits", where)
     if not _KEYWORD.fullmatch(token):
         raise ExprError(f"not a tag or keyword: {token!r}", where)
-    tag = _datadict().keyword_dict.get(token)
+    tag = dictionary.tag_for_keyword(token)
+    if tag is None:
+        tag = _datadict().keyword_dict.get(token)
     if tag is None:
         tag = _lower_keywords().get(token.lower())
     if tag is None:

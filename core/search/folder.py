@@ -108,15 +108,13 @@ TEXT_VRS = frozenset({"AE", "AS", "CS", "DA", "DS", "DT", "IS", "LO", "LT", "PN"
 @functools.lru_cache(maxsize=64)
 def _fast_plan(tags: tuple[int, ...]) -> frozenset[int] | None:
     """The tags as a set when every one is a public text element (fast path), else None."""
-    from pydicom.datadict import dictionary_VR
-
     for tag in tags:
         if tag == SPECIFIC_CHARACTER_SET:
             continue
         if (tag >> 16) % 2 == 1 or (tag >> 16) in (0x0002, 0xFFFE):
             return None
         try:
-            if dictionary_VR(tag) not in TEXT_VRS:
+            if expr_mod.dictionary_VR(tag) not in TEXT_VRS:
                 return None
         except KeyError:
             return None
