@@ -164,6 +164,21 @@ class Expression:
         held = self._test_strings(vr, strings)
         return None if held is None else Match(_distinct(held))
 
+    def evaluate_elements(self, vr: str, elements: Iterable[list[str]]) -> Match | None:
+        """:meth:`evaluate` on the leaf elements a path reached, each given as its value strings.
+
+        The fast search path walks sequence items read from the bytes and hands
+        over what it found, in file order, as :func:`iter_elements` would.
+        """
+        found = False
+        values: list[str] = []
+        for strings in elements:
+            held = self._test_strings(vr, strings)
+            if held is not None:
+                found = True
+                values.extend(held)
+        return Match(_distinct(values)) if found else None
+
     def _test(self, elem: DataElement) -> list[str] | None:
         return self._test_strings(str(elem.VR), element_strings(elem))
 

@@ -1,15 +1,15 @@
 """Search a folder for files whose elements satisfy tag expressions.
 
-Each file is sniffed first (non-DICOM is rejected without pydicom), then read
-header-only with only the top-level elements the expressions need, stopping at
-the last of them; pixel data is never read. Reading is done in one function,
-:func:`read_values`, so an index cache of per-file element values can replace it
-later. Big folders are split over a process pool (both cores).
+Each file is sniffed first (non-DICOM is rejected without pydicom), then its
+header is read: by the fast parser when the expressions name text elements at
+the top level or inside public sequences (:mod:`~dicomtools.core.search.fastpath`),
+else by pydicom with only the top-level elements the expressions need; pixel
+data is never read. The index cache keeps each expression's result per file.
+Big folders are split over a process pool (both cores).
 """
 
 from __future__ import annotations
 
-import functools
 import logging
 import os
 import time
@@ -18,17 +18,18 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from dicomtools.core.archive import fastread
 from dicomtools.core.archive.cache import FileStamp, IndexCache
 from dicomtools.core.archive.model import UnreadableFile
 from dicomtools.core.archive.pool import run_batches
 from dicomtools.core.archive.read import Instance, read_instance
 from dicomtools.core.archive.reasons import ReasonKind
 from dicomtools.core.archive.walk import iter_files
-from dicomtools.core.dicom.text import NUMERIC_VRS, canonical_number, pn_text
+from dicomtools.core.dicom.text import NUMERIC_VRS, canonical_number
 from dicomtools.core.progress import CancelToken, ProgressSink, Reporter
 from dicomtools.core.search import expr as expr_mod
+from dicomtools.core.search import fastpath
 from dicomtools.core.search.expr import Expression
+from dicomtools.core.search.fastpath import ReadPlan
 
 if TYPE_CHECKING:
     from pydicom.dataset import Dataset
@@ -101,37 +102,18 @@ def combine(exprs: Sequence[Expression], per_expr: Sequence[list[str] | None]) -
     return out
 
 
-# VRs the fast reader hands over as raw bytes (text; pydicom decodes them as usual).
-TEXT_VRS = frozenset({"AE", "AS", "CS", "DA", "DS", "DT", "IS", "LO", "LT", "PN", "SH", "ST", "TM", "UC", "UI", "UR", "UT"})
+_PLAN_UNKNOWN = ReadPlan(frozenset({-1}))
 
 
-@functools.lru_cache(maxsize=64)
-def _fast_plan(tags: tuple[int, ...]) -> frozenset[int] | None:
-    """The tags as a set when every one is a public text element (fast path), else None."""
-    for tag in tags:
-        if tag == SPECIFIC_CHARACTER_SET:
-            continue
-        if (tag >> 16) % 2 == 1 or (tag >> 16) in (0x0002, 0xFFFE):
-            return None
-        try:
-            if expr_mod.dictionary_VR(tag) not in TEXT_VRS:
-                return None
-        except KeyError:
-            return None
-    return frozenset(tags) - {SPECIFIC_CHARACTER_SET}
+def _read(path: str, tags: Sequence[int], plan: ReadPlan | None) -> Instance | UnreadableFile:
+    """The one reader: the fast header when the plan says so, else a pydicom dataset.
 
-
-_NO_SEQUENCES: frozenset[int] = frozenset()
-
-
-def _read(path: str, tags: Sequence[int], flat: frozenset[int] | None) -> Instance | UnreadableFile:
-    """The one reader: the fast header when every tag is flat text, else a pydicom dataset.
-
-    pydicom reads the whole header (never pixel data) so the verdict on a
-    broken file is the one ``show`` gives, whatever the expressions ask for.
+    When the fast parser is unsure of a file (or of a sequence in it), pydicom
+    reads the whole header (never pixel data), so the verdict on a broken file
+    is the one ``show`` gives, whatever the expressions ask for.
     """
-    if flat is not None:
-        return read_instance(path, flat, _NO_SEQUENCES, tags=tags)
+    if plan is not None:
+        return read_instance(path, plan.flat, plan.sequences, tags=tags, specs=plan.specs)
     return read_instance(path, tags=tags, use_pydicom=True)
 
 
@@ -144,65 +126,23 @@ def read_values(path: str, tags: Sequence[int]) -> Dataset | UnreadableFile:
     return found.dataset
 
 
-def _flat_outcome(path: str, exprs: Sequence[Expression], found: Instance) -> FileOutcome:
-    """Evaluate single-step expressions on flat text elements without building a dataset."""
-    hdr = found.fast
-    assert hdr is not None
-    codec = fastread.SIMPLE_CHARSETS.get(hdr.values.get(SPECIFIC_CHARACTER_SET, ""), "ascii")
-    # SOP UIDs the data set lacks come from the file meta, as in every command.
-    identity = {0x00080016: found.sop_class_uid, 0x00080018: found.sop_instance_uid}
-    per_expr: list[list[str] | None] = []
-    for e in exprs:
-        tag = e.top_level_tag
-        raw = hdr.raw.get(tag)
-        if raw is None and identity.get(tag):
-            raw = (b"UI", identity[tag].encode("ascii", errors="replace"))
-        if raw is None:
-            per_expr.append(None)
-            continue
-        vr = raw[0].decode("ascii") if raw[0] else expr_mod.dictionary_VR(tag)  # implicit VR: look it up
-        text = raw[1].decode(codec if vr in _CHARSET_VRS else "latin_1", errors="replace")
-        strings = expr_mod.text_strings(vr, text)
-        if vr == "PN":  # as pydicom decodes it: no trailing empty component groups
-            strings = [pn_text(v) for v in strings]
-        m = e.evaluate_strings(vr, strings)
-        per_expr.append(None if m is None else list(m.values))
-    return FileOutcome(path, True, combine(exprs, per_expr), per_expr=tuple(per_expr))
-
-
-def _search_flat(path: str, exprs: Sequence[Expression], flat: frozenset[int]) -> FileOutcome | None:
-    """The flat path alone (None when the file needs pydicom): tests compare it with pydicom."""
-    found = read_instance(path, flat, _NO_SEQUENCES)
-    if isinstance(found, UnreadableFile):
-        return FileOutcome(path, False, reason=found.reason, kind=found.kind)
-    return _flat_outcome(path, exprs, found) if found.fast is not None else None
-
-
-# VRs pydicom decodes with the Specific Character Set (the rest are default repertoire).
-_CHARSET_VRS = frozenset({"SH", "LO", "ST", "LT", "UC", "UT", "PN"})
-
-
-def flat_plan(exprs: Sequence[Expression], tags: Sequence[int]) -> frozenset[int] | None:
-    """The tags to read straight from the bytes when every expression is a flat text element."""
-    if all(len(e.path) == 1 for e in exprs):
-        return _fast_plan(tuple(sorted(set(tags))))
-    return None
-
-
-_PLAN_UNKNOWN = frozenset({-1})
+def read_plan(exprs: Sequence[Expression]) -> ReadPlan | None:
+    """How files are read for ``exprs``: the fast plan, or None for pydicom."""
+    return fastpath.plan(exprs)
 
 
 def search_file(
-    path: str, exprs: Sequence[Expression], tags: Sequence[int], flat: frozenset[int] | None = _PLAN_UNKNOWN
+    path: str, exprs: Sequence[Expression], tags: Sequence[int], plan: ReadPlan | None = _PLAN_UNKNOWN
 ) -> FileOutcome:
     """Read one file and evaluate every expression on it; never raises."""
-    if flat is _PLAN_UNKNOWN:
-        flat = flat_plan(exprs, tags)
-    found = _read(path, tags, flat)
+    if plan is _PLAN_UNKNOWN:
+        plan = read_plan(exprs)
+    found = _read(path, tags, plan)
     if isinstance(found, UnreadableFile):
         return FileOutcome(path, False, reason=found.reason, kind=found.kind)
     if found.fast is not None:
-        return _flat_outcome(path, exprs, found)
+        fast = fastpath.evaluate(exprs, found)
+        return FileOutcome(path, True, combine(exprs, fast), per_expr=tuple(fast))
     assert found.dataset is not None
     per_expr: list[list[str] | None] = []
     for e in exprs:
@@ -218,14 +158,14 @@ def search_file(
 
 
 def search_batch(
-    paths: list[str], exprs: tuple[Expression, ...], tags: tuple[int, ...], flat: frozenset[int] | None
+    paths: list[str], exprs: tuple[Expression, ...], tags: tuple[int, ...], plan: ReadPlan | None
 ) -> list[FileOutcome]:
     """Worker entry point (module level so it pickles).
 
     Expressions travel parsed, with the read plan, so a worker on the flat
     path never imports pydicom.
     """
-    return [search_file(p, exprs, tags, flat) for p in paths]
+    return [search_file(p, exprs, tags, plan) for p in paths]
 
 
 def _batched(items: list[str], size: int) -> Iterator[list[str]]:
@@ -322,15 +262,15 @@ def search(
         rep.advanced(done, total)
     n_workers = workers if workers is not None else (os.cpu_count() or 1)
     n_read = len(paths_to_read)
-    # Deciding the read plan imports pydicom's dictionary: only worth it when files are read.
-    flat = flat_plan(parsed, tags) if n_read else None
+    # The read plan looks up VRs in the dictionary table: only worth it when files are read.
+    plan = read_plan(parsed) if n_read else None
     use_pool = n_workers > 1 and n_read > 0 and (workers is not None or n_read > PARALLEL_THRESHOLD)
     if not use_pool:
         for i, path in enumerate(paths_to_read, 1):
             if is_cancelled():
                 result.cancelled = True
                 break
-            take([search_file(path, parsed, tags, flat)])
+            take([search_file(path, parsed, tags, plan)])
             if i % PROGRESS_EVERY == 0:
                 rep.advanced(done, total)
     else:
@@ -339,7 +279,7 @@ def search(
             rep.advanced(done, total)
 
         batches = [paths_to_read[i : i + BATCH_SIZE] for i in range(0, n_read, BATCH_SIZE)]
-        extra = (tuple(parsed), tuple(tags), flat)
+        extra = (tuple(parsed), tuple(tags), plan)
         result.cancelled = run_batches(batches, search_batch, extra, n_workers, take_and_report, cancel)
     if folders is not None:
         folders.save(collected)
