@@ -13,7 +13,6 @@ does I/O, so the CLI search, the index cache and the TUI filter share it.
 
 from __future__ import annotations
 
-import difflib
 import functools
 import logging
 import re
@@ -287,6 +286,8 @@ def _parse_tag(token: str, where: int) -> int:
     if tag is None:
         tag = _lower_keywords().get(token.lower())
     if tag is None:
+        import difflib  # only for the error message (start-up time)
+
         close = difflib.get_close_matches(token, _all_keywords(), n=1)
         hint = f" (did you mean {close[0]}?)" if close else ""
         raise ExprError(f"unknown keyword {token!r}{hint}", where)
