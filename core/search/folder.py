@@ -18,7 +18,6 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from dicomtools.core.archive.cache import FileStamp, IndexCache
 from dicomtools.core.archive.model import UnreadableFile
 from dicomtools.core.archive.reasons import ReasonKind
 from dicomtools.core.archive.walk import iter_files
@@ -27,9 +26,10 @@ from dicomtools.core.progress import CancelToken, ProgressSink, Reporter
 from dicomtools.core.search import expr as expr_mod
 from dicomtools.core.search.expr import Expression
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the cache (sqlite3, json) is imported by whoever opens one
     from pydicom.dataset import Dataset
 
+    from dicomtools.core.archive.cache import FileStamp, IndexCache
     from dicomtools.core.archive.read import Instance
     from dicomtools.core.archive.snapshot import FolderCache
     from dicomtools.core.search.fastpath import ReadPlan
