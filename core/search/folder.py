@@ -240,7 +240,7 @@ def search(
     fresh: dict[str, FileOutcome] = {}
     folders: FolderCache | None = None
     collected: dict[str, FileOutcome] = {}  # outcomes a new folder snapshot needs
-    if cache is not None:
+    if cache is not None and paths:  # nothing to look up (or import) for an empty folder
         from dicomtools.core.archive.snapshot import FolderCache, folder_groups, pattern_scope
 
         scope = "\0".join(("", "search", pattern_scope(pattern), *sources))
