@@ -14,7 +14,7 @@ import logging
 import os
 import time
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -39,7 +39,6 @@ log = logging.getLogger(__name__)
 PARALLEL_THRESHOLD = 4000  # below this, starting worker processes costs more than it saves
 BATCH_SIZE = 256
 PROGRESS_EVERY = 64  # in-process: report every this many files
-SPECIFIC_CHARACTER_SET = 0x00080005
 
 
 @dataclass(slots=True)  # not frozen: a frozen dataclass costs ~1 us more per file in a warm search
@@ -187,11 +186,6 @@ def search_batch(
 
 def _from_rows(rows: list[OutcomeRow]) -> list[FileOutcome]:
     return [FileOutcome(p, d, v, r, pe, _KINDS.get(k) or ReasonKind(k)) for p, d, v, r, k, pe in rows]
-
-
-def _batched(items: list[str], size: int) -> Iterator[list[str]]:
-    for i in range(0, len(items), size):
-        yield items[i : i + size]
 
 
 def search(
@@ -375,7 +369,3 @@ def _leaf_vr(expr: Expression) -> str:
         return str(expr_mod.dictionary_VR(tag))
     except KeyError:
         return ""
-
-
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split())[:160]
