@@ -88,6 +88,14 @@ def skip_undefined(buf: bytes, pos: int, implicit: bool, depth: int = 0) -> int:
                 pos = start + length
 
 
+# VRs an item value may have to be kept as text ("" in implicit VR): a binary
+# value (US, FD, AT...) decoded as ASCII would not be what pydicom reads.
+_ITEM_TEXT_VRS = frozenset(
+    {b"", b"AE", b"AS", b"CS", b"DA", b"DS", b"DT", b"IS", b"LO", b"LT", b"PN", b"SH", b"ST", b"TM", b"UC",
+     b"UI", b"UR", b"UT"}
+)
+
+
 def read_items(
     buf: bytes, start: int, length: int, implicit: bool, spec: SequenceSpec, depth: int
 ) -> tuple[list[Item], int]:
@@ -139,7 +147,7 @@ def _read_item(
             item[tag], pos = read_items(buf, vstart, vlength, implicit, inner, depth + 1)
             continue
         end = vstart + vlength
-        if vlength == UNDEFINED or vr in (b"SQ", b"UN") or end > len(buf):
+        if vlength == UNDEFINED or vr not in _ITEM_TEXT_VRS or end > len(buf):
             if end > len(buf) and vlength != UNDEFINED:
                 raise Incomplete
             raise NeedsFallback("a wanted value that is not flat")

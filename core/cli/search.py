@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import csv
-import io
-import json
 import logging
 import os
 import sys
@@ -130,18 +127,35 @@ def _joined(values: list[str]) -> str:
     return "\\".join(values) if any(values) else '""'
 
 
+def _safe_lines(lines: list[str]) -> str:
+    """One line each, made safe for the terminal; checked as one text when all is printable.
+
+    Control characters are never printable, so the common case costs one
+    check of the whole text instead of one per line (a warm search of 5,000 files).
+    """
+    if "".join(lines).isprintable():
+        return "\n".join(lines) + "\n" if lines else ""
+    return "".join(sanitize(line) + "\n" for line in lines)
+
+
 def render_text(result: SearchResult, exprs: list[Expression], only_dirs: bool) -> str:
     if only_dirs:
-        return "".join(f"{sanitize(d)}\n" for d in result.directories())
+        return _safe_lines(result.directories())
     keys = _keys(exprs, text_only=True)
+    if not keys:
+        return _safe_lines([m.path for m in result.matches])
     lines = []
     for m in result.matches:
-        parts = [m.path] + [f"{k}={_joined(m.values[k])}" for k in keys if k in m.values]
-        lines.append(sanitize("  ".join(parts)) + "\n")
-    return "".join(lines)
+        values = m.values
+        parts = [m.path] + [f"{k}={_joined(values[k])}" for k in keys if k in values]
+        lines.append("  ".join(parts))
+    return _safe_lines(lines)
 
 
 def render_csv(result: SearchResult, exprs: list[Expression], only_dirs: bool) -> str:
+    import csv
+    import io
+
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     if only_dirs:
@@ -177,6 +191,8 @@ def render_json(result: SearchResult, exprs: list[Expression], only_dirs: bool) 
     else:
         doc = {"matches": [{"path": m.path, "values": m.values} for m in result.matches]}
     doc["statistics"] = statistics_dict(result)
+    import json
+
     return json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
 
 

@@ -13,7 +13,6 @@ does I/O, so the CLI search, the index cache and the TUI filter share it.
 
 from __future__ import annotations
 
-import difflib
 import functools
 import logging
 import re
@@ -25,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from dicomtools.core.dicom.common_vrs import COMMON_VRS
 from dicomtools.core.dicom.text import value_strings as element_strings
 from dicomtools.core.errors import DicomToolsError, ExitStatus
+from dicomtools.core.search import dictionary
 
 if TYPE_CHECKING:
     from pydicom.dataelem import DataElement
@@ -32,8 +32,9 @@ if TYPE_CHECKING:
 
 
 def _datadict() -> Any:
-    """pydicom's dictionary, imported on first use: search workers that evaluate
-    flat text elements from raw bytes never need pydicom at all (start-up time)."""
+    """pydicom's dictionary, imported only for what the table in
+    :mod:`~dicomtools.core.search.dictionary` lacks (repeating groups, keyword
+    suggestions): a search that names public tags never imports pydicom."""
     from pydicom import datadict
 
     return datadict
@@ -46,12 +47,23 @@ def _dataset_class() -> type[Dataset]:
 
 
 def keyword_for_tag(tag: int) -> str:
+    found = dictionary.entry(tag)
+    if found is not None:
+        return found[1]
+    if (tag >> 16) % 2:  # private: pydicom's answer too
+        return ""
     return str(_datadict().keyword_for_tag(tag) or "")
 
 
 def dictionary_VR(tag: int) -> str:  # noqa: N802 - pydicom's name
+    """pydicom's dictionary VR of ``tag``; raises KeyError for a tag it does not know."""
     vr = COMMON_VRS.get(tag)
-    return vr if vr is not None else str(_datadict().dictionary_VR(tag))
+    if vr is None:
+        found = dictionary.entry(tag)
+        if found is None and (tag >> 16) % 2:
+            raise KeyError(f"private tag {tag:08X} is not in the DICOM dictionary")
+        vr = found[0] if found is not None else str(_datadict().dictionary_VR(tag))
+    return vr
 
 log = logging.getLogger(__name__)
 
@@ -150,6 +162,21 @@ class Expression:
             return None
         held = self._test_strings(vr, strings)
         return None if held is None else Match(_distinct(held))
+
+    def evaluate_elements(self, vr: str, elements: Iterable[list[str]]) -> Match | None:
+        """:meth:`evaluate` on the leaf elements a path reached, each given as its value strings.
+
+        The fast search path walks sequence items read from the bytes and hands
+        over what it found, in file order, as :func:`iter_elements` would.
+        """
+        found = False
+        values: list[str] = []
+        for strings in elements:
+            held = self._test_strings(vr, strings)
+            if held is not None:
+                found = True
+                values.extend(held)
+        return Match(_distinct(values)) if found else None
 
     def _test(self, elem: DataElement) -> list[str] | None:
         return self._test_strings(str(elem.VR), element_strings(elem))
@@ -253,10 +280,14 @@ def _parse_tag(token: str, where: int) -> int:
         raise ExprError("tag needs 4+4 hex digits", where)
     if not _KEYWORD.fullmatch(token):
         raise ExprError(f"not a tag or keyword: {token!r}", where)
-    tag = _datadict().keyword_dict.get(token)
+    tag = dictionary.tag_for_keyword(token)
+    if tag is None:
+        tag = _datadict().keyword_dict.get(token)
     if tag is None:
         tag = _lower_keywords().get(token.lower())
     if tag is None:
+        import difflib  # only for the error message (start-up time)
+
         close = difflib.get_close_matches(token, _all_keywords(), n=1)
         hint = f" (did you mean {close[0]}?)" if close else ""
         raise ExprError(f"unknown keyword {token!r}{hint}", where)

@@ -199,11 +199,14 @@ def test_file_meta_can_be_searched(archive: Path) -> None:
     ]  # RS.bundled.dcm is implicit too but has no file meta at all
 
 
-def test_pool_gives_the_same_result_in_the_same_order(archive: Path) -> None:
-    exprs = ["Modality=?", "PatientID~."]
+@pytest.mark.parametrize(
+    "exprs",
+    [["Modality=?", "PatientID~."], ["BeamSequence/TreatmentMachineName=?", "PatientID=?"]],
+)
+def test_pool_gives_the_same_result_in_the_same_order(archive: Path, exprs: list[str]) -> None:
     one = search(str(archive), exprs, workers=1)
     two = search(str(archive), exprs, workers=2)
-    assert [m.path for m in two.matches] == [m.path for m in one.matches]
+    assert one.matches and [m.path for m in two.matches] == [m.path for m in one.matches]
     assert [m.values for m in two.matches] == [m.values for m in one.matches]
     assert two.statistics == one.statistics
     assert sorted(two.unreadable, key=lambda u: u.path) == sorted(one.unreadable, key=lambda u: u.path)
