@@ -15,13 +15,20 @@ from __future__ import annotations
 
 import logging
 import socket
-import ssl
 import struct
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from dicomtools.core import __version__
-from dicomtools.core.net.assoc import NetError, set_nodelay, tls_error_text, tls_probe
+from dicomtools.core.net.assoc import (
+    NetError,
+    is_tls_error,
+    is_tls_socket,
+    set_nodelay,
+    tls_error_text,
+    tls_probe,
+)
 from dicomtools.core.net.ul_commands import (  # noqa: F401 - re-exported for the SCP and tests
     C_CANCEL_RQ,
     C_ECHO_RQ,
@@ -44,6 +51,9 @@ from dicomtools.core.net.ul_commands import (  # noqa: F401 - re-exported for th
     store_rsp,
 )
 from dicomtools.core.net.ul_pdu import decode_associate_ac, decode_associate_rj, encode_associate_rq
+
+if TYPE_CHECKING:
+    import ssl
 
 log = logging.getLogger(__name__)
 
@@ -110,9 +120,9 @@ class Connection:
             waited = self.sock.gettimeout()
             within = f" within {waited:g} s" if waited else ""
             raise PeerTimedOut(f"no answer from the peer{within}") from None
-        except ssl.SSLError as exc:  # e.g. our client certificate refused (TLS 1.3 says so late)
-            raise PeerAborted(f"TLS error: {tls_error_text(exc)}") from None
         except OSError as exc:
+            if is_tls_error(exc):  # e.g. our client certificate refused (TLS 1.3 says so late)
+                raise PeerAborted(f"TLS error: {tls_error_text(exc)}") from None
             raise PeerAborted(f"connection lost: {exc.strerror or exc}") from None
         if data is None or len(data) < n:
             raise PeerAborted("connection closed by the peer")
@@ -152,7 +162,7 @@ class Connection:
         self._frames(parts, context_id, memoryview(command), frag, 0x01)
         if dataset is not None:
             self._frames(parts, context_id, memoryview(dataset), frag, 0x00)
-        if len(parts) <= 4 or isinstance(self.sock, ssl.SSLSocket):
+        if len(parts) <= 4 or is_tls_socket(self.sock):
             self._send_joined(parts)
         else:
             self._send_gathered(parts)
@@ -412,7 +422,7 @@ def request_association(
         ctx, server_name = tls
         try:
             sock = ctx.wrap_socket(raw, server_hostname=server_name)
-        except (ssl.SSLError, OSError) as exc:
+        except OSError as exc:  # ssl.SSLError is one
             raw.close()
             raise NetError(f"TLS handshake with {host}:{port} failed: {tls_error_text(exc)} "
                            "(check [nodes.NAME.tls] ca, cert and key)") from None
