@@ -12,6 +12,12 @@ re-encode) over :mod:`ul`; only plans whose machine names change are
 re-encoded, in memory. Confirmed instances are appended to the status file
 and flushed one by one, so a rerun with the same file continues where the
 last one stopped.
+
+Speed: each association has one C-STORE in flight (DICOM allows no more
+without asynchronous-operations negotiation); the next file is read while
+the peer stores the last, so a round trip costs the peer's time plus a
+write. Stages are barriers: with ``associations`` > 1 the instances of a
+stage go to whichever association is free, largest first.
 """
 
 from __future__ import annotations
