@@ -1,9 +1,12 @@
 """Time ``dicomtools store`` / ``retrieve`` against dcmtk in the same run, same instances.
 
-    python benchmarks/network.py [--count 2000] [--dir FOLDER] [--rounds 5] [--only store|orthanc|retrieve]
+    python benchmarks/network.py [--count 2000] [--large 150] [--dir FOLDER] [--rounds 5]
+                                 [--only store|orthanc|retrieve]
 
-Input: ``--count`` small CT slices of one patient, or every file of ``--dir`` (e.g. the
-archive of ``benchmarks/realistic.py``; retrieve then runs once per patient in it).
+Input: ``--count`` small (8x8) CT slices plus ``--large`` 512x512 16-bit CT slices (a second
+series of the same patient, ~0.5 MB each) in one folder, or every file of ``--dir`` (e.g. the
+archive of ``benchmarks/realistic_archive.py``; retrieve then runs once per patient in it).
+Tiny files measure the per-instance overhead, large ones the bytes path (PDU framing, copies).
 
 - store: ``dicomtools store --includeAll`` vs dcmtk ``storescu``, both into a dcmtk
   ``storescp`` writing files, one association each.
@@ -176,6 +179,8 @@ def patients_of(files: list[Path]) -> Counter[str]:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--count", type=int, default=2000, help="small CT instances when no --dir [default: 2000]")
+    ap.add_argument("--large", type=int, default=150,
+                    help="512x512 CT instances added to the small ones when no --dir [default: 150]")
     ap.add_argument("--dir", default=None, help="send every file of this folder instead (all DICOM)")
     ap.add_argument("--only", choices=["store", "orthanc", "retrieve"], default=None)
     ap.add_argument("--associations", type=int, default=4, help="for the Orthanc store [default: 4]")
@@ -188,7 +193,9 @@ def main() -> int:
             files = sorted(p for p in src.rglob("*") if p.is_file() and not p.name.startswith("."))
         else:
             src = work / "src"
-            files = write_ct_series(src, args.count, patient_id="BENCH-001")
+            files = write_ct_series(src / "small", args.count, patient_id="BENCH-001")
+            if args.large:
+                files += write_ct_series(src / "large", args.large, patient_id="BENCH-001", seed=1, rows=512)
         patients = patients_of(files)
         size = sum(f.stat().st_size for f in files)
         print(f"{len(files)} instances, {size / 1e6:.1f} MB, {len(patients)} patient(s), TCP_NODELAY=1 everywhere, "

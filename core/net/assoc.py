@@ -14,7 +14,7 @@ from __future__ import annotations
 import copy
 import logging
 import socket
-import ssl
+import sys
 import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -23,6 +23,8 @@ from dicomtools.core.config import NodeConfig
 from dicomtools.core.errors import DicomToolsError
 
 if TYPE_CHECKING:  # imported where used: ``store`` (lean UL only) never loads pynetdicom
+    import ssl
+
     from pynetdicom import AE, evt
     from pynetdicom.association import Association
     from pynetdicom.presentation import PresentationContext
@@ -106,6 +108,8 @@ def tls_args(node: NodeConfig) -> tuple[ssl.SSLContext, str] | None:
     """``(context, server_hostname)`` for pynetdicom when the node uses TLS."""
     if not node.tls.enabled:
         return None
+    import ssl  # here, not at the top: ~5 ms of every plain-TCP command's start
+
     try:
         ctx = ssl.create_default_context(
             ssl.Purpose.SERVER_AUTH, cafile=node.tls.ca or None
@@ -113,7 +117,7 @@ def tls_args(node: NodeConfig) -> tuple[ssl.SSLContext, str] | None:
         ctx.check_hostname = node.tls.check_hostname
         if node.tls.cert:
             ctx.load_cert_chain(node.tls.cert, node.tls.key or None)
-    except (OSError, ssl.SSLError) as exc:
+    except OSError as exc:  # ssl.SSLError is one
         raise NetError(f"TLS setup for {node.host}: {exc}") from None
     return ctx, node.host
 
@@ -127,11 +131,13 @@ def scp_tls_context(node: NodeConfig) -> ssl.SSLContext | None:
     """
     if not node.tls.enabled or not node.tls.cert:
         return None
+    import ssl
+
     try:
         ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=node.tls.ca or None)
         ctx.verify_mode = ssl.CERT_REQUIRED
         ctx.load_cert_chain(node.tls.cert, node.tls.key or None)
-    except (OSError, ssl.SSLError) as exc:
+    except OSError as exc:  # ssl.SSLError is one
         raise NetError(f"TLS setup for our Storage SCP ({node.tls.cert}): {exc}") from None
     return ctx
 
@@ -172,6 +178,8 @@ def _tls_problem(node: NodeConfig) -> str:
 
 def tls_probe(host: str, port: int, ctx: ssl.SSLContext, server_name: str, timeout: float = 5.0) -> str:
     """Handshake once more, only to name what went wrong; empty when nothing did."""
+    import ssl
+
     try:
         with socket.create_connection((host, port), timeout=timeout) as raw:
             with ctx.wrap_socket(raw, server_hostname=server_name) as tls:
@@ -185,8 +193,21 @@ def tls_probe(host: str, port: int, ctx: ssl.SSLContext, server_name: str, timeo
     return ""
 
 
+def is_tls_error(exc: BaseException) -> bool:
+    """An ``ssl.SSLError``, without importing ssl (no TLS socket exists unless it was)."""
+    ssl = sys.modules.get("ssl")
+    return ssl is not None and isinstance(exc, ssl.SSLError)
+
+
+def is_tls_socket(sock: socket.socket) -> bool:
+    ssl = sys.modules.get("ssl")
+    return ssl is not None and isinstance(sock, ssl.SSLSocket)
+
+
 def tls_error_text(exc: BaseException) -> str:
     """``certificate verify failed: unable to get local issuer certificate``-style text."""
+    import ssl
+
     if isinstance(exc, ssl.SSLCertVerificationError) and exc.verify_message:
         return f"certificate verify failed: {exc.verify_message}"
     reason = getattr(exc, "reason", None)

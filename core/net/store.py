@@ -12,6 +12,12 @@ re-encode) over :mod:`ul`; only plans whose machine names change are
 re-encoded, in memory. Confirmed instances are appended to the status file
 and flushed one by one, so a rerun with the same file continues where the
 last one stopped.
+
+Speed: each association has one C-STORE in flight (DICOM allows no more
+without asynchronous-operations negotiation); the next file is read while
+the peer stores the last, so a round trip costs the peer's time plus a
+write. Stages are barriers: with ``associations`` > 1 the instances of a
+stage go to whichever association is free, largest first.
 """
 
 from __future__ import annotations
@@ -20,27 +26,16 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from dicomtools.core.archive.model import InstanceSummary
 from dicomtools.core.config import NodeConfig
 from dicomtools.core.errors import DicomToolsError
-from dicomtools.core.net.assoc import NetError, tls_args
-from dicomtools.core.net.files import (
-    EXPLICIT_BE,
-    EXPLICIT_LE,
-    IMPLICIT_LE,
-    UNCOMPRESSED,
-    split_meta,
-)
-from dicomtools.core.net.machines import (
-    MachineProblem,
-    mapped_dataset_bytes,
-    needs_rewrite,
-    plan_problems,
-)
+from dicomtools.core.net.assoc import NetError
+from dicomtools.core.net.files import IMPLICIT_LE
+from dicomtools.core.net.machines import MachineProblem, plan_problems
 from dicomtools.core.net.status import FAILURE, SUCCESS, WARNING, describe_status, status_category
 from dicomtools.core.net.store_order import (  # noqa: F401 - re-exported
     CRITICAL,
@@ -48,18 +43,24 @@ from dicomtools.core.net.store_order import (  # noqa: F401 - re-exported
     StorePlan,
     order_for_store,
 )
+from dicomtools.core.net.store_send import (  # noqa: F401 - MAX_CONTEXTS re-exported
+    MAX_CONTEXTS,
+    AssociationUnavailable,
+    InFlight,
+    Sender,
+    context_groups,
+    read_payload,
+    sniff_transfer_syntax,
+)
 from dicomtools.core.net.store_status import (  # noqa: F401 - re-exported
     StatusFileError,
     _StatusFile,
     read_status_file,
 )
-from dicomtools.core.net.transcode import even_deflated, fallback_for, reencode
-from dicomtools.core.net.ul import ClientAssociation, PeerAborted, request_association
+from dicomtools.core.net.ul import PeerAborted
 from dicomtools.core.progress import CancelToken, ProgressSink, Reporter
 
 log = logging.getLogger(__name__)
-
-MAX_CONTEXTS = 128
 
 
 @dataclass
@@ -103,120 +104,12 @@ class StoreResult:
         return ", ".join(parts) + f" in {self.elapsed:.1f} s ({rate:.0f}/s)"
 
 
-def _sniff_transfer_syntax(path: str) -> str:
-    """Transfer syntax of a file without File Meta (old exports): as pydicom guesses it."""
-    from pydicom import dcmread
-
-    ds = dcmread(path, force=True, stop_before_pixels=True)
-    implicit, little = ds.original_encoding
-    if implicit is None or implicit:
-        return IMPLICIT_LE
-    return EXPLICIT_LE if little else EXPLICIT_BE
-
-
-def _contexts(items: Sequence[StoreItem]) -> list[list[tuple[str, str]]]:
-    """One context per (SOP class, transfer syntax) present plus an Implicit VR fallback
-    per class; split into groups of at most 128, all contexts of a class in one group."""
-    per_class: dict[str, list[str]] = {}
-    for it in items:
-        lst = per_class.setdefault(it.inst.sop_class_uid, [])
-        if it.transfer_syntax not in lst:
-            lst.append(it.transfer_syntax)
-    groups: list[list[tuple[str, str]]] = [[]]
-    for cls in sorted(per_class):
-        syntaxes = list(per_class[cls])
-        if not any(ts in UNCOMPRESSED for ts in syntaxes):
-            syntaxes += [EXPLICIT_LE, IMPLICIT_LE]  # to re-encode into when the node refuses the stored one
-        elif IMPLICIT_LE not in syntaxes:
-            syntaxes.append(IMPLICIT_LE)
-        ctx = [(cls, ts) for ts in syntaxes]
-        if len(groups[-1]) + len(ctx) > MAX_CONTEXTS:
-            groups.append([])
-        groups[-1].extend(ctx)
-    return [g for g in groups if g]
-
-
-class AssociationUnavailable(NetError):
-    """Our association request was not answered or refused (no data was in flight)."""
-
-
 class _Retired(DicomToolsError):
     """A parallel sender whose association the node would not take: its item goes back."""
 
-
-class _Sender:
-    """One worker's associations (one per context group), opened on first use."""
-
-    def __init__(self, node: NodeConfig, groups: list[list[tuple[str, str]]], use_tls: bool | None) -> None:
-        self.node = node
-        self.groups = groups
-        self.group_of = {cls: gi for gi, g in enumerate(groups) for cls, _ in g}
-        self.assocs: dict[int, ClientAssociation] = {}
-        self.note = ""  # a warning about the last instance sent (decompressed lossy image)
-        tls_node = node
-        if use_tls is not None and use_tls != node.tls.enabled:
-            import copy
-
-            tls_node = copy.deepcopy(node)
-            tls_node.tls.enabled = use_tls
-        self.tls = tls_args(tls_node)
-
-    def assoc(self, cls: str) -> ClientAssociation:
-        gi = self.group_of[cls]
-        a = self.assocs.get(gi)
-        if a is None:
-            # One association at a time: many SCPs (dcmtk storescp without --fork)
-            # serve one association after the other, so a second one would wait.
-            self.close()
-            n = self.node
-            try:
-                a = request_association(
-                    n.host, n.port, n.calling_ae, n.called_ae, self.groups[gi],
-                    connect_timeout=n.connect_timeout, acse_timeout=n.acse_timeout,
-                    dimse_timeout=n.dimse_timeout, tls=self.tls, max_pdu=n.max_pdu,
-                )
-            except NetError as exc:
-                raise AssociationUnavailable(str(exc)) from None
-            self.assocs[gi] = a
-        return a
-
-    def send(self, item: StoreItem, payload: bytes | memoryview, ts: str) -> tuple[int, str]:
-        cls = item.inst.sop_class_uid
-        a = self.assoc(cls)
-        cx = a.context_for(cls, ts)
-        self.note = ""
-        if cx is None:
-            fb_ts = fallback_for([t for (k, t) in a.accepted if k == cls])
-            cx = a.context_for(cls, fb_ts) if fb_ts else None
-            if cx is None:
-                return -1, f"the peer accepts no transfer syntax we offered for SOP class {cls}"
-            payload, self.note = reencode(item.path, ts, fb_ts)
-            ts = fb_ts
-        return a.c_store(cx, cls, item.uid, even_deflated(payload, ts))
-
-    def close(self) -> None:
-        for a in self.assocs.values():
-            a.release()
-        self.assocs.clear()
-
-    def abort(self) -> None:
-        for a in self.assocs.values():
-            a.abort()
-        self.assocs.clear()
-
-
-def _payload(item: StoreItem, mapping: Mapping[str, str], defaults: Mapping[str, str]) -> tuple[bytes | memoryview, str]:
-    if item.category == "plan" and needs_rewrite(item.inst, mapping, defaults):
-        data, ts, _ = mapped_dataset_bytes(item.path, mapping, defaults)
-        return data, ts
-    with open(item.path, "rb") as fh:
-        raw = fh.read()
-    meta = split_meta(raw)
-    if meta is None:
-        return raw, item.transfer_syntax or IMPLICIT_LE
-    if meta.offset >= len(raw):
-        raise ValueError("no data set after the file meta (file cut short)")
-    return memoryview(raw)[meta.offset :], meta.transfer_syntax_uid or item.transfer_syntax
+    def __init__(self, text: str, item: StoreItem) -> None:
+        super().__init__(text)
+        self.item = item
 
 
 class _Run:
@@ -233,9 +126,9 @@ class _Run:
         self.cancel = cancel
         self.lock = threading.Lock()
         self.done = 0
-        groups = _contexts(items)
-        self.senders = [_Sender(node, groups, use_tls) for _ in range(max(1, associations))]
-        self.retired: list[_Sender] = []
+        groups = context_groups(items)
+        self.senders = [Sender(node, groups, use_tls) for _ in range(max(1, associations))]
+        self.retired: list[Sender] = []
 
     def _count(self, text: str, nbytes: int = 0) -> None:
         with self.lock:
@@ -243,40 +136,66 @@ class _Run:
             done = self.done
         self.rep.advanced(done, len(self.items), text, nbytes=nbytes)
 
-    def handle(self, sender: _Sender, item: StoreItem) -> None:
+    def _held(self, item: StoreItem) -> bool:
+        """Count ``item`` as not sent when the run or its patient has stopped."""
         res = self.result
-        pid = item.inst.patient_id
-        if self.cancel.cancelled or res.aborted or pid in res.stopped_patients:
-            with self.lock:
-                res.not_sent += 1
-            self._count("")
-            return
-        name = Path(item.path).name
+        if not (self.cancel.cancelled or res.aborted or item.inst.patient_id in res.stopped_patients):
+            return False
+        with self.lock:
+            res.not_sent += 1
+        self._count("")
+        return True
+
+    def _lost(self, exc: NetError, item: StoreItem) -> None:
+        """The connection broke sending or confirming ``item``: stop the run."""
+        res = self.result
+        with self.lock:
+            if not res.aborted:
+                name = Path(item.path).name
+                res.aborted = f"{exc} (sending {name})" if isinstance(exc, PeerAborted) else str(exc)
+            res.not_sent += 1
+        self.cancel.cancel()
+        self._count("")
+
+    def _send(self, sender: Sender, item: StoreItem, payload: bytes | memoryview, ts: str) -> InFlight | None:
+        """Send one request; None when ``item`` is already accounted for (failed or not sent)."""
         try:
-            payload, ts = _payload(item, self.mapping, self.defaults)
-            status, comment = sender.send(item, payload, ts)
-            if sender.note:
-                self.rep.message(f"warning: {item.path}: {sender.note}", "warning")
+            sent = sender.start(item, payload, ts)
         except AssociationUnavailable as exc:
             if any(s.assocs for s in self.senders if s is not sender and s not in self.retired):
-                raise _Retired(str(exc)) from None  # another one got through: the node takes fewer
+                raise _Retired(str(exc), item) from None  # another one got through: the node takes fewer
             with self.lock:
-                if not res.aborted:
-                    res.aborted = str(exc)
-                res.not_sent += 1
+                if not self.result.aborted:
+                    self.result.aborted = str(exc)
+                self.result.not_sent += 1
             self.cancel.cancel()
             self._count("")
-            return
+            return None
         except NetError as exc:
-            with self.lock:
-                if not res.aborted:
-                    res.aborted = f"{exc} (sending {name})" if isinstance(exc, PeerAborted) else str(exc)
-                res.not_sent += 1
-            self.cancel.cancel()
-            self._count("")
+            self._lost(exc, item)
+            return None
+        except (OSError, ValueError) as exc:  # re-encoding for the node failed
+            self._account(item, -1, str(getattr(exc, "strerror", None) or exc), 0)
+            return None
+        if isinstance(sent, tuple):
+            status, comment = sent
+            self._account(item, status, comment, 0)
+            return None
+        return sent
+
+    def _finish(self, sent: InFlight) -> None:
+        try:
+            status, comment = Sender.finish(sent)
+        except NetError as exc:
+            self._lost(exc, sent.item)
             return
-        except (OSError, ValueError) as exc:
-            status, comment = -1, str(getattr(exc, "strerror", None) or exc)
+        if sent.note:
+            self.rep.message(f"warning: {sent.item.path}: {sent.note}", "warning")
+        self._account(sent.item, status, comment, sent.nbytes)
+
+    def _account(self, item: StoreItem, status: int, comment: str, nbytes: int) -> None:
+        res = self.result
+        pid = item.inst.patient_id
         category = status_category(status) if status >= 0 else FAILURE
         text = describe_status(status) if status >= 0 else comment
         if comment and status >= 0:
@@ -305,31 +224,62 @@ class _Run:
             if item.critical:
                 self.rep.message(f"patient {pid or '<no id>'}: {item.category} refused, "
                                  "the rest of this patient is not sent", "error")
-        self._count(name, nbytes=len(payload) if category != FAILURE else 0)
+        self._count(Path(item.path).name, nbytes=nbytes if category != FAILURE else 0)
+
+    def work(self, sender: Sender, take: Callable[[], StoreItem | None]) -> None:
+        """Send what ``take`` hands out over ``sender``, one request in flight.
+
+        The next file is read (and its plan re-encoded) while the peer works on
+        the previous instance, and the previous one is accounted for after the
+        next request left: our per-instance work overlaps the peer's. A refused
+        plan or dose still stops its patient before anything after it is sent.
+        """
+        sent: InFlight | None = None
+        try:
+            while (item := take()) is not None:
+                if sent is not None and (sent.item.critical or sender.switches(item.inst.sop_class_uid)):
+                    self._finish(sent)
+                    sent = None
+                if self._held(item):
+                    continue
+                try:
+                    payload, ts = read_payload(item, self.mapping, self.defaults)
+                except (OSError, ValueError) as exc:
+                    self._account(item, -1, str(getattr(exc, "strerror", None) or exc), 0)
+                    continue
+                if sent is not None:
+                    self._finish(sent)
+                    sent = None
+                    if self._held(item):
+                        continue
+                sent = self._send(sender, item, payload, ts)
+        finally:
+            if sent is not None:
+                self._finish(sent)
 
     def run_stage(self, stage: list[StoreItem]) -> None:
         group_of = self.senders[0].group_of
-        stage.sort(key=lambda it: group_of.get(it.inst.sop_class_uid, 0))  # order within a stage is free
         if len(self.senders) == 1 or len(stage) == 1:
-            for item in stage:
-                self.handle(self.senders[0], item)
+            stage.sort(key=lambda it: group_of.get(it.inst.sop_class_uid, 0))  # order within a stage is free
+            items = iter(stage)
+            self.work(self.senders[0], lambda: next(items, None))
             return
+        # Largest first: the associations then finish the stage at about the same time.
+        stage.sort(key=lambda it: (group_of.get(it.inst.sop_class_uid, 0), -it.inst.size))
         queue = deque(stage)
 
-        def worker(sender: _Sender) -> None:
-            while True:
+        def take() -> StoreItem | None:
+            with self.lock:
+                return queue.popleft() if queue else None
+
+        def worker(sender: Sender) -> None:
+            try:
+                self.work(sender, take)
+            except _Retired as exc:
                 with self.lock:
-                    if not queue:
-                        return
-                    item = queue.popleft()
-                try:
-                    self.handle(sender, item)
-                except _Retired as exc:
-                    with self.lock:
-                        queue.appendleft(item)
-                        self.retired.append(sender)
-                    log.info("parallel association refused: %s", exc)
-                    return
+                    queue.appendleft(exc.item)
+                    self.retired.append(sender)
+                log.info("parallel association refused: %s", exc)
 
         threads = [threading.Thread(target=worker, args=(s,), daemon=True)
                    for s in self.senders[: min(len(self.senders), len(stage))]]
@@ -343,8 +293,7 @@ class _Run:
                              f"continuing with {len(live)} instead of {len(self.senders)}", "warning")
             self.senders = live
             self.retired = []
-            while queue:  # what the retired senders gave back
-                self.handle(self.senders[0], queue.popleft())
+            self.work(self.senders[0], take)  # what the retired senders gave back
 
     def abort_all(self) -> None:
         """From another thread: close every socket so a blocked send or read returns now."""
@@ -408,7 +357,7 @@ def store(
     for it in todo:
         if not it.transfer_syntax:
             try:
-                it.transfer_syntax = _sniff_transfer_syntax(it.path)
+                it.transfer_syntax = sniff_transfer_syntax(it.path)
             except Exception:  # noqa: BLE001 - reported when sending
                 it.transfer_syntax = IMPLICIT_LE
     rep.started(len(todo), f"{node.called_ae}@{node.host}:{node.port}")
