@@ -21,9 +21,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from dicomtools.core.archive.model import HALCYON_PLAN
+from dicomtools.core.net.arrival import file_meta, safe_uid_name, write_problem, write_received
 from dicomtools.core.net.files import DEFLATED_LE, EXPLICIT_BE, EXPLICIT_LE, IMPLICIT_LE
 from dicomtools.core.net.find import InstanceInfo
-from dicomtools.core.net.storescp import file_meta, safe_uid_name, write_problem, write_received
 
 log = logging.getLogger(__name__)
 

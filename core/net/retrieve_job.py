@@ -14,6 +14,7 @@ from typing import Any
 from dicomtools.core.archive.model import InstanceSummary, UnreadableFile
 from dicomtools.core.archive.scan import read_summary, summary_from_head
 from dicomtools.core.config import NodeConfig
+from dicomtools.core.net.arrival import plausible_uid, safe_uid_name
 from dicomtools.core.net.assoc import TRANSIENT_RETRIES, NetError, scp_tls_context, tls_args
 from dicomtools.core.net.files import IMPLICIT_LE
 from dicomtools.core.net.find import (
@@ -48,7 +49,7 @@ from dicomtools.core.net.retrieve_model import (
 )
 from dicomtools.core.net.retrieve_select import select
 from dicomtools.core.net.status import WARNING, describe_status, status_category
-from dicomtools.core.net.storescp import StorageSCP, plausible_uid, safe_uid_name
+from dicomtools.core.net.storescp import StorageSCP
 from dicomtools.core.net.ul import ClientAssociation, TransientReject, request_association
 from dicomtools.core.net.ul_find import LeanFind, find_contexts
 from dicomtools.core.progress import CancelToken, Reporter

@@ -23,6 +23,7 @@ from pathlib import Path
 
 from pynetdicom.presentation import AllStoragePresentationContexts
 
+from dicomtools.core.net.arrival import file_meta
 from dicomtools.core.net.assoc import NetError
 from dicomtools.core.net.receive.allow import AllowList
 from dicomtools.core.net.receive.filing import Disposition, Filed, Filer
@@ -37,7 +38,6 @@ from dicomtools.core.net.scp_negotiate import (
     read_associate_rq,
     reject_pdu,
 )
-from dicomtools.core.net.storescp import file_meta
 from dicomtools.core.net.ul import (
     C_ECHO_RQ,
     C_STORE_RQ,
