@@ -8,16 +8,21 @@ kept apart from the SCP so importing them costs no socket or negotiation code.
 from __future__ import annotations
 
 import contextlib
+import errno
 import filecmp
-import hashlib
 import os
 import re
 import struct
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from dicomtools.core.atomic import atomic_writer
 from dicomtools.core.net.ul import IMPLEMENTATION_UID, IMPLEMENTATION_VERSION
+
+WRITE_BATCH = 1024 * 1024  # bytes gathered before one writev
+HEAD_KEPT = 1024 * 1024  # bytes of each arrival kept in memory for its summary (the header, mostly)
+# (path, the file's first bytes, its size, its mtime): a new file was written, its header is in memory
+OnWritten = Callable[[str, bytes, int, int], None]
 
 _UID_RE = re.compile(r"[0-9]+(\.[0-9]+)*")
 
@@ -39,6 +44,8 @@ def safe_uid_name(uid: str) -> str:
     """
     if 0 < len(uid) <= 64 and _UID_RE.fullmatch(uid):
         return f"{uid}.dcm"
+    import hashlib  # rare: ~1 ms of import saved on every retrieve
+
     return "x" + hashlib.sha256(uid.encode("utf-8", "replace")).hexdigest()[:40] + ".dcm"
 
 
@@ -66,6 +73,59 @@ def file_meta(sop_class: str, sop_uid: str, transfer_syntax: str, source_ae: str
         _meta_el(0x0016, b"AE", _pad(source_ae.strip() or "UNKNOWN", b" ")),
     ])
     return b"\0" * 128 + b"DICM" + _meta_el(0x0000, b"UL", struct.pack("<I", len(body))) + body
+
+
+def _create(target: Path) -> int:
+    """A new file, only ours to read (as ``mkstemp`` makes them); ``FileExistsError`` when it is there."""
+    return os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o600)
+
+
+def _write_all(fd: int, parts: list[bytes | memoryview]) -> None:
+    """``os.writev`` until every byte of ``parts`` is written (a short write resumes where it stopped)."""
+    while parts:
+        done = os.writev(fd, parts)
+        if done == 0 and any(len(p) for p in parts):
+            raise OSError(errno.EIO, "write made no progress")
+        while parts and done >= len(parts[0]):
+            done -= len(parts[0])
+            parts.pop(0)
+        if parts and done:
+            parts[0] = memoryview(parts[0])[done:]
+
+
+def write_new(target: Path, chunks: Iterable[bytes | memoryview]) -> int | None:
+    """Write an arrival straight under its name in a private temporary folder; its mtime.
+
+    For a folder that is itself the temporary one (hidden, removed in every
+    case, its files renamed out of it when complete): one ``open`` per file
+    instead of a stat, a temporary name and a rename, 0.1-1 ms each on a
+    loaded disk; the fragments go out by ``writev`` in batches of up to
+    ``WRITE_BATCH`` bytes (a small instance: one system call, no file object).
+    A failed write removes what it wrote. None when the file exists (a second
+    copy: the caller compares it through :func:`write_received`).
+    """
+    try:
+        fd = _create(target)
+    except FileExistsError:
+        return None
+    try:
+        batch: list[bytes | memoryview] = []
+        size = 0
+        for chunk in chunks:
+            batch.append(chunk)
+            size += len(chunk)
+            if size >= WRITE_BATCH or len(batch) >= 512:
+                _write_all(fd, batch)
+                size = 0
+        if batch:
+            _write_all(fd, batch)
+        return os.fstat(fd).st_mtime_ns
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(target)
+        raise
+    finally:
+        os.close(fd)
 
 
 def write_received(target: Path, chunks: Iterable[bytes | memoryview]) -> str:

@@ -19,10 +19,13 @@ from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from dicomtools.core.net.arrival import (  # noqa: F401 - re-exported for older importers
+from dicomtools.core.net.arrival import (  # noqa: F401 - plausible_uid re-exported for older importers
+    HEAD_KEPT,
+    OnWritten,
     file_meta,
     plausible_uid,
     safe_uid_name,
+    write_new,
     write_problem,
     write_received,
 )
@@ -88,6 +91,11 @@ class StorageSCP:
     ``allowed_aes`` / ``allowed_hosts``: when given, only those calling AE
     titles / peer IP addresses may associate; everyone else is rejected
     (calling AE not recognised) and listed in ``stats.refused``.
+    ``scratch``: ``out_dir`` is a private temporary folder whose files the
+    caller moves out when complete (the retrieve's): arrivals are written
+    straight under their names there (see :func:`arrival.write_new`), and
+    ``on_written`` gets each new file's first bytes (its header, read from
+    memory instead of the file), after the C-STORE response.
     """
 
     def __init__(
@@ -103,6 +111,8 @@ class StorageSCP:
         on_received: Callable[[Received], None] | None = None,
         network_timeout: float = 120.0,
         max_pdu: int = 0,
+        scratch: bool = False,
+        on_written: OnWritten | None = None,
     ) -> None:
         self.ae_title = ae_title
         self.out_dir = Path(out_dir)
@@ -114,6 +124,8 @@ class StorageSCP:
         self.on_received = on_received
         self.network_timeout = network_timeout
         self.max_pdu = max_pdu if max_pdu > 0 else OUR_MAX_PDU  # announced to senders
+        self.scratch = scratch
+        self.on_written = on_written
         self.stats = ScpStats()
         self._lock = threading.Lock()
         self._sock: socket.socket | None = None
@@ -251,46 +263,60 @@ class StorageSCP:
             sop_uid = cmd_str(cmd, 0x00001000)
             move_id = cmd_us(cmd, 0x00001031, -1)
             ts = contexts.get(cx_id, ("", "1.2.840.10008.1.2"))[1]
-            status, comment, rec = self._write(conn, calling, sop_class, sop_uid, ts, move_id)
+            status, comment, rec, head = self._write(conn, calling, sop_class, sop_uid, ts, move_id)
             conn.send_message(cx_id, store_rsp(msg_id, sop_class, sop_uid, status, comment))
-            if rec is not None and self.on_received is not None:
-                # after the response: the peer prepares the next instance meanwhile
-                try:
+            # after the response: the peer prepares the next instance meanwhile
+            try:
+                if head is not None and self.on_written is not None:
+                    self.on_written(*head)
+                if rec is not None and self.on_received is not None:
                     self.on_received(rec)
-                except Exception:  # noqa: BLE001 - a progress sink must not fail a transfer
-                    log.debug("on_received failed", exc_info=True)
+            except Exception:  # noqa: BLE001 - a progress sink must not fail a transfer
+                log.debug("on_received failed", exc_info=True)
 
     def _write(self, conn: Connection, calling: str, sop_class: str, sop_uid: str, ts: str,
-               move_id: int) -> tuple[int, str, Received | None]:
+               move_id: int) -> tuple[int, str, Received | None, tuple[str, bytes, int, int] | None]:
         target = self.out_dir / safe_uid_name(sop_uid)
-        nbytes = 0
+        meta = file_meta(sop_class, sop_uid, ts, calling)
         frags = iter(conn.iter_dataset())
+        keep = self.scratch and self.on_written is not None
+        parts: list[bytes] = []
+        kept = [len(meta), 0]  # bytes of the header kept in parts, data set bytes written
 
         def chunks() -> Iterator[bytes]:
-            nonlocal nbytes
-            yield file_meta(sop_class, sop_uid, ts, calling)
+            yield meta
             for frag in frags:
-                nbytes += len(frag)
+                room = HEAD_KEPT - kept[0]
+                if keep and room > 0:
+                    parts.append(frag if len(frag) <= room else frag[:room])
+                    kept[0] += len(parts[-1])
+                kept[1] += len(frag)
                 yield frag
 
+        mtime_ns: int | None = None
         try:
-            how = write_received(target, chunks())
+            if self.scratch:
+                mtime_ns = write_new(target, chunks())
+            how = "new" if mtime_ns is not None else write_received(target, chunks())
         except OSError as exc:
             with self._lock:
                 self.stats.failed.append(f"{sop_uid}: cannot write: {exc.strerror or exc}")
                 self.stats.write_error = self.stats.write_error or write_problem(exc, self.out_dir.parent)
             for _ in frags:  # read the rest of this data set so the association stays in step
                 pass
-            return 0xA700, "out of resources: cannot write file", None
+            return 0xA700, "out of resources: cannot write file", None, None
         with self._lock:
             if how == "differs":
                 self.stats.conflicts.append(f"instance {sop_uid} arrived a second time with different content "
                                             f"(from {calling}): the first copy was kept, the second not saved")
                 self.stats.arrivals.append(sop_uid)
-                return 0x0000, "", None
-            rec = Received(sop_uid, sop_class, str(target), nbytes, calling, move_id if move_id >= 0 else None)
+                return 0x0000, "", None, None
+            rec = Received(sop_uid, sop_class, str(target), kept[1], calling, move_id if move_id >= 0 else None)
             if sop_uid in self.stats.received:
                 self.stats.duplicates += 1
             self.stats.received.setdefault(sop_uid, rec)
             self.stats.arrivals.append(sop_uid)
-        return 0x0000, "", rec
+        head = None
+        if keep and mtime_ns is not None:
+            head = (str(target), meta + b"".join(parts), len(meta) + kept[1], mtime_ns)
+        return 0x0000, "", rec, head
