@@ -13,13 +13,17 @@ import filecmp
 import os
 import re
 import struct
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from itertools import chain
 from pathlib import Path
 
 from dicomtools.core.atomic import atomic_writer
 from dicomtools.core.net.ul import IMPLEMENTATION_UID, IMPLEMENTATION_VERSION
 
 WRITE_BATCH = 1024 * 1024  # bytes gathered before one writev
+# A data set up to this size is read whole, answered, then written (the node prepares the next meanwhile).
+HOLD_MAX = 32 * 1024 * 1024
 HEAD_KEPT = 1024 * 1024  # bytes of each arrival kept in memory for its summary (the header, mostly)
 # (path, the file's first bytes, its size, its mtime): a new file was written, its header is in memory
 OnWritten = Callable[[str, bytes, int, int], None]
@@ -126,6 +130,57 @@ def write_new(target: Path, chunks: Iterable[bytes | memoryview]) -> int | None:
         raise
     finally:
         os.close(fd)
+
+
+def hold(parts: list[bytes], frags: Iterator[bytes], limit: int = HOLD_MAX) -> Iterator[bytes] | None:
+    """Read ``frags`` into ``parts`` while they total at most ``limit`` bytes.
+
+    None when every fragment is held; else the fragments not read yet (the
+    last one read is in ``parts``): the caller writes as they arrive.
+    """
+    size = sum(len(p) for p in parts)
+    for frag in frags:
+        parts.append(frag)
+        size += len(frag)
+        if size > limit:
+            return frags
+    return None
+
+
+@dataclass
+class Written:
+    """How an arrival went to disk: ``new``, ``same`` or ``differs`` (see :func:`write_received`), its size.
+
+    For a new file written by :func:`write_new`: its first bytes (up to
+    ``HEAD_KEPT``) and mtime, for a summary read from memory.
+    """
+
+    how: str
+    head: bytes = b""
+    size: int = 0
+    mtime_ns: int | None = None
+
+
+def write_arrival(target: Path, parts: list[bytes], rest: Iterator[bytes] | None, scratch: bool) -> Written:
+    """Write ``parts`` then ``rest`` to ``target``: straight under its name in a ``scratch`` folder
+    (:func:`write_new`), else atomically; a copy already there is compared, never replaced."""
+    head: list[bytes] = []
+    count = [0, 0]  # bytes in head, bytes written
+
+    def chunks() -> Iterator[bytes]:
+        for chunk in chain(parts, rest) if rest is not None else parts:
+            room = HEAD_KEPT - count[0]
+            if room > 0:
+                head.append(chunk if len(chunk) <= room else chunk[:room])
+                count[0] += len(head[-1])
+            count[1] += len(chunk)
+            yield chunk
+
+    mtime_ns = write_new(target, chunks()) if scratch else None
+    if mtime_ns is not None:
+        return Written("new", b"".join(head), count[1], mtime_ns)
+    how = write_received(target, chunks())
+    return Written(how, size=count[1])
 
 
 def write_received(target: Path, chunks: Iterable[bytes | memoryview]) -> str:

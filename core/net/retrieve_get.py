@@ -20,13 +20,12 @@ from pathlib import Path
 
 from dicomtools.core.archive.model import HALCYON_PLAN
 from dicomtools.core.net.arrival import (
-    HEAD_KEPT,
     OnWritten,
     file_meta,
+    hold,
     safe_uid_name,
-    write_new,
+    write_arrival,
     write_problem,
-    write_received,
 )
 from dicomtools.core.net.files import DEFLATED_LE, EXPLICIT_BE, EXPLICIT_LE, IMPLICIT_LE
 from dicomtools.core.net.find import InstanceInfo
@@ -98,10 +97,15 @@ def class_groups(classes: Sequence[str], per_class: int, reserved: int) -> list[
 class GetWriter:
     """C-STORE sub-operation handler for C-GET: writes the encoded data set as received (never decoded).
 
-    ``on_written`` gets each new file's first bytes as they went to disk, so
-    its summary is read from memory, not from the file again; it runs from
-    :meth:`flush`, which the C-GET loop calls after answering the sub-operation
-    (the node sends the next instance meanwhile).
+    A data set up to ``HOLD_MAX`` is read whole and answered at once; it is
+    written by :meth:`flush`, which the C-GET loop calls right after the
+    response, while the node prepares the next instance (file creation and the
+    header's summary then cost no round trip). A bigger one is written as it
+    arrives, before the answer. The files go into the retrieve's private
+    temporary folder; a write that fails sets ``write_error``, which cancels
+    the transfer and fails the retrieve, so an instance answered but not
+    written is never taken for saved. ``on_written`` gets each new file's first
+    bytes, so its summary is read from memory, not from the file again.
     """
 
     def __init__(self, out_dir: Path, source_ae: str, on_written: OnWritten | None = None) -> None:
@@ -112,50 +116,43 @@ class GetWriter:
         self.write_error = ""
         self.conflicts: list[str] = []
         self.lock = threading.Lock()
-        self._pending: tuple[str, bytes, int, int] | None = None
+        self._held: tuple[str, Path, list[bytes]] | None = None
 
     def __call__(self, cls: str, uid: str, ts: str, frags: Iterable[bytes]) -> int:
-        """One C-STORE sub-operation (see :mod:`ul_get`): written as received, never decoded."""
+        """One C-STORE sub-operation (see :mod:`ul_get`): held or written as received, never decoded."""
         self.flush()
         if self.write_error:
             return 0xA700  # the disk is full already: refuse at once, the transfer is being cancelled
         target = self.out_dir / safe_uid_name(uid)
-        meta = file_meta(cls, uid, ts, self.source_ae)
-        parts: list[bytes] = []
-        kept = [len(meta), len(meta)]  # bytes kept in parts, bytes written
+        parts = [file_meta(cls, uid, ts, self.source_ae)]
+        rest = hold(parts, iter(frags))
+        if rest is None:
+            self._held = (uid, target, parts)
+            return 0x0000
+        return self._write(uid, target, parts, rest)
 
-        def tee() -> Iterator[bytes]:
-            yield meta
-            for frag in frags:
-                room = HEAD_KEPT - kept[0]
-                if room > 0:
-                    parts.append(frag if len(frag) <= room else frag[:room])
-                    kept[0] += len(parts[-1])
-                kept[1] += len(frag)
-                yield frag
-
+    def _write(self, uid: str, target: Path, parts: list[bytes], rest: Iterator[bytes] | None) -> int:
         try:
-            mtime_ns = write_new(target, tee())
-            how = "new" if mtime_ns is not None else write_received(target, tee())
+            done = write_arrival(target, parts, rest, scratch=True)
         except OSError as exc:
             log.debug("cannot write %s: %s", uid, exc)
             with self.lock:
                 self.write_error = self.write_error or write_problem(exc, self.out_dir.parent)
             return 0xA700
         with self.lock:
-            if how == "differs":
+            if done.how == "differs":
                 self.conflicts.append(f"instance {uid} arrived a second time with different content: "
                                       "the first copy was kept, the second not saved")
             self.arrivals.append(uid)
-        if mtime_ns is not None and self.on_written is not None:
-            self._pending = (str(target), meta + b"".join(parts), kept[1], mtime_ns)
+        if done.mtime_ns is not None and self.on_written is not None:
+            self.on_written(str(target), done.head, done.size, done.mtime_ns)
         return 0x0000
 
     def flush(self) -> None:
-        """Hand the last new file's header to ``on_written`` (once)."""
-        pending, self._pending = self._pending, None
-        if pending is not None and self.on_written is not None:
-            self.on_written(*pending)
+        """Write the data set held since its answer (once)."""
+        held, self._held = self._held, None
+        if held is not None:
+            self._write(*held, None)
 
 
 @dataclass

@@ -20,12 +20,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from dicomtools.core.net.arrival import (  # noqa: F401 - plausible_uid re-exported for older importers
-    HEAD_KEPT,
     OnWritten,
+    Written,
     file_meta,
+    hold,
     plausible_uid,
     safe_uid_name,
-    write_new,
+    write_arrival,
     write_problem,
     write_received,
 )
@@ -128,6 +129,8 @@ class StorageSCP:
         self.on_written = on_written
         self.stats = ScpStats()
         self._lock = threading.Lock()
+        self._idle = threading.Condition()
+        self._inflight = 0  # instances answered and not yet written (scratch folder only)
         self._sock: socket.socket | None = None
         self._thread: threading.Thread | None = None
         self._workers: list[threading.Thread] = []
@@ -177,8 +180,12 @@ class StorageSCP:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    def flush(self) -> None:
-        """Wait until every instance received so far is on disk (writes are synchronous today)."""
+    def flush(self, timeout: float | None = None) -> None:
+        """Wait until every instance answered so far is on disk (in a scratch folder the
+        answer goes first; the mover's final response can overtake the last write)."""
+        with self._idle:
+            self._idle.wait_for(lambda: self._inflight == 0, timeout if timeout is not None
+                                else self.network_timeout)
 
     @property
     def count(self) -> int:
@@ -263,60 +270,68 @@ class StorageSCP:
             sop_uid = cmd_str(cmd, 0x00001000)
             move_id = cmd_us(cmd, 0x00001031, -1)
             ts = contexts.get(cx_id, ("", "1.2.840.10008.1.2"))[1]
-            status, comment, rec, head = self._write(conn, calling, sop_class, sop_uid, ts, move_id)
+            arrival = _Arrival(calling, sop_class, sop_uid, self.out_dir / safe_uid_name(sop_uid), move_id)
+            parts = [file_meta(sop_class, sop_uid, ts, calling)]
+            frags = iter(conn.iter_dataset())
+            rest = hold(parts, frags) if self.scratch else frags
+            if rest is None:
+                # Held whole in a scratch folder: answer first, write while the peer prepares the next
+                # instance. A failed write sets stats.write_error, which fails the retrieve.
+                with self._idle:
+                    self._inflight += 1
+                try:
+                    conn.send_message(cx_id, store_rsp(msg_id, sop_class, sop_uid, 0x0000))
+                    self._after(arrival, *self._store(arrival, parts, None)[2:])
+                finally:
+                    with self._idle:
+                        self._inflight -= 1
+                        self._idle.notify_all()
+                continue
+            status, comment, rec, done = self._store(arrival, parts, rest)
             conn.send_message(cx_id, store_rsp(msg_id, sop_class, sop_uid, status, comment))
-            # after the response: the peer prepares the next instance meanwhile
-            try:
-                if head is not None and self.on_written is not None:
-                    self.on_written(*head)
-                if rec is not None and self.on_received is not None:
-                    self.on_received(rec)
-            except Exception:  # noqa: BLE001 - a progress sink must not fail a transfer
-                log.debug("on_received failed", exc_info=True)
+            self._after(arrival, rec, done)  # after the response: the peer prepares the next instance meanwhile
 
-    def _write(self, conn: Connection, calling: str, sop_class: str, sop_uid: str, ts: str,
-               move_id: int) -> tuple[int, str, Received | None, tuple[str, bytes, int, int] | None]:
-        target = self.out_dir / safe_uid_name(sop_uid)
-        meta = file_meta(sop_class, sop_uid, ts, calling)
-        frags = iter(conn.iter_dataset())
-        keep = self.scratch and self.on_written is not None
-        parts: list[bytes] = []
-        kept = [len(meta), 0]  # bytes of the header kept in parts, data set bytes written
-
-        def chunks() -> Iterator[bytes]:
-            yield meta
-            for frag in frags:
-                room = HEAD_KEPT - kept[0]
-                if keep and room > 0:
-                    parts.append(frag if len(frag) <= room else frag[:room])
-                    kept[0] += len(parts[-1])
-                kept[1] += len(frag)
-                yield frag
-
-        mtime_ns: int | None = None
+    def _after(self, arrival: _Arrival, rec: Received | None, done: Written | None) -> None:
         try:
-            if self.scratch:
-                mtime_ns = write_new(target, chunks())
-            how = "new" if mtime_ns is not None else write_received(target, chunks())
+            if done is not None and done.mtime_ns is not None and self.on_written is not None:
+                self.on_written(str(arrival.target), done.head, done.size, done.mtime_ns)
+            if rec is not None and self.on_received is not None:
+                self.on_received(rec)
+        except Exception:  # noqa: BLE001 - a progress sink must not fail a transfer
+            log.debug("on_received failed", exc_info=True)
+
+    def _store(self, a: _Arrival, parts: list[bytes], rest: Iterator[bytes] | None
+               ) -> tuple[int, str, Received | None, Written | None]:
+        """Write one arrival and count it: (status, comment, the new record, how it was written)."""
+        try:
+            done = write_arrival(a.target, parts, rest, self.scratch)
         except OSError as exc:
             with self._lock:
-                self.stats.failed.append(f"{sop_uid}: cannot write: {exc.strerror or exc}")
+                self.stats.failed.append(f"{a.sop_uid}: cannot write: {exc.strerror or exc}")
                 self.stats.write_error = self.stats.write_error or write_problem(exc, self.out_dir.parent)
-            for _ in frags:  # read the rest of this data set so the association stays in step
+            for _ in rest or ():  # read the rest of this data set so the association stays in step
                 pass
             return 0xA700, "out of resources: cannot write file", None, None
         with self._lock:
-            if how == "differs":
-                self.stats.conflicts.append(f"instance {sop_uid} arrived a second time with different content "
-                                            f"(from {calling}): the first copy was kept, the second not saved")
-                self.stats.arrivals.append(sop_uid)
+            self.stats.arrivals.append(a.sop_uid)
+            if done.how == "differs":
+                self.stats.conflicts.append(f"instance {a.sop_uid} arrived a second time with different content "
+                                            f"(from {a.calling}): the first copy was kept, the second not saved")
                 return 0x0000, "", None, None
-            rec = Received(sop_uid, sop_class, str(target), kept[1], calling, move_id if move_id >= 0 else None)
-            if sop_uid in self.stats.received:
+            rec = Received(a.sop_uid, a.sop_class, str(a.target), done.size - len(parts[0]), a.calling,
+                           a.move_id if a.move_id >= 0 else None)
+            if a.sop_uid in self.stats.received:
                 self.stats.duplicates += 1
-            self.stats.received.setdefault(sop_uid, rec)
-            self.stats.arrivals.append(sop_uid)
-        head = None
-        if keep and mtime_ns is not None:
-            head = (str(target), meta + b"".join(parts), len(meta) + kept[1], mtime_ns)
-        return 0x0000, "", rec, head
+            self.stats.received.setdefault(a.sop_uid, rec)
+        return 0x0000, "", rec, done
+
+
+@dataclass(frozen=True, slots=True)
+class _Arrival:
+    """Who sent which instance, and where it goes."""
+
+    calling: str
+    sop_class: str
+    sop_uid: str
+    target: Path
+    move_id: int
