@@ -132,12 +132,13 @@ def write_new(target: Path, chunks: Iterable[bytes | memoryview]) -> int | None:
         os.close(fd)
 
 
-def hold(parts: list[bytes], frags: Iterator[bytes], limit: int = HOLD_MAX) -> Iterator[bytes] | None:
-    """Read ``frags`` into ``parts`` while they total at most ``limit`` bytes.
+def hold(parts: list[bytes], frags: Iterator[bytes], limit: int | None = None) -> Iterator[bytes] | None:
+    """Read ``frags`` into ``parts`` while they total at most ``limit`` bytes (``HOLD_MAX``).
 
     None when every fragment is held; else the fragments not read yet (the
     last one read is in ``parts``): the caller writes as they arrive.
     """
+    limit = HOLD_MAX if limit is None else limit
     size = sum(len(p) for p in parts)
     for frag in frags:
         parts.append(frag)
@@ -164,6 +165,11 @@ class Written:
 def write_arrival(target: Path, parts: list[bytes], rest: Iterator[bytes] | None, scratch: bool) -> Written:
     """Write ``parts`` then ``rest`` to ``target``: straight under its name in a ``scratch`` folder
     (:func:`write_new`), else atomically; a copy already there is compared, never replaced."""
+    if scratch and rest is None:  # held whole (the usual case): one buffer, one write
+        data = b"".join(parts)
+        mtime_ns = write_new(target, [data])
+        if mtime_ns is not None:
+            return Written("new", data if len(data) <= HEAD_KEPT else data[:HEAD_KEPT], len(data), mtime_ns)
     head: list[bytes] = []
     count = [0, 0]  # bytes in head, bytes written
 
@@ -176,7 +182,7 @@ def write_arrival(target: Path, parts: list[bytes], rest: Iterator[bytes] | None
             count[1] += len(chunk)
             yield chunk
 
-    mtime_ns = write_new(target, chunks()) if scratch else None
+    mtime_ns = write_new(target, chunks()) if scratch and rest is not None else None
     if mtime_ns is not None:
         return Written("new", b"".join(head), count[1], mtime_ns)
     how = write_received(target, chunks())
