@@ -162,14 +162,32 @@ class Written:
     mtime_ns: int | None = None
 
 
+def _head(parts: list[bytes]) -> bytes:
+    """The first ``HEAD_KEPT`` bytes of ``parts``."""
+    out: list[bytes] = []
+    room = HEAD_KEPT
+    for p in parts:
+        if room <= 0:
+            break
+        out.append(p if len(p) <= room else p[:room])
+        room -= len(out[-1])
+    return b"".join(out)
+
+
 def write_arrival(target: Path, parts: list[bytes], rest: Iterator[bytes] | None, scratch: bool) -> Written:
     """Write ``parts`` then ``rest`` to ``target``: straight under its name in a ``scratch`` folder
     (:func:`write_new`), else atomically; a copy already there is compared, never replaced."""
-    if scratch and rest is None:  # held whole (the usual case): one buffer, one write
-        data = b"".join(parts)
-        mtime_ns = write_new(target, [data])
-        if mtime_ns is not None:
-            return Written("new", data if len(data) <= HEAD_KEPT else data[:HEAD_KEPT], len(data), mtime_ns)
+    if scratch and rest is None:  # held whole (the usual case): written by writev, no generator
+        size = sum(len(p) for p in parts)
+        if size <= HEAD_KEPT:  # the whole file is the header the summary reads: one buffer, one write
+            data = b"".join(parts)
+            mtime_ns = write_new(target, [data])
+            if mtime_ns is not None:
+                return Written("new", data, size, mtime_ns)
+        else:
+            mtime_ns = write_new(target, list(parts))
+            if mtime_ns is not None:
+                return Written("new", _head(parts), size, mtime_ns)
     head: list[bytes] = []
     count = [0, 0]  # bytes in head, bytes written
 

@@ -124,3 +124,12 @@ def test_outside_a_scratch_folder_the_write_is_atomic(tmp_path: Path, monkeypatc
     monkeypatch.setattr(arrival, "_create", never)
     done = write_arrival(tmp_path / "a.dcm", [b"x", b"y"], None, scratch=False)
     assert done.how == "new" and (tmp_path / "a.dcm").read_bytes() == b"xy"
+
+
+def test_a_big_held_arrival_keeps_only_the_head(tmp_path: Path) -> None:
+    parts = [b"m" * 300, os.urandom(700 * 1024), os.urandom(900 * 1024), os.urandom(5)]
+    target = tmp_path / "big.dcm"
+    done = write_arrival(target, parts, None, scratch=True)
+    assert target.read_bytes() == b"".join(parts)
+    assert done.size == sum(len(p) for p in parts)
+    assert done.head == b"".join(parts)[:HEAD_KEPT]
