@@ -152,8 +152,8 @@ def hold(parts: list[bytes], frags: Iterator[bytes], limit: int | None = None) -
 class Written:
     """How an arrival went to disk: ``new``, ``same`` or ``differs`` (see :func:`write_received`), its size.
 
-    For a new file written by :func:`write_new`: its first bytes (up to
-    ``HEAD_KEPT``) and mtime, for a summary read from memory.
+    For a new file written by :func:`write_new`: its first bytes (all of a
+    held data set, else up to ``HEAD_KEPT``) and mtime, for a summary read from memory.
     """
 
     how: str
@@ -162,32 +162,16 @@ class Written:
     mtime_ns: int | None = None
 
 
-def _head(parts: list[bytes]) -> bytes:
-    """The first ``HEAD_KEPT`` bytes of ``parts``."""
-    out: list[bytes] = []
-    room = HEAD_KEPT
-    for p in parts:
-        if room <= 0:
-            break
-        out.append(p if len(p) <= room else p[:room])
-        room -= len(out[-1])
-    return b"".join(out)
-
-
 def write_arrival(target: Path, parts: list[bytes], rest: Iterator[bytes] | None, scratch: bool) -> Written:
     """Write ``parts`` then ``rest`` to ``target``: straight under its name in a ``scratch`` folder
     (:func:`write_new`), else atomically; a copy already there is compared, never replaced."""
-    if scratch and rest is None:  # held whole (the usual case): written by writev, no generator
-        size = sum(len(p) for p in parts)
-        if size <= HEAD_KEPT:  # the whole file is the header the summary reads: one buffer, one write
-            data = b"".join(parts)
-            mtime_ns = write_new(target, [data])
-            if mtime_ns is not None:
-                return Written("new", data, size, mtime_ns)
-        else:
-            mtime_ns = write_new(target, list(parts))
-            if mtime_ns is not None:
-                return Written("new", _head(parts), size, mtime_ns)
+    if scratch and rest is None:
+        # Held whole (the usual case): one buffer, one write, and all of it is the "head": a summary
+        # never has to read the file again, even when the header runs past HEAD_KEPT (a big structure set).
+        data = b"".join(parts)
+        mtime_ns = write_new(target, [data])
+        if mtime_ns is not None:
+            return Written("new", data, len(data), mtime_ns)
     head: list[bytes] = []
     count = [0, 0]  # bytes in head, bytes written
 

@@ -101,7 +101,7 @@ def test_write_arrival_head_gives_the_summary_of_the_written_file(tmp_path: Path
     target = tmp_path / f"{uid}.dcm"
     done = write_arrival(target, parts, rest, scratch=True)
     assert done.how == "new" and done.size == target.stat().st_size
-    assert done.head == target.read_bytes()[:HEAD_KEPT]
+    assert done.head == target.read_bytes()[: None if rest is None else HEAD_KEPT]
     assert dcmread(target).SOPInstanceUID == uid  # a DICOM file pydicom reads
     assert done.mtime_ns is not None
     from_memory = summary_from_head(str(target), done.head, done.size, done.mtime_ns)
@@ -126,10 +126,12 @@ def test_outside_a_scratch_folder_the_write_is_atomic(tmp_path: Path, monkeypatc
     assert done.how == "new" and (tmp_path / "a.dcm").read_bytes() == b"xy"
 
 
-def test_a_big_held_arrival_keeps_only_the_head(tmp_path: Path) -> None:
+def test_a_big_held_arrival_keeps_it_all_a_streamed_one_its_head(tmp_path: Path) -> None:
     parts = [b"m" * 300, os.urandom(700 * 1024), os.urandom(900 * 1024), os.urandom(5)]
-    target = tmp_path / "big.dcm"
-    done = write_arrival(target, parts, None, scratch=True)
-    assert target.read_bytes() == b"".join(parts)
-    assert done.size == sum(len(p) for p in parts)
-    assert done.head == b"".join(parts)[:HEAD_KEPT]
+    whole = b"".join(parts)
+    held = write_arrival(tmp_path / "held.dcm", parts, None, scratch=True)
+    assert (tmp_path / "held.dcm").read_bytes() == whole and held.size == len(whole)
+    assert held.head == whole  # a header past HEAD_KEPT is still read from memory
+    streamed = write_arrival(tmp_path / "streamed.dcm", parts[:2], iter(parts[2:]), scratch=True)
+    assert (tmp_path / "streamed.dcm").read_bytes() == whole and streamed.size == len(whole)
+    assert streamed.head == whole[:HEAD_KEPT]
