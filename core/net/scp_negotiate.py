@@ -7,6 +7,8 @@ the request, answering each context, the user information (maximum PDU,
 implementation class) and the A-ASSOCIATE-AC/RJ PDUs are built here once, so
 the two cannot drift apart. So are the steps before it: the listening
 socket, the accept loop (one thread per association) and the TLS handshake.
+The PDUs are decoded and encoded by hand (PS3.8 9.3), like the requestor's
+in :mod:`ul_pdu`: pynetdicom's PDU classes cost a retrieve ~0.3 s of imports.
 """
 
 from __future__ import annotations

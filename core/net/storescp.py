@@ -1,10 +1,12 @@
 """Our Storage SCP: the C-MOVE destination of ``retrieve``.
 
 Accepts associations only from the expected peer (AE title and host), writes
-each received data set straight to disk as it arrives (no decode), under a
-name derived from the sanitized SOP Instance UID, atomically (temp name, then
-rename), and keeps count so the caller can compare with what C-MOVE reported.
-Runs its accept loop and one thread per association in the background.
+each received data set to disk as received (no decode), under a name derived
+from the sanitized SOP Instance UID, atomically (temp name, then rename), and
+keeps count so the caller can compare with what C-MOVE reported. In the
+retrieve's private temporary folder (``scratch``) a data set is held, answered,
+then written under its name there (see :mod:`arrival`). Runs its accept loop
+and one thread per association in the background.
 """
 
 from __future__ import annotations
