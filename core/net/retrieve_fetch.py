@@ -159,8 +159,6 @@ class _Fetcher:
         except NetError as exc:
             self.close(abort=True)
             raise NetError(f"C-GET {what}: {exc}") from None
-        finally:
-            self.getter.flush()
         return st.status, st.completed, st.failed, st.warning, st.comment
 
     def _get_split(self, ident: Ident, what: str, out: FetchOutcome) -> tuple[int, int, int, int, str]:
