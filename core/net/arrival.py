@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import filecmp
+import functools
 import os
 import re
 import struct
@@ -65,21 +66,30 @@ def _pad(value: str, pad: bytes = b"\0") -> bytes:
     return raw + pad if len(raw) % 2 else raw
 
 
-def file_meta(sop_class: str, sop_uid: str, transfer_syntax: str, source_ae: str) -> bytes:
-    """Preamble, ``DICM`` and the File Meta Information group for a received data set."""
-    body = b"".join([
-        _meta_el(0x0001, b"OB", b"\x00\x01"),
-        _meta_el(0x0002, b"UI", _pad(sop_class)),
-        _meta_el(0x0003, b"UI", _pad(sop_uid)),
+@functools.lru_cache(maxsize=64)
+def _meta_around_uid(sop_class: str, transfer_syntax: str, source_ae: str) -> tuple[bytes, bytes]:
+    """The File Meta elements before and after (0002,0003): the same for every instance of a class."""
+    before = _meta_el(0x0001, b"OB", b"\x00\x01") + _meta_el(0x0002, b"UI", _pad(sop_class))
+    after = b"".join([
         _meta_el(0x0010, b"UI", _pad(transfer_syntax)),
         _meta_el(0x0012, b"UI", _pad(IMPLEMENTATION_UID)),
         _meta_el(0x0013, b"SH", _pad(IMPLEMENTATION_VERSION, b" ")),
         _meta_el(0x0016, b"AE", _pad(source_ae.strip() or "UNKNOWN", b" ")),
     ])
-    return b"\0" * 128 + b"DICM" + _meta_el(0x0000, b"UL", struct.pack("<I", len(body))) + body
+    return before, after
 
 
-def _create(target: Path) -> int:
+def file_meta(sop_class: str, sop_uid: str, transfer_syntax: str, source_ae: str) -> bytes:
+    """Preamble, ``DICM`` and the File Meta Information group for a received data set."""
+    before, after = _meta_around_uid(sop_class, transfer_syntax, source_ae)
+    body = before + _meta_el(0x0003, b"UI", _pad(sop_uid)) + after
+    return _PREAMBLE + _meta_el(0x0000, b"UL", struct.pack("<I", len(body))) + body
+
+
+_PREAMBLE = b"\0" * 128 + b"DICM"
+
+
+def _create(target: str | Path) -> int:
     """A new file, only ours to read (as ``mkstemp`` makes them); ``FileExistsError`` when it is there."""
     return os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o600)
 
@@ -97,7 +107,7 @@ def _write_all(fd: int, parts: list[bytes | memoryview]) -> None:
             parts[0] = memoryview(parts[0])[done:]
 
 
-def write_new(target: Path, chunks: Iterable[bytes | memoryview]) -> int | None:
+def write_new(target: str | Path, chunks: Iterable[bytes | memoryview]) -> int | None:
     """Write an arrival straight under its name in a private temporary folder; its mtime.
 
     For a folder that is itself the temporary one (hidden, removed in every
@@ -162,7 +172,7 @@ class Written:
     mtime_ns: int | None = None
 
 
-def write_arrival(target: Path, parts: list[bytes], rest: Iterator[bytes] | None, scratch: bool) -> Written:
+def write_arrival(target: str | Path, parts: list[bytes], rest: Iterator[bytes] | None, scratch: bool) -> Written:
     """Write ``parts`` then ``rest`` to ``target``: straight under its name in a ``scratch`` folder
     (:func:`write_new`), else atomically; a copy already there is compared, never replaced."""
     if scratch and rest is None:
@@ -187,7 +197,7 @@ def write_arrival(target: Path, parts: list[bytes], rest: Iterator[bytes] | None
     mtime_ns = write_new(target, chunks()) if scratch and rest is not None else None
     if mtime_ns is not None:
         return Written("new", b"".join(head), count[1], mtime_ns)
-    how = write_received(target, chunks())
+    how = write_received(Path(target), chunks())
     return Written(how, size=count[1])
 
 
