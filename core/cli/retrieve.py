@@ -115,7 +115,6 @@ def run(args: argparse.Namespace) -> int:
     # Imported here, not at the top: `retrieve -h` must not import pydicom/pynetdicom (start-up speed).
     from dicomtools.core.net.assoc import NetError
     from dicomtools.core.net.retrieve import retrieve
-    from dicomtools.core.render.forest import render_tree
 
     if args.anonymize and not (args.newPatientId and args.newPatientName):
         raise UsageError("--anonymize needs --newPatientId and --newPatientName")
@@ -138,6 +137,9 @@ def run(args: argparse.Namespace) -> int:
         sys.stderr.write(f"note: {out / 'anonymization_map.csv'} links the new and the original identity; "
                          "it is sensitive: do not pass it on with the data\n")
     if args.showTree and res.forest:
+        # only here: json and the renderer cost ~3 ms of start-up
+        from dicomtools.core.render.forest import render_tree
+
         sys.stdout.write(render_tree(res.forest))
     for note in res.notes:
         sys.stderr.write(f"note: {note}\n")

@@ -11,7 +11,6 @@ from dicomtools.core.net.ident import encode_identifier
 from dicomtools.core.net.retrieve_get import GetPlan, GetWriter
 from dicomtools.core.net.retrieve_model import GET_MODELS, MOVE_MODELS, FetchOutcome
 from dicomtools.core.net.status import FAILURE, describe_status, status_category
-from dicomtools.core.net.storescp import StorageSCP
 from dicomtools.core.net.ul import ClientAssociation, NoContextAccepted, request_association
 from dicomtools.core.net.ul_get import accepted_classes, c_get
 
@@ -21,6 +20,7 @@ Ident = dict[str, str]  # a C-MOVE / C-GET identifier: keyword -> value (see :mo
 
 if TYPE_CHECKING:
     from dicomtools.core.net.retrieve_job import _Job
+    from dicomtools.core.net.storescp import StorageSCP
 
 class _Fetcher:
     """C-MOVE into our SCP or C-GET (both over the lean UL), with counting."""
@@ -154,7 +154,8 @@ class _Fetcher:
         model = str(GET_MODELS[self.model])
         cx, data = self._request(a, model, "C-GET", ident, what)
         try:
-            st = c_get(a, cx, model, data, self.getter, cancelled=self.stop_requested)
+            st = c_get(a, cx, model, data, self.getter, cancelled=self.stop_requested,
+                       after_response=self.getter.flush)
         except NetError as exc:
             self.close(abort=True)
             raise NetError(f"C-GET {what}: {exc}") from None

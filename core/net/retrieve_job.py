@@ -9,11 +9,12 @@ import socket
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dicomtools.core.archive.model import InstanceSummary, UnreadableFile
 from dicomtools.core.archive.scan import read_summary, summary_from_head
 from dicomtools.core.config import NodeConfig
+from dicomtools.core.net.arrival import plausible_uid, safe_uid_name
 from dicomtools.core.net.assoc import TRANSIENT_RETRIES, NetError, scp_tls_context, tls_args
 from dicomtools.core.net.files import IMPLICIT_LE
 from dicomtools.core.net.find import (
@@ -48,11 +49,13 @@ from dicomtools.core.net.retrieve_model import (
 )
 from dicomtools.core.net.retrieve_select import select
 from dicomtools.core.net.status import WARNING, describe_status, status_category
-from dicomtools.core.net.storescp import StorageSCP, plausible_uid, safe_uid_name
 from dicomtools.core.net.ul import ClientAssociation, TransientReject, request_association
 from dicomtools.core.net.ul_find import LeanFind, find_contexts
 from dicomtools.core.progress import CancelToken, Reporter
 from dicomtools.core.tree import build_forest, is_image
+
+if TYPE_CHECKING:
+    from dicomtools.core.net.storescp import StorageSCP
 
 log = logging.getLogger(__name__)
 
@@ -339,14 +342,18 @@ class _Job:
                     local, peer = "127.0.0.1", ""
                 allowed = ({peer} | _addresses(node.host)) - {""}
 
+                # C-MOVE only: C-GET needs no listener
+                from dicomtools.core.net.storescp import StorageSCP
+
                 def received(rec: Any) -> None:
-                    self.summarize(rec.path)
                     rep.advanced(scp.count if scp is not None else 0, q.instance_count)
 
+                # the temporary folder is private: arrivals go straight under their names, summaries from memory
+                # (what summarize_head cannot read from the header in memory, read_new reads from the file)
                 scp = StorageSCP(node.calling_ae, self.tmp, host=opts.scp_bind or local, port=opts.scp_port,
                                  allowed_aes={node.called_ae}, allowed_hosts=allowed, on_received=received,
                                  network_timeout=node.network_timeout, ssl_context=self.scp_tls,
-                                 max_pdu=node.max_pdu)
+                                 max_pdu=node.max_pdu, scratch=True, on_written=self.summarize_head)
                 scp.start()
             f = _Fetcher(self, q.model, scp, self.getter)
             self.fetcher = f

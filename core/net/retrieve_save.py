@@ -15,8 +15,8 @@ from typing import BinaryIO
 from dicomtools.core.archive.model import InstanceSummary
 from dicomtools.core.archive.scan import read_summary
 from dicomtools.core.atomic import atomic_writer
+from dicomtools.core.net.arrival import safe_uid_name
 from dicomtools.core.net.retrieve_model import FILE_PREFIX, SaveAnonymized
-from dicomtools.core.net.storescp import safe_uid_name
 from dicomtools.core.progress import CancelToken, ProgressSink, Reporter
 
 log = logging.getLogger(__name__)

@@ -7,6 +7,8 @@ the request, answering each context, the user information (maximum PDU,
 implementation class) and the A-ASSOCIATE-AC/RJ PDUs are built here once, so
 the two cannot drift apart. So are the steps before it: the listening
 socket, the accept loop (one thread per association) and the TLS handshake.
+The PDUs are decoded and encoded by hand (PS3.8 9.3), like the requestor's
+in :mod:`ul_pdu`: pynetdicom's PDU classes cost a retrieve ~0.3 s of imports.
 """
 
 from __future__ import annotations
@@ -18,22 +20,14 @@ import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from enum import IntEnum
-from typing import Any
-
-from pynetdicom.pdu import A_ASSOCIATE_AC, A_ASSOCIATE_RJ, A_ASSOCIATE_RQ
-from pynetdicom.pdu_primitives import (
-    A_ASSOCIATE,
-    ImplementationClassUIDNotification,
-    ImplementationVersionNameNotification,
-    MaximumLengthNotification,
-)
-from pynetdicom.presentation import PresentationContext
 
 from dicomtools.core.net.assoc import NetError, set_nodelay, tls_error_text
 from dicomtools.core.net.ul import (
     APPLICATION_CONTEXT,
     IMPLEMENTATION_UID,
     IMPLEMENTATION_VERSION,
+    PDU_ASSOC_AC,
+    PDU_ASSOC_RJ,
     PDU_ASSOC_RQ,
     Connection,
 )
@@ -56,31 +50,76 @@ class ContextResult(IntEnum):
 
 
 @dataclass(frozen=True, slots=True)
-class AssociateRequest:
-    """A decoded A-ASSOCIATE-RQ with its AE titles stripped of padding."""
+class ProposedContext:
+    """One presentation context of an A-ASSOCIATE-RQ (item 0x20)."""
 
-    primitive: A_ASSOCIATE
+    context_id: int
+    abstract_syntax: str
+    transfer_syntaxes: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ContextAnswer:
+    """One presentation context of our A-ASSOCIATE-AC (item 0x21)."""
+
+    context_id: int
+    result: int
+    transfer_syntax: str
+
+
+@dataclass(frozen=True, slots=True)
+class AssociateRequest:
+    """A decoded A-ASSOCIATE-RQ with its AE titles stripped of padding.
+
+    Decoded by hand (PS3.8 9.3.2), not with pynetdicom's PDU classes: importing
+    them pulls in pydicom and numpy, ~0.3 s before a C-MOVE destination could
+    answer its first association.
+    """
+
     calling: str
     called: str
+    contexts: tuple[ProposedContext, ...] = ()
+    peer_max_pdu: int = 0  # 0: the peer announced no limit
+    titles: bytes = b" " * 32  # called + calling AE title fields as sent, echoed in the AC
 
 
-def user_info(max_pdu: int) -> list[Any]:
-    """User information items we announce: the largest PDU we take, and who we are."""
-    ml = MaximumLengthNotification()
-    ml.maximum_length_received = max_pdu
-    ic = ImplementationClassUIDNotification()
-    ic.implementation_class_uid = IMPLEMENTATION_UID
-    iv = ImplementationVersionNameNotification()
-    iv.implementation_version_name = IMPLEMENTATION_VERSION
-    return [ml, ic, iv]
+def _item(kind: int, body: bytes) -> bytes:
+    return struct.pack(">BBH", kind, 0, len(body)) + body
 
 
-def peer_max_pdu(primitive: A_ASSOCIATE) -> int:
-    """The largest PDU the peer takes; 0 (no limit) when it announces none."""
-    for item in primitive.user_information or []:
-        if isinstance(item, MaximumLengthNotification):
-            return int(item.maximum_length_received or 0)
-    return 0
+def _items(data: bytes, off: int = 0) -> list[tuple[int, bytes]]:
+    out = []
+    n = len(data)
+    while off + 4 <= n:
+        kind, _, length = struct.unpack_from(">BBH", data, off)
+        off += 4
+        if off + length > n:
+            raise ValueError("association PDU item runs past the end")
+        out.append((kind, data[off : off + length]))
+        off += length
+    return out
+
+
+def _text(raw: bytes) -> str:
+    return raw.rstrip(b"\0 ").decode("ascii", "replace").strip()
+
+
+def decode_associate_rq(body: bytes) -> AssociateRequest:
+    """``body``: the A-ASSOCIATE-RQ after its 6-byte PDU header. ``ValueError`` when malformed."""
+    if len(body) < 68:
+        raise ValueError("A-ASSOCIATE-RQ too short")
+    contexts: list[ProposedContext] = []
+    max_pdu = 0
+    for kind, value in _items(body, 68):
+        if kind == 0x20 and len(value) >= 4:
+            sub = _items(value, 4)
+            abstract = next((_text(v) for k, v in sub if k == 0x30), "")
+            contexts.append(ProposedContext(value[0], abstract, tuple(_text(v) for k, v in sub if k == 0x40)))
+        elif kind == 0x50:
+            for sub_kind, sval in _items(value):
+                if sub_kind == 0x51 and len(sval) >= 4:
+                    max_pdu = struct.unpack(">I", sval[:4])[0]
+    return AssociateRequest(_text(body[20:36]), _text(body[4:20]), tuple(contexts), max_pdu, bytes(body[4:36]))
 
 
 def read_associate_rq(conn: Connection) -> AssociateRequest:
@@ -88,73 +127,67 @@ def read_associate_rq(conn: Connection) -> AssociateRequest:
     pdu_type, body = conn.read_pdu()
     if pdu_type != PDU_ASSOC_RQ:
         raise NetError(f"expected A-ASSOCIATE-RQ, got PDU type 0x{pdu_type:02X}")
-    rq = A_ASSOCIATE_RQ()
-    rq.decode(struct.pack(">BBI", pdu_type, 0, len(body)) + body)
-    prim = rq.to_primitive()
-    return AssociateRequest(prim, str(prim.calling_ae_title).strip(), str(prim.called_ae_title).strip())
+    try:
+        return decode_associate_rq(body)
+    except ValueError as exc:
+        raise NetError(f"malformed A-ASSOCIATE-RQ: {exc}") from None
 
 
 def reject_pdu(diagnostic: int) -> bytes:
     """A-ASSOCIATE-RJ, rejected-permanent by the service user, with ``diagnostic`` (PS3.8 9.3.4)."""
-    prim = A_ASSOCIATE()
-    prim.result = 0x01
-    prim.result_source = 0x01
-    prim.diagnostic = diagnostic
-    rj = A_ASSOCIATE_RJ()
-    rj.from_primitive(prim)
-    return bytes(rj.encode())
+    return struct.pack(">BBIBBBB", PDU_ASSOC_RJ, 0, 4, 0, 0x01, 0x01, diagnostic)
+
+
+def user_info(max_pdu: int) -> bytes:
+    """User information item we announce: the largest PDU we take, and who we are."""
+    return _item(0x50, _item(0x51, struct.pack(">I", max_pdu))
+                 + _item(0x52, IMPLEMENTATION_UID.encode("ascii"))
+                 + _item(0x55, IMPLEMENTATION_VERSION.encode("ascii", "replace")[:16]))
 
 
 def answer_contexts(
-    requested: Iterable[PresentationContext], choose: ChooseSyntax, refusal: ContextResult
-) -> tuple[list[PresentationContext], ContextTable]:
+    requested: Iterable[ProposedContext], choose: ChooseSyntax, refusal: ContextResult
+) -> tuple[list[ContextAnswer], ContextTable]:
     """Answer each proposed context: the syntax ``choose`` picks, or ``refusal``.
 
     A context offering no transfer syntax is refused without asking ``choose``.
     A refused context names the first offered syntax (Implicit VR LE when none).
     """
-    results: list[PresentationContext] = []
+    results: list[ContextAnswer] = []
     contexts: ContextTable = {}
     for rq_cx in requested:
-        cx = PresentationContext()
-        cx.context_id = rq_cx.context_id
-        cx.abstract_syntax = rq_cx.abstract_syntax
-        uid = str(rq_cx.abstract_syntax)
-        offered = [str(t) for t in rq_cx.transfer_syntax]
-        ts = choose(uid, offered) if offered else None
+        offered = list(rq_cx.transfer_syntaxes)
+        ts = choose(rq_cx.abstract_syntax, offered) if offered else None
         if ts is not None:
-            cx.add_transfer_syntax(ts)
-            cx.result = int(ContextResult.ACCEPTANCE)
-            contexts[int(rq_cx.context_id or 0)] = (uid, ts)
+            results.append(ContextAnswer(rq_cx.context_id, int(ContextResult.ACCEPTANCE), ts))
+            contexts[rq_cx.context_id] = (rq_cx.abstract_syntax, ts)
         else:
-            cx.add_transfer_syntax(offered[0] if offered else IMPLICIT_VR_LE)
-            cx.result = int(refusal)
-        results.append(cx)
+            results.append(ContextAnswer(rq_cx.context_id, int(refusal), offered[0] if offered else IMPLICIT_VR_LE))
     return results, contexts
 
 
-def accept_pdu(request: A_ASSOCIATE, results: list[PresentationContext], max_pdu: int) -> bytes:
+def _uid(uid: str) -> bytes:
+    return uid.encode("ascii", "replace")
+
+
+def accept_pdu(request: AssociateRequest, results: Sequence[ContextAnswer], max_pdu: int) -> bytes:
     """A-ASSOCIATE-AC answering ``request`` with the context ``results``, announcing ``max_pdu``."""
-    prim = A_ASSOCIATE()
-    prim.application_context_name = APPLICATION_CONTEXT
-    prim.calling_ae_title = request.calling_ae_title
-    prim.called_ae_title = request.called_ae_title
-    prim.result = 0x00
-    prim.result_source = 0x01
-    prim.presentation_context_definition_results_list = results
-    prim.user_information = user_info(max_pdu)
-    ac = A_ASSOCIATE_AC()
-    ac.from_primitive(prim)
-    return bytes(ac.encode())
+    items = [_item(0x10, _uid(APPLICATION_CONTEXT))]
+    for r in results:
+        items.append(_item(0x21, struct.pack(">BBBB", r.context_id, 0, r.result, 0)
+                           + _item(0x40, _uid(r.transfer_syntax))))
+    items.append(user_info(max_pdu))
+    body = struct.pack(">HH", 1, 0) + request.titles + b"\0" * 32 + b"".join(items)
+    return struct.pack(">BBI", PDU_ASSOC_AC, 0, len(body)) + body
 
 
 def accept(
     conn: Connection, request: AssociateRequest, choose: ChooseSyntax, refusal: ContextResult, max_pdu: int
 ) -> ContextTable:
     """Send the A-ASSOCIATE-AC; returns the accepted contexts. Also sets the peer's PDU limit on ``conn``."""
-    conn.peer_max_pdu = peer_max_pdu(request.primitive)
-    results, contexts = answer_contexts(request.primitive.presentation_context_definition_list, choose, refusal)
-    conn.send(accept_pdu(request.primitive, results, max_pdu))
+    conn.peer_max_pdu = request.peer_max_pdu
+    results, contexts = answer_contexts(request.contexts, choose, refusal)
+    conn.send(accept_pdu(request, results, max_pdu))
     return contexts
 
 

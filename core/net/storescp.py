@@ -1,29 +1,37 @@
 """Our Storage SCP: the C-MOVE destination of ``retrieve``.
 
 Accepts associations only from the expected peer (AE title and host), writes
-each received data set straight to disk as it arrives (no decode), under a
-name derived from the sanitized SOP Instance UID, atomically (temp name, then
-rename), and keeps count so the caller can compare with what C-MOVE reported.
-Runs its accept loop and one thread per association in the background.
+each received data set to disk as received (no decode), under a name derived
+from the sanitized SOP Instance UID, atomically (temp name, then rename), and
+keeps count so the caller can compare with what C-MOVE reported. In the
+retrieve's private temporary folder (``scratch``) a data set is held, answered,
+then written under its name there (see :mod:`arrival`). Runs its accept loop
+and one thread per association in the background.
 """
 
 from __future__ import annotations
 
 import contextlib
-import filecmp
-import hashlib
 import logging
 import os
-import re
 import socket
 import ssl
-import struct
 import threading
-from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from dicomtools.core.atomic import atomic_writer
+from dicomtools.core.net.arrival import (  # noqa: F401 - plausible_uid re-exported for older importers
+    OnWritten,
+    Written,
+    file_meta,
+    hold,
+    plausible_uid,
+    safe_uid_name,
+    write_arrival,
+    write_problem,
+    write_received,
+)
 from dicomtools.core.net.assoc import NetError
 from dicomtools.core.net.scp_negotiate import (
     ContextResult,
@@ -40,8 +48,6 @@ from dicomtools.core.net.transcode import prefer_lossless
 from dicomtools.core.net.ul import (
     C_ECHO_RQ,
     C_STORE_RQ,
-    IMPLEMENTATION_UID,
-    IMPLEMENTATION_VERSION,
     OUR_MAX_PDU,
     Connection,
     PeerAborted,
@@ -53,83 +59,6 @@ from dicomtools.core.net.ul import (
 )
 
 log = logging.getLogger(__name__)
-
-_UID_RE = re.compile(r"[0-9]+(\.[0-9]+)*")
-
-
-def plausible_uid(uid: str) -> bool:
-    """Digits and dots only, no empty component (``../x``, ``a/b`` are not UIDs).
-
-    Length is not checked: over-long UIDs exist in old archives; they are
-    saved under a hashed name by :func:`safe_uid_name`.
-    """
-    return bool(_UID_RE.fullmatch(uid))
-
-
-def safe_uid_name(uid: str) -> str:
-    """A file name from a SOP Instance UID that can never be a path.
-
-    A valid UID (digits and dots, at most 64) is used as is; anything else a
-    peer might send (``../x``, ``/etc``, control characters) becomes a hash.
-    """
-    if 0 < len(uid) <= 64 and _UID_RE.fullmatch(uid):
-        return f"{uid}.dcm"
-    return "x" + hashlib.sha256(uid.encode("utf-8", "replace")).hexdigest()[:40] + ".dcm"
-
-
-def _meta_el(group_elem: int, vr: bytes, value: bytes) -> bytes:
-    tag = struct.pack("<HH", 0x0002, group_elem)
-    if vr in (b"OB", b"OW", b"UN", b"SQ", b"UT"):
-        return tag + vr + b"\0\0" + struct.pack("<I", len(value)) + value
-    return tag + vr + struct.pack("<H", len(value)) + value
-
-
-def _pad(value: str, pad: bytes = b"\0") -> bytes:
-    raw = value.encode("ascii", "replace")
-    return raw + pad if len(raw) % 2 else raw
-
-
-def file_meta(sop_class: str, sop_uid: str, transfer_syntax: str, source_ae: str) -> bytes:
-    """Preamble, ``DICM`` and the File Meta Information group for a received data set."""
-    body = b"".join([
-        _meta_el(0x0001, b"OB", b"\x00\x01"),
-        _meta_el(0x0002, b"UI", _pad(sop_class)),
-        _meta_el(0x0003, b"UI", _pad(sop_uid)),
-        _meta_el(0x0010, b"UI", _pad(transfer_syntax)),
-        _meta_el(0x0012, b"UI", _pad(IMPLEMENTATION_UID)),
-        _meta_el(0x0013, b"SH", _pad(IMPLEMENTATION_VERSION, b" ")),
-        _meta_el(0x0016, b"AE", _pad(source_ae.strip() or "UNKNOWN", b" ")),
-    ])
-    return b"\0" * 128 + b"DICM" + _meta_el(0x0000, b"UL", struct.pack("<I", len(body))) + body
-
-
-def write_received(target: Path, chunks: Iterable[bytes | memoryview]) -> str:
-    """Write an arrival atomically; ``new``, ``same`` (identical copy) or ``differs``.
-
-    A second copy of an instance never replaces the first: an uninvited sender
-    (or a confused node) must not swap data under us. It is written beside
-    the first, compared byte by byte and removed.
-    """
-    if not target.exists():
-        with atomic_writer(target) as fh:
-            for chunk in chunks:
-                fh.write(chunk)
-        return "new"
-    second = target.with_name(f".second-{target.name}")
-    try:
-        with atomic_writer(second) as fh:
-            for chunk in chunks:
-                fh.write(chunk)
-        return "same" if filecmp.cmp(target, second, shallow=False) else "differs"
-    finally:
-        with contextlib.suppress(OSError):
-            os.unlink(second)
-
-
-def write_problem(exc: OSError, folder: Path) -> str:
-    """``No space left on device in /data/out``: the local cause, named once."""
-    return f"{exc.strerror or exc} in {folder}"
-
 
 def _any_lossless_first(_abstract_syntax: str, offered: Sequence[str]) -> str:
     """Every abstract syntax; of its transfer syntaxes the lossless one (we never decode)."""
@@ -165,6 +94,11 @@ class StorageSCP:
     ``allowed_aes`` / ``allowed_hosts``: when given, only those calling AE
     titles / peer IP addresses may associate; everyone else is rejected
     (calling AE not recognised) and listed in ``stats.refused``.
+    ``scratch``: ``out_dir`` is a private temporary folder whose files the
+    caller moves out when complete (the retrieve's): arrivals are written
+    straight under their names there (see :func:`arrival.write_new`), and
+    ``on_written`` gets each new file's first bytes (its header, read from
+    memory instead of the file), after the C-STORE response.
     """
 
     def __init__(
@@ -180,9 +114,12 @@ class StorageSCP:
         on_received: Callable[[Received], None] | None = None,
         network_timeout: float = 120.0,
         max_pdu: int = 0,
+        scratch: bool = False,
+        on_written: OnWritten | None = None,
     ) -> None:
         self.ae_title = ae_title
         self.out_dir = Path(out_dir)
+        self._dir = str(self.out_dir)
         self.host = host
         self.requested_port = port
         self.allowed_aes = {a.strip() for a in allowed_aes} if allowed_aes is not None else None
@@ -191,8 +128,12 @@ class StorageSCP:
         self.on_received = on_received
         self.network_timeout = network_timeout
         self.max_pdu = max_pdu if max_pdu > 0 else OUR_MAX_PDU  # announced to senders
+        self.scratch = scratch
+        self.on_written = on_written
         self.stats = ScpStats()
         self._lock = threading.Lock()
+        self._idle = threading.Condition()
+        self._inflight = 0  # instances answered and not yet written (scratch folder only)
         self._sock: socket.socket | None = None
         self._thread: threading.Thread | None = None
         self._workers: list[threading.Thread] = []
@@ -242,8 +183,12 @@ class StorageSCP:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    def flush(self) -> None:
-        """Wait until every instance received so far is on disk (writes are synchronous today)."""
+    def flush(self, timeout: float | None = None) -> None:
+        """Wait until every instance answered so far is on disk (in a scratch folder the
+        answer goes first; the mover's final response can overtake the last write)."""
+        with self._idle:
+            self._idle.wait_for(lambda: self._inflight == 0, timeout if timeout is not None
+                                else self.network_timeout)
 
     @property
     def count(self) -> int:
@@ -328,46 +273,68 @@ class StorageSCP:
             sop_uid = cmd_str(cmd, 0x00001000)
             move_id = cmd_us(cmd, 0x00001031, -1)
             ts = contexts.get(cx_id, ("", "1.2.840.10008.1.2"))[1]
-            status, comment, rec = self._write(conn, calling, sop_class, sop_uid, ts, move_id)
-            conn.send_message(cx_id, store_rsp(msg_id, sop_class, sop_uid, status, comment))
-            if rec is not None and self.on_received is not None:
-                # after the response: the peer prepares the next instance meanwhile
+            arrival = _Arrival(calling, sop_class, sop_uid, os.path.join(self._dir, safe_uid_name(sop_uid)), move_id)
+            parts = [file_meta(sop_class, sop_uid, ts, calling)]
+            frags = iter(conn.iter_dataset())
+            rest = hold(parts, frags) if self.scratch else frags
+            if rest is None:
+                # Held whole in a scratch folder: answer first, write while the peer prepares the next
+                # instance. A failed write sets stats.write_error, which fails the retrieve.
+                with self._idle:
+                    self._inflight += 1
                 try:
-                    self.on_received(rec)
-                except Exception:  # noqa: BLE001 - a progress sink must not fail a transfer
-                    log.debug("on_received failed", exc_info=True)
+                    conn.send_message(cx_id, store_rsp(msg_id, sop_class, sop_uid, 0x0000))
+                    self._after(arrival, *self._store(arrival, parts, None)[2:])
+                finally:
+                    with self._idle:
+                        self._inflight -= 1
+                        self._idle.notify_all()
+                continue
+            status, comment, rec, done = self._store(arrival, parts, rest)
+            conn.send_message(cx_id, store_rsp(msg_id, sop_class, sop_uid, status, comment))
+            self._after(arrival, rec, done)  # after the response: the peer prepares the next instance meanwhile
 
-    def _write(self, conn: Connection, calling: str, sop_class: str, sop_uid: str, ts: str,
-               move_id: int) -> tuple[int, str, Received | None]:
-        target = self.out_dir / safe_uid_name(sop_uid)
-        nbytes = 0
-        frags = iter(conn.iter_dataset())
-
-        def chunks() -> Iterator[bytes]:
-            nonlocal nbytes
-            yield file_meta(sop_class, sop_uid, ts, calling)
-            for frag in frags:
-                nbytes += len(frag)
-                yield frag
-
+    def _after(self, arrival: _Arrival, rec: Received | None, done: Written | None) -> None:
         try:
-            how = write_received(target, chunks())
+            if done is not None and done.mtime_ns is not None and self.on_written is not None:
+                self.on_written(arrival.target, done.head, done.size, done.mtime_ns)
+            if rec is not None and self.on_received is not None:
+                self.on_received(rec)
+        except Exception:  # noqa: BLE001 - a progress sink must not fail a transfer
+            log.debug("on_received failed", exc_info=True)
+
+    def _store(self, a: _Arrival, parts: list[bytes], rest: Iterator[bytes] | None
+               ) -> tuple[int, str, Received | None, Written | None]:
+        """Write one arrival and count it: (status, comment, the new record, how it was written)."""
+        try:
+            done = write_arrival(a.target, parts, rest, self.scratch)
         except OSError as exc:
             with self._lock:
-                self.stats.failed.append(f"{sop_uid}: cannot write: {exc.strerror or exc}")
+                self.stats.failed.append(f"{a.sop_uid}: cannot write: {exc.strerror or exc}")
                 self.stats.write_error = self.stats.write_error or write_problem(exc, self.out_dir.parent)
-            for _ in frags:  # read the rest of this data set so the association stays in step
+            for _ in rest or ():  # read the rest of this data set so the association stays in step
                 pass
-            return 0xA700, "out of resources: cannot write file", None
+            return 0xA700, "out of resources: cannot write file", None, None
         with self._lock:
-            if how == "differs":
-                self.stats.conflicts.append(f"instance {sop_uid} arrived a second time with different content "
-                                            f"(from {calling}): the first copy was kept, the second not saved")
-                self.stats.arrivals.append(sop_uid)
-                return 0x0000, "", None
-            rec = Received(sop_uid, sop_class, str(target), nbytes, calling, move_id if move_id >= 0 else None)
-            if sop_uid in self.stats.received:
+            self.stats.arrivals.append(a.sop_uid)
+            if done.how == "differs":
+                self.stats.conflicts.append(f"instance {a.sop_uid} arrived a second time with different content "
+                                            f"(from {a.calling}): the first copy was kept, the second not saved")
+                return 0x0000, "", None, None
+            rec = Received(a.sop_uid, a.sop_class, a.target, done.size - len(parts[0]), a.calling,
+                           a.move_id if a.move_id >= 0 else None)
+            if a.sop_uid in self.stats.received:
                 self.stats.duplicates += 1
-            self.stats.received.setdefault(sop_uid, rec)
-            self.stats.arrivals.append(sop_uid)
-        return 0x0000, "", rec
+            self.stats.received.setdefault(a.sop_uid, rec)
+        return 0x0000, "", rec, done
+
+
+@dataclass(frozen=True, slots=True)
+class _Arrival:
+    """Who sent which instance, and where it goes."""
+
+    calling: str
+    sop_class: str
+    sop_uid: str
+    target: str  # a str, not a Path: pathlib costs ~5 us an instance
+    move_id: int

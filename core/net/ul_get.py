@@ -51,11 +51,14 @@ def accepted_classes(assoc: ClientAssociation) -> set[str]:
 
 
 def c_get(assoc: ClientAssociation, context_id: int, model: str, identifier: bytes, write: StoreWriter,
-          cancelled: Callable[[], bool] | None = None) -> MoveStatus:
+          cancelled: Callable[[], bool] | None = None,
+          after_response: Callable[[], None] | None = None) -> MoveStatus:
     """C-GET ``identifier``; every C-STORE sub-operation goes to ``write``; the final status and counts.
 
     When ``cancelled()`` turns true a C-CANCEL is sent once; the sub-operations
     still in flight are answered and the final response awaited.
+    ``after_response()`` runs after each C-STORE response is sent: work done
+    there overlaps with the node preparing the next instance.
     """
     conn = assoc.conn
     syntax_of = {cx: ts for (_, ts), cx in assoc.accepted.items()}
@@ -79,6 +82,8 @@ def c_get(assoc: ClientAssociation, context_id: int, model: str, identifier: byt
                 for _ in frags:  # whatever the writer left
                     pass
             conn.send_message(cx, store_rsp(store_id, sop_class, sop_uid, status))
+            if after_response is not None:
+                after_response()
         elif field_ == C_GET_RSP:
             if cmd_us(cmd, 0x00000800, NO_DATASET) != NO_DATASET:
                 for _ in conn.iter_dataset():  # failed SOP instance list: counted below

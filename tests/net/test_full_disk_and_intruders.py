@@ -19,7 +19,7 @@ import pytest
 from pydicom import dcmread
 
 from dicomtools.core.cli.main import main
-from dicomtools.core.net import retrieve_get, storescp
+from dicomtools.core.net import arrival
 from dicomtools.core.net.store_status import _StatusFile
 from dicomtools.core.phantom import write_ct_series
 from tests.net import hostile, peers
@@ -55,7 +55,7 @@ def retrieve(cfg: Path, out: Path, capsys: pytest.CaptureFixture[str], *extra: s
 
 def enospc_after(monkeypatch: pytest.MonkeyPatch, n: int) -> None:
     """The SCP's file writes succeed ``n`` times, then fail as on a full disk."""
-    real = storescp.atomic_writer
+    real = arrival.atomic_writer
     calls = {"n": 0}
 
     @contextlib.contextmanager
@@ -66,8 +66,8 @@ def enospc_after(monkeypatch: pytest.MonkeyPatch, n: int) -> None:
         with real(path, durable) as fh:
             yield fh
 
-    monkeypatch.setattr(storescp, "atomic_writer", writer)
-    real_create = retrieve_get._create
+    monkeypatch.setattr(arrival, "atomic_writer", writer)
+    real_create = arrival._create
 
     def create(path: Path) -> int:  # C-GET writes its arrivals straight into the temporary folder
         calls["n"] += 1
@@ -75,7 +75,7 @@ def enospc_after(monkeypatch: pytest.MonkeyPatch, n: int) -> None:
             raise OSError(errno.ENOSPC, "No space left on device")
         return real_create(path)
 
-    monkeypatch.setattr(retrieve_get, "_create", create)
+    monkeypatch.setattr(arrival, "_create", create)
 
 
 @contextlib.contextmanager

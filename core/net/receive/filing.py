@@ -32,7 +32,7 @@ from typing import BinaryIO
 from dicomtools.core.archive.model import InstanceSummary, UnreadableFile
 from dicomtools.core.archive.scan import read_summary
 from dicomtools.core.atomic import atomic_write_bytes
-from dicomtools.core.net.storescp import safe_uid_name
+from dicomtools.core.net.arrival import safe_uid_name
 from dicomtools.core.safename import safe_name
 
 log = logging.getLogger(__name__)

@@ -21,8 +21,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pynetdicom.presentation import AllStoragePresentationContexts
-
+from dicomtools.core.net.arrival import file_meta
 from dicomtools.core.net.assoc import NetError
 from dicomtools.core.net.receive.allow import AllowList
 from dicomtools.core.net.receive.filing import Disposition, Filed, Filer
@@ -37,7 +36,6 @@ from dicomtools.core.net.scp_negotiate import (
     read_associate_rq,
     reject_pdu,
 )
-from dicomtools.core.net.storescp import file_meta
 from dicomtools.core.net.ul import (
     C_ECHO_RQ,
     C_STORE_RQ,
@@ -57,14 +55,20 @@ log = logging.getLogger(__name__)
 
 VERIFICATION = "1.2.840.10008.1.1"
 DICOM_ROOT = "1.2.840.10008."
-STORAGE_CLASSES = frozenset(str(cx.abstract_syntax) for cx in AllStoragePresentationContexts)
+STORAGE_ROOT = "1.2.840.10008.5.1.4.1.1."  # nearly every standard storage class
+# The standard storage classes outside STORAGE_ROOT (pynetdicom's storage list, checked by a test):
+# written out so the service starts without importing pynetdicom, pydicom and numpy (~0.25 s).
+STORAGE_CLASSES = frozenset({
+    "1.2.840.10008.5.1.4.34.7",  # RT Beams Delivery Instruction
+    "1.2.840.10008.5.1.4.34.10",  # RT Brachy Application Setup Delivery Instruction
+})
 STATUS_CANNOT_UNDERSTAND = 0xC000
 STATUS_OUT_OF_RESOURCES = 0xA700
 
 
 def is_storage_class(uid: str) -> bool:
     """Standard storage classes, and every private class (vendors' RT objects are private storage)."""
-    return uid in STORAGE_CLASSES or uid.startswith("1.2.840.10008.5.1.4.1.1.") or not uid.startswith(DICOM_ROOT)
+    return uid in STORAGE_CLASSES or uid.startswith(STORAGE_ROOT) or not uid.startswith(DICOM_ROOT)
 
 
 @dataclass
