@@ -1,0 +1,166 @@
+"""Anonymize on every core, with output byte-identical to a serial run with the same salt.
+
+Worker processes (forked, as the scanner's pool: :mod:`dicomtools.core.archive.pool`)
+take contiguous batches of the run's files and the calling process works too.
+What a file's bytes depend on besides the file itself:
+
+- new UIDs and date shifts: keyed hashes of the salt, the same in every process;
+- the patient's new ID/name: ``-2``, ``-3`` suffixes in order of first
+  appearance. The parent assigns them before the workers start from a cheap
+  header pass (the scanner's summary gives the patient ID), in path order;
+- retained AE titles of the file meta, cleaned of the identifiers (names,
+  IDs, birth date) learned from every file up to this one.
+
+Results are merged in path order, replaying what a serial run does: the
+patients are assigned again from each file's journal, the identifiers
+learned again, each cleaned AE title cleaned again. A file whose worker
+guessed differently (a patient the header pass saw otherwise, a title that
+an earlier file's name changes) is anonymized once more here, as the serial
+run would: the guess costs time, never a byte. The saved UID map lists UIDs
+in order of first use: the journals give each file's new ones, merged in order.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+from collections.abc import Callable, Sequence
+
+from dicomtools.core.anonymize.engine import Anonymizer
+from dicomtools.core.anonymize.fileanon import FileWork, JournalUidMap, Outcome
+from dicomtools.core.anonymize.naming import PathNames
+from dicomtools.core.anonymize.needles import Identifiers
+from dicomtools.core.anonymize.uidmap import PatientEntry, UidMap
+from dicomtools.core.progress import CancelToken
+
+log = logging.getLogger(__name__)
+
+MIN_FILES = 64  # below this a fork, a header pass and the merge cost more than a second core gives
+MAX_BATCH = 64
+_WORK: FileWork | None = None  # the worker side, set before the pool forks (and used by the caller's batches)
+_PARENT_PID = 0
+
+
+def workers_available(force: bool = False) -> int:
+    """Worker processes worth starting besides the caller: CPUs - 1 (``force``: at least one).
+
+    0 when fork is not safe here: forkserver/spawn workers import pydicom anew
+    (~0.3 s each), so only a single-threaded process (the CLI) gets workers.
+    """
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not Linux
+        cpus = os.cpu_count() or 1
+    if cpus < 2 and not force:
+        return 0
+    import multiprocessing
+
+    from dicomtools.core.archive.pool import start_method
+
+    if start_method(multiprocessing.get_all_start_methods()) != "fork":
+        return 0
+    return max(1, cpus - 1)
+
+
+def preassign(paths: Sequence[str], uid_map: UidMap, given_id: str, given_name: str) -> dict[str, PatientEntry]:
+    """The patients of the run in order of first appearance, from the files' headers."""
+    from dicomtools.core.archive.model import InstanceSummary
+    from dicomtools.core.archive.scan import read_summary
+
+    plan = UidMap(salt=uid_map.salt, patients=dict(uid_map.patients))
+    for path in paths:
+        got = read_summary(path)
+        if isinstance(got, InstanceSummary):
+            plan.patient(got.patient_id.strip(), given_id, given_name)
+    return plan.patients
+
+
+def _batch(items: list[tuple[int, str]]) -> list[Outcome]:
+    if os.getpid() != _PARENT_PID:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle: it stops the pool
+    assert _WORK is not None
+    pid = os.getpid()
+    done = [_WORK.process(index, path) for index, path in items]
+    for out in done:
+        out.pid = pid
+    return done
+
+
+def settle(
+    out: Outcome,
+    uid_map: UidMap,
+    names: PathNames,
+    given: tuple[str, str],
+    redo: FileWork,
+    identifiers: Identifiers | None,
+) -> Outcome:
+    """Replay one worker outcome into the run's state (in path order); anonymize it again if it differs."""
+    again = False
+    journal = out.journal
+    if journal is not None:
+        for old, new in journal.uids:
+            uid_map.uids.setdefault(old, new)
+        for pid, days in journal.date_shifts:
+            uid_map.date_shifts.setdefault(pid, days)
+        for pid, new_id, new_name in journal.patients:
+            entry = uid_map.patient(pid, *given)
+            again = again or (entry.new_id, entry.new_name) != (new_id, new_name)
+    if not again and out.found is not None:
+        names.add(out.found, out.new_id, out.new_name)
+        again = any(names.rewrite(title, None) != cleaned for title, cleaned in out.ae_titles)
+    if again:
+        log.debug("%s: anonymized again in order (worker's patient or names differed)", out.path)
+        out = redo.process(out.index, out.path)
+    if identifiers is not None and out.identifiers is not None:
+        identifiers.merge(out.identifiers)
+    return out
+
+
+def run_parallel(
+    paths: Sequence[str],
+    engine: Anonymizer,
+    names: PathNames,
+    staging: str,
+    *,
+    workers: int,
+    keep_burned_in: bool,
+    summarize: bool,
+    identifiers: Identifiers | None,
+    identifiers_ignore: set[str],
+    take: Callable[[Outcome], None],
+    cancel: CancelToken | None = None,
+) -> bool:
+    """Anonymize ``paths`` into ``staging``; ``take`` gets every settled outcome in path order.
+
+    ``engine``/``names``/``identifiers`` are the run's own (serial) state, brought
+    up to date as a serial run would. Returns True when cancelled.
+    """
+    global _WORK, _PARENT_PID
+    from dicomtools.core.archive.pool import run_batches
+
+    uid_map = engine.uid_map
+    given = (engine.new_patient_id, engine.new_patient_name)
+    guess = JournalUidMap(uid_map, preassign(paths, uid_map, *given))
+    _WORK = FileWork(
+        Anonymizer(engine.compiled, guess, *given), PathNames(), staging,
+        keep_burned_in=keep_burned_in, summarize=summarize,
+        per_file_identifiers=identifiers_ignore if identifiers is not None else None,
+    )
+    _PARENT_PID = os.getpid()
+    # collecting identifiers decodes the original's values, which pydicom then writes as decoded:
+    # a file done again must be read the same way to give the same bytes
+    redo = FileWork(engine, names, staging, keep_burned_in=keep_burned_in, summarize=summarize,
+                    per_file_identifiers=_WORK.per_file_identifiers)
+    size = max(4, min(MAX_BATCH, len(paths) // ((workers + 1) * 4)))
+    items = list(enumerate(paths))
+    batches = [items[i : i + size] for i in range(0, len(items), size)]
+
+    def settled(outcomes: list[Outcome]) -> None:
+        for out in outcomes:
+            take(settle(out, uid_map, names, given, redo, identifiers))
+
+    try:
+        return run_batches(batches, _batch, (), workers, settled, cancel)
+    finally:
+        _WORK = None
