@@ -1,13 +1,14 @@
 """Anonymize on every core, with output byte-identical to a serial run with the same salt.
 
-Worker processes (forked, as the scanner's pool: :mod:`dicomtools.core.archive.pool`)
+Worker processes (forked, as by the scanner's pool: :mod:`dicomtools.core.archive.pool`)
 take contiguous batches of the run's files and the calling process works too.
 What a file's bytes depend on besides the file itself:
 
 - new UIDs and date shifts: keyed hashes of the salt, the same in every process;
 - the patient's new ID/name: ``-2``, ``-3`` suffixes in order of first
-  appearance. The parent assigns them before the workers start from a cheap
-  header pass (the scanner's summary gives the patient ID), in path order;
+  appearance. The first batch needs no plan (its order is the run's); the
+  parent plans the rest from a cheap header pass (the scanner's summary gives
+  the patient ID) while a worker anonymizes the first batch;
 - retained AE titles of the file meta, cleaned of the identifiers (names,
   IDs, birth date) learned from every file up to this one.
 
@@ -26,6 +27,7 @@ import logging
 import os
 import signal
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 from dicomtools.core.anonymize.engine import Anonymizer
 from dicomtools.core.anonymize.fileanon import FileWork, JournalUidMap, Outcome
@@ -33,6 +35,9 @@ from dicomtools.core.anonymize.naming import PathNames
 from dicomtools.core.anonymize.needles import Identifiers
 from dicomtools.core.anonymize.uidmap import PatientEntry, UidMap
 from dicomtools.core.progress import CancelToken
+
+if TYPE_CHECKING:  # imported when the pool starts
+    from concurrent.futures import Future, ProcessPoolExecutor
 
 log = logging.getLogger(__name__)
 
@@ -76,15 +81,76 @@ def preassign(paths: Sequence[str], uid_map: UidMap, given_id: str, given_name: 
     return plan.patients
 
 
-def _batch(items: list[tuple[int, str]]) -> list[Outcome]:
-    if os.getpid() != _PARENT_PID:
+def _batch(items: list[tuple[int, str]], patients: dict[str, PatientEntry] | None) -> list[Outcome]:
+    """Anonymize a batch; ``patients``: the parent's assignment (None for the first batch, which needs none:
+    the order the files are met in is the run's)."""
+    pid = os.getpid()
+    if pid != _PARENT_PID:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle: it stops the pool
     assert _WORK is not None
-    pid = os.getpid()
+    if patients is not None:
+        _WORK.engine.uid_map.patients.update(patients)
     done = [_WORK.process(index, path) for index, path in items]
     for out in done:
         out.pid = pid
     return done
+
+
+def _run_batches(
+    batches: list[list[tuple[int, str]]],
+    plan: Callable[[], dict[str, PatientEntry]],
+    workers: int,
+    take: Callable[[list[Outcome]], None],
+    cancel: CancelToken | None,
+) -> bool:
+    """:func:`dicomtools.core.archive.pool.run_batches` with the patients planned while the first batch runs.
+
+    Workers take batches from the front; the caller steals not-yet-started
+    ones from the back; a pool that fails only slows the run. True when cancelled.
+    """
+    from dicomtools.core.archive.pool import make_pool
+
+    n = len(batches)
+    futures: list[Future[list[Outcome]] | None] = [None] * n
+    stolen: dict[int, list[Outcome]] = {}
+    pool: ProcessPoolExecutor | None = None
+    patients: dict[str, PatientEntry] | None = None
+    try:
+        try:
+            pool = make_pool(workers, __name__)
+            futures[0] = pool.submit(_batch, batches[0], None)
+        except Exception as exc:
+            log.warning("anonymizing in this process only: worker processes unavailable (%s)", exc)
+        patients = plan()  # the header pass, while the first batch is anonymized
+        if pool is not None:
+            for i in range(1, n):
+                futures[i] = pool.submit(_batch, batches[i], patients)
+        steal = n - 1
+        for i in range(n):
+            got: list[Outcome] | None = stolen.pop(i, None)
+            while got is None:
+                if cancel is not None and cancel.cancelled:
+                    return True
+                fut = futures[i]
+                if fut is None:
+                    got = _batch(batches[i], patients if i else None)
+                elif fut.done() or steal <= i:
+                    try:
+                        got = fut.result()
+                    except Exception as exc:  # a dead worker must not lose the batch
+                        log.warning("worker process failed (%s); anonymizing its batch here", exc)
+                        got = _batch(batches[i], patients if i else None)
+                else:  # the next result is not ready: anonymize a batch from the back here
+                    victim = futures[steal]
+                    if victim is not None and victim.cancel():
+                        futures[steal] = None
+                        stolen[steal] = _batch(batches[steal], patients)
+                    steal -= 1
+            take(got)
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+    return False
 
 
 def settle(
@@ -137,13 +203,10 @@ def run_parallel(
     up to date as a serial run would. Returns True when cancelled.
     """
     global _WORK, _PARENT_PID
-    from dicomtools.core.archive.pool import run_batches
-
     uid_map = engine.uid_map
     given = (engine.new_patient_id, engine.new_patient_name)
-    guess = JournalUidMap(uid_map, preassign(paths, uid_map, *given))
     _WORK = FileWork(
-        Anonymizer(engine.compiled, guess, *given), PathNames(), staging,
+        Anonymizer(engine.compiled, JournalUidMap(uid_map), *given), PathNames(), staging,
         keep_burned_in=keep_burned_in, summarize=summarize,
         per_file_identifiers=identifiers_ignore if identifiers is not None else None,
     )
@@ -161,6 +224,6 @@ def run_parallel(
             take(settle(out, uid_map, names, given, redo, identifiers))
 
     try:
-        return run_batches(batches, _batch, (), workers, settled, cancel)
+        return _run_batches(batches, lambda: preassign(paths, uid_map, *given), workers, settled, cancel)
     finally:
         _WORK = None
