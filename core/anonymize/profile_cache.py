@@ -95,24 +95,36 @@ def from_plain(data: Any) -> Profile:
     )
 
 
+def load_entry(cache: Path) -> Any:
+    """A cache file's JSON, or None when it is missing, unreadable or corrupt (then it is rewritten)."""
+    try:
+        return json.loads(cache.read_bytes())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:  # corrupt or foreign
+        log.debug("cache file %s ignored: %s", cache, exc)
+        return None
+
+
 def parse_cached(text: str, path: str, folder: Path | None = None) -> Profile:
     """:func:`parse_profile_toml` of ``text``, from the cache when an entry for this exact text exists."""
     cache = (folder or cache_folder()) / f"{cache_key(text, path)}.json"
-    try:
-        return from_plain(json.loads(cache.read_bytes()))
-    except FileNotFoundError:
-        pass
-    except (OSError, ValueError, TypeError, KeyError) as exc:  # corrupt or foreign: parse and rewrite
-        log.debug("profile cache %s ignored: %s", cache, exc)
+    data = load_entry(cache)
+    if data is not None:
+        try:
+            return from_plain(data)
+        except (ValueError, TypeError, KeyError) as exc:  # foreign shape: parse and rewrite
+            log.debug("profile cache %s ignored: %s", cache, exc)
     profile = parse_profile_toml(text, path)  # a ProfileError is not cached: the file gets fixed
-    _save(cache, to_plain(profile))
+    save_entry(cache, to_plain(profile))
     return profile
 
 
-def _save(cache: Path, data: dict[str, Any]) -> None:
+def save_entry(cache: Path, data: Any) -> None:
+    """Write ``data`` as JSON atomically; a folder we cannot write to only costs the next run the work."""
     from dicomtools.core.atomic import atomic_write_bytes
 
     try:
         atomic_write_bytes(cache, json.dumps(data, separators=(",", ":")).encode("utf-8"))
     except OSError as exc:  # a read-only home: the next run parses again
-        log.debug("profile cache %s not written: %s", cache, exc)
+        log.debug("cache file %s not written: %s", cache, exc)

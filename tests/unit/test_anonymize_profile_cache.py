@@ -70,3 +70,32 @@ def test_the_cache_lives_beside_the_index_cache_and_load_profile_uses_it() -> No
     assert cache_folder() == default_cache_dir() / "profiles"
     load_profile("aria")
     assert cache_folder().is_dir() and os.listdir(cache_folder())
+
+
+IOD_CLASSES = ["1.2.840.10008.5.1.4.1.1.2", "1.2.840.10008.5.1.4.1.1.481.5", "1.2.840.10008.5.1.4.1.1.481.3",
+               "1.2.840.10008.5.1.4.1.1.481.2", "1.2.840.10008.5.1.4.1.1.88.22", "1.2.246.352.70.1.70"]
+
+
+def test_iod_answers_from_the_cache_equal_the_table() -> None:
+    from dicomtools.core.anonymize import iod
+    from dicomtools.core.anonymize.engine import Anonymizer
+    from dicomtools.core.anonymize.uidmap import UidMap
+
+    keywords = Anonymizer(load_profile("aria").compile(None), UidMap(), "A", "B").typed_keywords
+    for sop in IOD_CLASSES:
+        fresh = iod._iod_types(sop, keywords)
+        iod.iod_types.cache_clear()
+        first = iod.iod_types(sop, keywords)  # writes the entry
+        entry = iod._cache_file(sop, keywords)
+        assert entry is not None and entry.is_file()
+        iod.iod_types.cache_clear()
+        cached = iod.iod_types(sop, keywords)  # reads it
+        for got in (first, cached):
+            assert (got is None) == (fresh is None)
+            if got is not None and fresh is not None:
+                assert (got.iod, got.types) == (fresh.iod, fresh.types)
+        entry.write_bytes(b'{"format": 1, "iod": "X", "types": [[1, 2]]}')  # foreign: ignored, rewritten
+        iod.iod_types.cache_clear()
+        again = iod.iod_types(sop, keywords)
+        assert (again.types if again else None) == (fresh.types if fresh else None)
+    assert iod.iod_types(IOD_CLASSES[-1], keywords) is None  # a private class
