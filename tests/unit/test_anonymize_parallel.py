@@ -61,9 +61,13 @@ def _report(rep: AnonymizeReport, out: Path) -> dict[str, Any]:
 
 
 def run(paths: list[str], root: Path, work: Path, parallel: bool, monkeypatch: pytest.MonkeyPatch,
-        **settings: Any) -> Result:
+        layout: str = "tree", start_map: Path | None = None, **settings: Any) -> Result:
     name = "parallel" if parallel else "serial"
     out, map_path = work / f"out-{name}", work / f"map-{name}.csv"
+    if start_map is not None:  # continue a saved map: loaded from the file, saved over it
+        shutil.copy(start_map, map_path)
+    else:
+        settings["uid_map"] = UidMap(salt=SALT)
     pids: set[int] = set()
     settle = par.settle
 
@@ -72,16 +76,16 @@ def run(paths: list[str], root: Path, work: Path, parallel: bool, monkeypatch: p
         return settle(out_, *args)
 
     monkeypatch.setattr(par, "settle", spy)
-    s = AnonymizeSettings("ANON1", "ANON^ONE", uid_map=UidMap(salt=SALT), uid_map_path=str(map_path), **settings)
-    rep = anonymize_files(paths, str(out), s, root=str(root), parallel=parallel)
+    s = AnonymizeSettings("ANON1", "ANON^ONE", uid_map_path=str(map_path), **settings)
+    rep = anonymize_files(paths, str(out), s, root=str(root), layout=layout, parallel=parallel)
     files = {str(p.relative_to(out)): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
     return Result(files, map_path.read_text(), _report(rep, out), pids - {0, os.getpid()})
 
 
 def both(paths: list[str], root: Path, work: Path, monkeypatch: pytest.MonkeyPatch, **settings: Any) -> Result:
     assert threading.active_count() == 1  # fork is only used by a single-threaded process
-    serial = run(paths, root, work, False, monkeypatch, **settings)
-    parallel = run(paths, root, work, True, monkeypatch, **settings)
+    serial = run(paths, root, work, False, monkeypatch, **dict(settings))
+    parallel = run(paths, root, work, True, monkeypatch, **dict(settings))
     assert not serial.worker_pids
     assert parallel.worker_pids, "no file was anonymized in a worker process"
     assert sorted(parallel.files) == sorted(serial.files)
@@ -118,6 +122,18 @@ def test_phantom_patients_with_kept_burned_in(tmp_path: Path, monkeypatch: pytes
     paths = list(iter_files(manifest.root))
     got = both(paths, Path(manifest.root), tmp_path, monkeypatch, verify=True, keep_burned_in=True)
     assert len(got.report["patients"]) == 3 and got.report["verify"][2]
+
+
+def test_phantom_in_the_input_layout_continuing_a_saved_map(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    first = generate(tmp_path / "first", patients=2, seed=7)
+    saved = tmp_path / "first.csv"
+    anonymize_files(list(iter_files(first.root)), str(tmp_path / "first-out"),
+                    AnonymizeSettings("ANON1", "ANON^ONE", uid_map_path=str(saved)), root=first.root, parallel=False)
+    second = generate(tmp_path / "in", patients=4, seed=7)  # two patients of the first batch, two new ones
+    paths = list(iter_files(second.root))
+    got = both(paths, Path(second.root), tmp_path, monkeypatch, layout="keep", start_map=saved)
+    assert len(got.report["patients"]) == 4
+    assert got.uid_map.startswith(saved.read_text()[:200])  # the same salt, continued
 
 
 def _file(path: Path, pid: str, name: str, *, operator: str = "", station: str = "", burned_in: bool = False) -> None:
