@@ -42,7 +42,7 @@ if TYPE_CHECKING:  # imported when the pool starts
 log = logging.getLogger(__name__)
 
 MIN_FILES = 64  # below this a fork, a header pass and the merge cost more than a second core gives
-MAX_BATCH = 64
+MAX_BATCH = 32  # the caller waits for the last worker batch: small batches keep that tail short
 _WORK: FileWork | None = None  # the worker side, set before the pool forks (and used by the caller's batches)
 _PARENT_PID = 0
 
@@ -79,6 +79,14 @@ def preassign(paths: Sequence[str], uid_map: UidMap, given_id: str, given_name: 
         if isinstance(got, InstanceSummary):
             plan.patient(got.patient_id.strip(), given_id, given_name)
     return plan.patients
+
+
+def split(items: list[tuple[int, str]], workers: int) -> list[list[tuple[int, str]]]:
+    """Contiguous batches; the first is big enough to keep a worker busy through the header pass
+    (~4% of a file's anonymizing time per file), when the other batches are not planned yet."""
+    size = max(4, min(MAX_BATCH, len(items) // ((workers + 1) * 8)))
+    first = max(size, len(items) // 20)
+    return [items[:first]] + [items[i : i + size] for i in range(first, len(items), size)]
 
 
 def _batch(items: list[tuple[int, str]], patients: dict[str, PatientEntry] | None) -> list[Outcome]:
@@ -215,9 +223,8 @@ def run_parallel(
     # a file done again must be read the same way to give the same bytes
     redo = FileWork(engine, names, staging, keep_burned_in=keep_burned_in, summarize=summarize,
                     per_file_identifiers=_WORK.per_file_identifiers)
-    size = max(4, min(MAX_BATCH, len(paths) // ((workers + 1) * 4)))
     items = list(enumerate(paths))
-    batches = [items[i : i + size] for i in range(0, len(items), size)]
+    batches = split(items, workers)
 
     def settled(outcomes: list[Outcome]) -> None:
         for out in outcomes:
