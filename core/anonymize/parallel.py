@@ -129,7 +129,11 @@ def _run_batches(
             futures[0] = pool.submit(_batch, batches[0], None)
         except Exception as exc:
             log.warning("anonymizing in this process only: worker processes unavailable (%s)", exc)
-        patients = plan()  # the header pass, while the first batch is anonymized
+        try:
+            patients = plan()  # the header pass, while the first batch is anonymized
+        except Exception as exc:  # only a guess: each process assigns in its own order, the merge corrects
+            log.warning("could not plan the patients ahead (%s); the merge puts them in order", exc)
+            patients = {}
         if pool is not None:
             for i in range(1, n):
                 futures[i] = pool.submit(_batch, batches[i], patients)

@@ -63,6 +63,7 @@ def _report(rep: AnonymizeReport, out: Path) -> dict[str, Any]:
 def run(paths: list[str], root: Path, work: Path, parallel: bool, monkeypatch: pytest.MonkeyPatch,
         layout: str = "tree", start_map: Path | None = None, **settings: Any) -> Result:
     name = "parallel" if parallel else "serial"
+    work.mkdir(parents=True, exist_ok=True)
     out, map_path = work / f"out-{name}", work / f"map-{name}.csv"
     if start_map is not None:  # continue a saved map: loaded from the file, saved over it
         shutil.copy(start_map, map_path)
@@ -197,3 +198,40 @@ def test_cancel_stops_the_workers_and_leaves_only_complete_files(tmp_path: Path)
     assert not [p for p in out.iterdir() if p.name.startswith(".")]
     for path in on_disk:
         assert pydicom.dcmread(path).PatientIdentityRemoved == "YES"
+
+
+def _mixed_patients(root: Path) -> list[str]:
+    for i in range(30):  # three patients interleaved, B's first file burned-in (not copied)
+        pid, name = [("PAT-A", "ALPHA^ANN"), ("PAT-B", "BRAVO^BEN"), ("PAT-C", "CHARLIE^CY")][i % 3]
+        _file(root / f"f{i:02}.dcm", pid, name, burned_in=i == 1, operator="WETHERBY^OLGA" if i == 7 else "",
+              station="WETHERBY_CT" if i > 20 else "")
+    return sorted(str(p) for p in root.iterdir())
+
+
+def test_no_plan_or_no_pool_still_gives_the_serial_output(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    root = tmp_path / "in"
+    paths = _mixed_patients(root)
+    serial = run(paths, root, tmp_path / "serial", False, monkeypatch)
+
+    def no_plan(*args: Any) -> Any:
+        raise RuntimeError("header pass failed")
+
+    with monkeypatch.context() as m:
+        m.setattr(par, "preassign", no_plan)  # every process assigns patients in its own order
+        guessed = run(paths, root, tmp_path / "guessed", True, monkeypatch)
+    assert guessed.worker_pids
+
+    def no_pool(*args: Any) -> Any:
+        raise OSError("no processes here")
+
+    import dicomtools.core.archive.pool as pool
+
+    with monkeypatch.context() as m:
+        m.setattr(pool, "make_pool", no_pool)
+        alone = run(paths, root, tmp_path / "alone", True, monkeypatch)
+    assert not alone.worker_pids
+    for other in (guessed, alone):
+        assert other.files == serial.files
+        assert other.report == serial.report
+        assert other.uid_map == serial.uid_map
+    assert serial.report["patients"] == ["ANON1", "ANON1-2", "ANON1-3"]
