@@ -28,27 +28,32 @@ import time
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from dicomtools.core.anonymize.engine import Anonymizer
 from dicomtools.core.anonymize.fileanon import PREFIX_BY_MODALITY, FileWork, Outcome, Staged
 from dicomtools.core.anonymize.fileanon import read as _read  # noqa: F401  (the corpus test reads as the run does)
+from dicomtools.core.anonymize.filemeta import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
 from dicomtools.core.anonymize.naming import PathNames, safe_name
 from dicomtools.core.anonymize.needles import Identifiers
 from dicomtools.core.anonymize.profile import Profile, ProfileError
 from dicomtools.core.anonymize.profile_files import load_profile
 from dicomtools.core.anonymize.uidmap import UidMap
-from dicomtools.core.anonymize.verify import OUR_VALUES, VerifyReport, verify_files
 from dicomtools.core.archive.model import InstanceSummary, UnreadableFile
 from dicomtools.core.archive.walk import iter_files
 from dicomtools.core.dicom.pydicom_setup import configure as configure_pydicom
 from dicomtools.core.errors import DicomToolsError, ExitStatus
 from dicomtools.core.progress import CancelToken, ProgressSink, Reporter
 
+if TYPE_CHECKING:  # the leak checker is imported only by a run that verifies
+    from dicomtools.core.anonymize.verify import VerifyReport
+
 log = logging.getLogger(__name__)
 
 __all__ = ["PREFIX_BY_MODALITY", "AnonymizeError", "AnonymizeReport", "AnonymizeSettings", "OutputFile",
            "anonymize_files", "anonymize_folder", "check_output"]
 LAYOUTS = ("tree", "keep")
+OUR_VALUES = (IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME)  # = verify.OUR_VALUES: never a leak
 
 
 class AnonymizeError(DicomToolsError):
@@ -136,7 +141,7 @@ class _Run:
         self.engine = Anonymizer(self.compiled, self.uid_map, settings.new_patient_id, settings.new_patient_name)
         self.names = PathNames()
         self.identifiers: Identifiers | None = None
-        self.identifiers_ignore = {settings.new_patient_id, settings.new_patient_name, *OUR_VALUES}
+        self.identifiers_ignore = {settings.new_patient_id, settings.new_patient_name, *OUR_VALUES}  # as verify's
         if settings.verify:
             self.identifiers = Identifiers(ignore=set(self.identifiers_ignore))
         self.staged: list[Staged] = []
@@ -267,6 +272,8 @@ def anonymize_files(
     for bad in run.report.not_copied:
         rep.message(f"not copied: {bad.path}: {bad.reason}", level="warning")
     if settings.verify and run.identifiers is not None:
+        from dicomtools.core.anonymize.verify import verify_files
+
         run.report.verify = verify_files(
             [o.dest for o in run.report.written],
             run.identifiers,
