@@ -235,3 +235,26 @@ def test_no_plan_or_no_pool_still_gives_the_serial_output(tmp_path: Path, monkey
         assert other.report == serial.report
         assert other.uid_map == serial.uid_map
     assert serial.report["patients"] == ["ANON1", "ANON1-2", "ANON1-3"]
+
+
+def test_the_patient_id_guess_reads_the_usual_encodings(tmp_path: Path) -> None:
+    from pydicom.uid import ImplicitVRLittleEndian
+
+    for n, syntax in enumerate((ExplicitVRLittleEndian, ImplicitVRLittleEndian)):
+        path = tmp_path / f"{n}.dcm"
+        _file(path, f" ID-{n} ", "X^Y")
+        ds = pydicom.dcmread(path)
+        ds.file_meta.TransferSyntaxUID = syntax
+        ds.save_as(path, implicit_vr=syntax.is_implicit_VR, little_endian=syntax.is_little_endian)
+        assert par.patient_id_guess(str(path)) == f"ID-{n}" == str(pydicom.dcmread(path).PatientID).strip()
+    big = get_testdata_file("MR_small_bigendian.dcm")  # explicit VR big endian, written by others
+    assert par.patient_id_guess(big) == str(pydicom.dcmread(big).PatientID) == "4MR1"
+    no_id = tmp_path / "no-id.dcm"
+    _file(no_id, "X", "X^Y")
+    ds = pydicom.dcmread(no_id)
+    del ds.PatientID
+    ds.save_as(no_id)
+    assert par.patient_id_guess(str(no_id)) == ""  # the patient "" of a serial run
+    (tmp_path / "notes.txt").write_text("no DICOM here")
+    assert par.patient_id_guess(str(tmp_path / "notes.txt")) is None
+    assert par.patient_id_guess(str(tmp_path / "missing.dcm")) is None
