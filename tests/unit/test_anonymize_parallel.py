@@ -258,3 +258,33 @@ def test_the_patient_id_guess_reads_the_usual_encodings(tmp_path: Path) -> None:
     (tmp_path / "notes.txt").write_text("no DICOM here")
     assert par.patient_id_guess(str(tmp_path / "notes.txt")) is None
     assert par.patient_id_guess(str(tmp_path / "missing.dcm")) is None
+
+
+def test_ctrl_c_stops_the_workers_and_leaves_no_partial_output(tmp_path: Path) -> None:
+    """SIGINT to the process group (a terminal's Ctrl-C) while workers run: exit 130, one line, no traceback."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from dicomtools.core.phantom.bulk import write_ct_series
+
+    src, out = tmp_path / "in", tmp_path / "out"
+    write_ct_series(src / "a", 600, patient_id="BULK-A")
+    write_ct_series(src / "b", 600, patient_id="BULK-B", seed=1)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "dicomtools.core", "anonymize", "--path", str(src), "--out", str(out),
+         "--newPatientId", "ANON1", "--newPatientName", "ANON^ONE"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and proc.poll() is None:  # wait until files are being staged
+        if any(len(os.listdir(d)) > 20 for d in out.glob(".anonymize-*")):
+            break
+        time.sleep(0.01)
+    assert proc.poll() is None, "the run ended before it could be interrupted"
+    os.killpg(proc.pid, signal.SIGINT)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "interrupted" in err
+    assert list(out.iterdir()) == []  # the staging folder is gone, nothing was placed
