@@ -237,7 +237,8 @@ def anonymize_files(
     """Anonymize ``paths`` into ``out_dir``; ``root`` is what ``layout="keep"`` paths are relative to.
 
     ``parallel``: worker processes on the other cores (True), none (False), or
-    from :data:`parallel.MIN_FILES` files on (None); the output is the same.
+    from :data:`parallel.MIN_FILES` files on when the other cores are free
+    (None); the output is the same byte for byte.
     Raises :class:`AnonymizeError` before touching anything when the output
     is inside an input folder or the settings are unusable.
     """
@@ -292,13 +293,15 @@ def _anonymize_into(
 ) -> bool:
     """Every file into staging, outcomes into the run in path order; True when cancelled.
 
-    ``parallel``: None decides by the number of files and the cores.
+    ``parallel``: None decides by the number of files and the free cores.
     """
     from dicomtools.core.anonymize import parallel as par
 
     total = len(paths)
     settings = run.settings
-    workers = par.workers_available(force=bool(parallel)) if parallel or (parallel is None and total >= par.MIN_FILES) else 0
+    if parallel is None and total < par.MIN_FILES:
+        parallel = False
+    workers = 0 if parallel is False else par.workers_available(force=bool(parallel))
     if workers:
         def take(out: Outcome) -> None:
             run.take(out)
