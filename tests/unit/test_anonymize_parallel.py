@@ -62,6 +62,10 @@ def _report(rep: AnonymizeReport, out: Path) -> dict[str, Any]:
 
 def run(paths: list[str], root: Path, work: Path, parallel: bool, monkeypatch: pytest.MonkeyPatch,
         layout: str = "tree", start_map: Path | None = None, **settings: Any) -> Result:
+    if threading.active_count() > 1:  # a thread another test left: fork anyway, as a single-threaded CLI would
+        import dicomtools.core.archive.pool as pool
+
+        monkeypatch.setattr(pool, "start_method", lambda available: "fork")
     name = "parallel" if parallel else "serial"
     work.mkdir(parents=True, exist_ok=True)
     out, map_path = work / f"out-{name}", work / f"map-{name}.csv"
@@ -84,7 +88,6 @@ def run(paths: list[str], root: Path, work: Path, parallel: bool, monkeypatch: p
 
 
 def both(paths: list[str], root: Path, work: Path, monkeypatch: pytest.MonkeyPatch, **settings: Any) -> Result:
-    assert threading.active_count() == 1  # fork is only used by a single-threaded process
     serial = run(paths, root, work, False, monkeypatch, **dict(settings))
     parallel = run(paths, root, work, True, monkeypatch, **dict(settings))
     assert not serial.worker_pids
@@ -175,7 +178,19 @@ def test_what_a_worker_guesses_wrong_is_redone_in_order(
     assert "WETHERBY" not in one.file_meta.SourceApplicationEntityTitle
 
 
-def test_cancel_stops_the_workers_and_leaves_only_complete_files(tmp_path: Path) -> None:
+def test_cancel_stops_the_workers_and_leaves_only_complete_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    if threading.active_count() > 1:  # a thread another test left: fork anyway, as a single-threaded CLI would
+        import dicomtools.core.archive.pool as pool
+
+        monkeypatch.setattr(pool, "start_method", lambda available: "fork")
+    pids: set[int] = set()
+    settle = par.settle
+
+    def spy(out_: Outcome, *args: Any) -> Outcome:
+        pids.add(out_.pid)
+        return settle(out_, *args)
+
+    monkeypatch.setattr(par, "settle", spy)
     manifest = generate(tmp_path / "in", patients=2, seed=3, ct_slices=60)
     paths = list(iter_files(manifest.root))
     cancel = CancelToken()
@@ -191,6 +206,7 @@ def test_cancel_stops_the_workers_and_leaves_only_complete_files(tmp_path: Path)
     rep = anonymize_files(paths, str(out), AnonymizeSettings("ANON1", "ANON^ONE"), root=manifest.root,
                           sink=sink, cancel=cancel, parallel=True)
     assert rep.cancelled
+    assert pids - {0, os.getpid()}, "no worker process ran"
     assert done == sorted(done) and len(set(done)) == len(done)
     assert 5 <= len(done) < len(paths)
     on_disk = sorted(str(p) for p in out.rglob("*") if p.is_file())
