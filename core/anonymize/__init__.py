@@ -7,6 +7,8 @@ Entry points: :func:`anonymize_files` / :func:`anonymize_folder` (files in, file
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from dicomtools.core.anonymize.engine import Anonymizer, EngineResult
 from dicomtools.core.anonymize.profile import (
     OPTIONS,
@@ -26,13 +28,26 @@ from dicomtools.core.anonymize.run import (
     anonymize_folder,
 )
 from dicomtools.core.anonymize.uidmap import UidMap, UidMapError
-from dicomtools.core.anonymize.verify import (
-    Finding,
-    Identifiers,
-    VerifyReport,
-    verify_files,
-    verify_folder,
-)
+
+if TYPE_CHECKING:
+    from dicomtools.core.anonymize.verify import (
+        Finding,
+        Identifiers,
+        VerifyReport,
+        verify_files,
+        verify_folder,
+    )
+
+_FROM_VERIFY = frozenset({"Finding", "Identifiers", "VerifyReport", "verify_files", "verify_folder"})
+
+
+def __getattr__(name: str) -> Any:
+    """The leak checker on first use: an anonymize run that does not verify never imports it."""
+    if name in _FROM_VERIFY:
+        from dicomtools.core.anonymize import verify
+
+        return getattr(verify, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = [
     "OPTIONS",

@@ -87,6 +87,15 @@ class PathNames:
         if len(self.needles) != before:
             self._cache.clear()  # only new needles can change a name's spans
 
+    def merge(self, other: PathNames) -> None:
+        """Learn what ``other`` learned, after what this one knows (first needle wins, as in :meth:`add`)."""
+        before = len(self.needles)
+        for needle, value in other.needles.items():
+            self.needles.setdefault(needle, value)
+        self._seen |= other._seen
+        if len(self.needles) != before:
+            self._cache.clear()
+
     def _learn(self, found: Originals, new_id: str, new_name: str) -> None:
         sid, sname = safe_name(new_id, "ANON"), safe_name(new_name, "ANON")
         keep = {fold(new_id), fold(new_name)}

@@ -193,6 +193,29 @@ class Identifiers:
                     for word in words:
                         self.names.components |= spellings(word)
 
+    def merge(self, other: Identifiers) -> None:
+        """Add what ``other`` collected, as if its data sets had been added here after ours.
+
+        Dicts keep the first category (``setdefault``), as :meth:`add` does,
+        so merging per-file collections in path order equals one serial pass.
+        """
+        for mine, theirs in ((self.substrings, other.substrings), (self.numbers, other.numbers),
+                             (self.tokens, other.tokens), (self.meta, other.meta)):
+            for key, value in theirs.items():
+                mine.setdefault(key, value)
+        self.names.components |= other.names.components
+        self.names.full |= other.names.full
+        self.names.words |= other.names.words
+        self.uids |= other.uids
+        if other.path_names is not None:
+            from dicomtools.core.anonymize.naming import PathNames
+
+            assert isinstance(other.path_names, PathNames)
+            if self.path_names is None:
+                self.path_names = PathNames()
+            assert isinstance(self.path_names, PathNames)
+            self.path_names.merge(other.path_names)
+
     def add_dataset(self, ds: Dataset) -> None:
         """Collect identifiers from one original data set (every element, file meta included)."""
         from dicomtools.core.anonymize.naming import PathNames, path_identifiers

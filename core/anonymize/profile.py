@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import re
-import tomllib
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from importlib import resources
@@ -359,6 +358,8 @@ def _rule_lines(text: str) -> list[int]:
 
 def parse_profile_toml(text: str, path: str = "<profile>") -> Profile:
     """Build a :class:`Profile` from TOML text; raise :class:`ProfileError` naming the line."""
+    import tomllib  # deferred: a cached profile (profile_cache) never needs the parser
+
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

@@ -15,8 +15,8 @@ from dicomtools.core.anonymize.profile import (
     Profile,
     ProfileError,
     builtin_profiles,
-    parse_profile_toml,
 )
+from dicomtools.core.anonymize.profile_cache import parse_cached
 
 
 def load_profile(name_or_path: str | Path) -> Profile:
@@ -49,8 +49,8 @@ def load_profile(name_or_path: str | Path) -> Profile:
             raise ProfileError(f"profile file {text!r} not found") from None
         except (OSError, UnicodeDecodeError) as exc:
             raise ProfileError(f"cannot read profile {text!r}: {exc}") from None
-        return parse_profile_toml(data, text)
+        return parse_cached(data, text)
     resource = resources.files(PROFILE_PACKAGE) / f"{text.lower()}.toml"
     if not resource.is_file():
         raise ProfileError(f"unknown profile {text!r}; shipped profiles: {', '.join(builtin_profiles())} (or give a .toml/.csv/.tsv file)")
-    return parse_profile_toml(resource.read_text(encoding="utf-8"), f"{text.lower()}.toml")
+    return parse_cached(resource.read_text(encoding="utf-8"), f"{text.lower()}.toml")

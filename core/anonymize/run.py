@@ -20,7 +20,6 @@ run goes on.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import shutil
@@ -29,35 +28,32 @@ import time
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-
-from pydicom.dataset import Dataset
-from pydicom.tag import BaseTag
+from typing import TYPE_CHECKING
 
 from dicomtools.core.anonymize.engine import Anonymizer
-from dicomtools.core.anonymize.failures import failure_reason
-from dicomtools.core.anonymize.filemeta import prepare_for_writing
-from dicomtools.core.anonymize.naming import PathNames, path_identifiers, safe_name
+from dicomtools.core.anonymize.fileanon import PREFIX_BY_MODALITY, FileWork, Outcome, Staged
+from dicomtools.core.anonymize.fileanon import read as _read  # noqa: F401  (the corpus test reads as the run does)
+from dicomtools.core.anonymize.filemeta import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
+from dicomtools.core.anonymize.naming import PathNames, safe_name
+from dicomtools.core.anonymize.needles import Identifiers
 from dicomtools.core.anonymize.profile import Profile, ProfileError
 from dicomtools.core.anonymize.profile_files import load_profile
 from dicomtools.core.anonymize.uidmap import UidMap
-from dicomtools.core.anonymize.valuetext import element_text
-from dicomtools.core.anonymize.verify import OUR_VALUES, Identifiers, VerifyReport, verify_files
 from dicomtools.core.archive.model import InstanceSummary, UnreadableFile
 from dicomtools.core.archive.walk import iter_files
 from dicomtools.core.dicom.pydicom_setup import configure as configure_pydicom
 from dicomtools.core.errors import DicomToolsError, ExitStatus
 from dicomtools.core.progress import CancelToken, ProgressSink, Reporter
 
+if TYPE_CHECKING:  # the leak checker is imported only by a run that verifies
+    from dicomtools.core.anonymize.verify import VerifyReport
+
 log = logging.getLogger(__name__)
 
-PREFIX_BY_MODALITY = {
-    "RTPLAN": "RP", "RTSTRUCT": "RS", "RTDOSE": "RD", "RTIMAGE": "RI", "RTRECORD": "RT", "REG": "RE",
-}
+__all__ = ["PREFIX_BY_MODALITY", "AnonymizeError", "AnonymizeReport", "AnonymizeSettings", "OutputFile",
+           "anonymize_files", "anonymize_folder", "check_output"]
 LAYOUTS = ("tree", "keep")
-BURNED_IN = (
-    "burned-in annotation (0028,0301) = YES: the pixels may show the patient's name or ID; "
-    "not copied (--keepBurnedIn copies it anyway)"
-)
+OUR_VALUES = (IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME)  # = verify.OUR_VALUES: never a leak
 
 
 class AnonymizeError(DicomToolsError):
@@ -129,48 +125,6 @@ def check_output(out_dir: str, input_dirs: Iterable[str]) -> None:
             )
 
 
-def _summary(ds: Dataset, path: str) -> InstanceSummary:
-    """The scanner's summary of an anonymized dataset, without reading the file back.
-
-    Files without the sequences the tree follows (image slices, the bulk of
-    any archive) take the scanner's flat fast path over raw values.
-    """
-    from dicomtools.core.archive.scan import summary_of_dataset
-
-    return summary_of_dataset(ds, path, element_text)
-
-
-def _read(path: str) -> Dataset | str:
-    """The full dataset, or a one-line reason why the file is not copied.
-
-    The one reader decides what is an instance (same verdict as show and
-    search; SOP UIDs missing from the data set are taken from the file meta).
-    """
-    from dicomtools.core.archive.read import read_dataset
-
-    ds = read_dataset(path)
-    if isinstance(ds, UnreadableFile):
-        return ds.reason
-    raw = ds._dict.get(BaseTag(0x7FE00010))
-    declared = getattr(raw, "length", None)
-    value = getattr(raw, "value", None)
-    if isinstance(declared, int) and declared != 0xFFFFFFFF and isinstance(value, bytes) and len(value) < declared:
-        return "truncated: pixel data runs past the end of the file"
-    return ds
-
-
-def _write(ds: Dataset, tmp: str, names: PathNames | None = None) -> None:
-    """Write with a zeroed preamble and our own file meta into the staging folder.
-
-    ``tmp`` is a name in the hidden staging folder, renamed to its final name
-    only once complete (:func:`_place`): a second temp file + rename here
-    would guard nothing and cost two system calls a file.
-    """
-    prepare_for_writing(ds, (lambda text: names.rewrite(text, None)) if names is not None else None)
-    with open(tmp, "wb") as fh:
-        ds.save_as(fh)
-
-
 class _Run:
     def __init__(self, out_dir: str, settings: AnonymizeSettings, input_dirs: set[str]) -> None:
         self.out_dir = out_dir
@@ -187,8 +141,11 @@ class _Run:
         self.engine = Anonymizer(self.compiled, self.uid_map, settings.new_patient_id, settings.new_patient_name)
         self.names = PathNames()
         self.identifiers: Identifiers | None = None
+        self.identifiers_ignore = {settings.new_patient_id, settings.new_patient_name, *OUR_VALUES}  # as verify's
         if settings.verify:
-            self.identifiers = Identifiers(ignore={settings.new_patient_id, settings.new_patient_name, *OUR_VALUES})
+            self.identifiers = Identifiers(ignore=set(self.identifiers_ignore))
+        self.staged: list[Staged] = []
+        self.summaries: list[InstanceSummary] = []
         self.report = AnonymizeReport(
             out_dir=out_dir, profile=profile.name, options=sorted(self.compiled.options),
             uid_map_path=settings.uid_map_path,
@@ -216,35 +173,24 @@ class _Run:
         self.dests.add(dest)
         return dest
 
-    def anonymize(self, path: str) -> tuple[Dataset, str] | None:
-        got = _read(path)
-        if isinstance(got, str):
-            self.report.skipped.append(UnreadableFile(path, got))
-            return None
-        ds = got
-        if self.identifiers is not None:
-            self.identifiers.add_dataset(ds)
-        found = path_identifiers(ds)  # before the engine changes them
-        if element_text(ds, 0x00280301).strip().upper() == "YES":
-            if not self.settings.keep_burned_in:
-                self.report.failed.append(UnreadableFile(path, BURNED_IN))
-                return None
-            self.report.burned_in_kept.append(path)
-        try:
-            result = self.engine.anonymize(ds)
-        except Exception as exc:  # one odd file must not stop the run
-            log.debug("anonymize failed for %s", path, exc_info=True)
-            self.report.failed.append(UnreadableFile(path, failure_reason(exc, "anonymize")))
-            return None
-        self.names.add(found, result.new_patient_id, result.new_patient_name)
-        if result.new_patient_id not in self.report.patients:
-            self.report.patients.append(result.new_patient_id)
-        return ds, result.new_patient_id
-
-
-def _prefix(ds_modality: str) -> str:
-    m = ds_modality.upper()
-    return PREFIX_BY_MODALITY.get(m, safe_name(m, "OT")[:8])
+    def take(self, out: Outcome) -> None:
+        """Put one file's outcome into the report, in path order."""
+        report = self.report
+        if out.skipped is not None:
+            report.skipped.append(UnreadableFile(out.path, out.skipped))
+            return
+        if out.burned_in_kept:
+            report.burned_in_kept.append(out.path)
+        if out.found is not None:
+            self.names.add(out.found, out.new_id, out.new_name)  # a no-op when the file's work did it here
+            if out.new_id not in report.patients:
+                report.patients.append(out.new_id)
+        if out.failed is not None:
+            report.failed.append(UnreadableFile(out.path, out.failed))
+        if out.staged is not None:
+            self.staged.append(out.staged)
+            if out.summary is not None:
+                self.summaries.append(out.summary)
 
 
 def _tree_folders(summaries: list[InstanceSummary], names: PathNames) -> dict[str, str]:
@@ -286,9 +232,13 @@ def anonymize_files(
     root: str | None = None,
     sink: ProgressSink | None = None,
     cancel: CancelToken | None = None,
+    parallel: bool | None = None,
 ) -> AnonymizeReport:
     """Anonymize ``paths`` into ``out_dir``; ``root`` is what ``layout="keep"`` paths are relative to.
 
+    ``parallel``: worker processes on the other cores (True), none (False), or
+    from :data:`parallel.MIN_FILES` files on when the other cores are free
+    (None); the output is the same byte for byte.
     Raises :class:`AnonymizeError` before touching anything when the output
     is inside an input folder or the settings are unusable.
     """
@@ -310,25 +260,12 @@ def anonymize_files(
     rep.started(total, out_dir)
     os.makedirs(out_dir, exist_ok=True)
     staging = tempfile.mkdtemp(prefix=".anonymize-", dir=out_dir)
-    staged: list[_Staged] = []
-    summaries: list[InstanceSummary] = []
     try:
-        for done, path in enumerate(paths, 1):
-            if cancel is not None and cancel.cancelled:
-                run.report.cancelled = True
-                break
-            got = run.anonymize(path)
-            if got is not None:
-                one = _stage(run, got[0], got[1], path, os.path.join(staging, f"{len(staged)}.dcm"), layout == "tree")
-                if one is not None:
-                    staged.append(one[0])
-                    if one[1] is not None:
-                        summaries.append(one[1])
-            rep.advanced(done, total)
+        run.report.cancelled = _anonymize_into(run, paths, staging, layout == "tree", parallel, rep, cancel)
         if layout == "tree":
-            _place(run, staged, _tree_folders(summaries, run.names) if summaries else {})
+            _place(run, run.staged, _tree_folders(run.summaries, run.names) if run.summaries else {})
         else:
-            _place(run, staged, None, root)
+            _place(run, run.staged, None, root)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
         if settings.uid_map_path:
@@ -336,6 +273,8 @@ def anonymize_files(
     for bad in run.report.not_copied:
         rep.message(f"not copied: {bad.path}: {bad.reason}", level="warning")
     if settings.verify and run.identifiers is not None:
+        from dicomtools.core.anonymize.verify import verify_files
+
         run.report.verify = verify_files(
             [o.dest for o in run.report.written],
             run.identifiers,
@@ -348,37 +287,42 @@ def anonymize_files(
     return run.report
 
 
-@dataclass(frozen=True, slots=True)
-class _Staged:
-    source: str
-    tmp: str  # complete file in the staging folder
-    uid: str  # new SOP Instance UID
-    patient_id: str  # new
-    prefix: str
+def _anonymize_into(
+    run: _Run, paths: Sequence[str], staging: str, summarize: bool, parallel: bool | None,
+    rep: Reporter, cancel: CancelToken | None,
+) -> bool:
+    """Every file into staging, outcomes into the run in path order; True when cancelled.
 
-
-def _stage(
-    run: _Run, ds: Dataset, new_pid: str, path: str, tmp: str, summarize: bool
-) -> tuple[_Staged, InstanceSummary | None] | None:
-    """Write one anonymized data set into staging; a file pydicom cannot write is listed, not fatal.
-
-    ``summarize``: also the scanner's summary, which only the tree layout needs.
+    ``parallel``: None decides by the number of files and the free cores.
     """
-    try:
-        uid = element_text(ds, 0x00080018)
-        prefix = _prefix(element_text(ds, 0x00080060))
-        _write(ds, tmp, run.names)
-        summary = _summary(ds, tmp) if summarize else None
-    except Exception as exc:  # pydicom raises many types when re-encoding a damaged element
-        log.debug("write failed for %s", path, exc_info=True)
-        run.report.failed.append(UnreadableFile(path, failure_reason(exc, "write")))
-        with contextlib.suppress(OSError):
-            os.remove(tmp)
-        return None
-    return _Staged(path, tmp, uid, new_pid, prefix), summary
+    from dicomtools.core.anonymize import parallel as par
+
+    total = len(paths)
+    settings = run.settings
+    if parallel is None and total < par.MIN_FILES:
+        parallel = False
+    workers = 0 if parallel is False else par.workers_available(force=bool(parallel))
+    if workers:
+        def take(out: Outcome) -> None:
+            run.take(out)
+            rep.advanced(out.index + 1, total)
+
+        return par.run_parallel(
+            paths, run.engine, run.names, staging, workers=workers, keep_burned_in=settings.keep_burned_in,
+            summarize=summarize, identifiers=run.identifiers, identifiers_ignore=run.identifiers_ignore,
+            take=take, cancel=cancel,
+        )
+    work = FileWork(run.engine, run.names, staging, keep_burned_in=settings.keep_burned_in, summarize=summarize,
+                    identifiers=run.identifiers)
+    for index, path in enumerate(paths):
+        if cancel is not None and cancel.cancelled:
+            return True
+        run.take(work.process(index, path))
+        rep.advanced(index + 1, total)
+    return False
 
 
-def _place(run: _Run, staged: list[_Staged], folders: dict[str, str] | None, root: str | None = None) -> None:
+def _place(run: _Run, staged: list[Staged], folders: dict[str, str] | None, root: str | None = None) -> None:
     """Rename each staged file to its final name: tree folders, or (``folders`` None) the input layout."""
     made: set[str] = set()
     for one in staged:
