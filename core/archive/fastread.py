@@ -285,8 +285,8 @@ def _swapped(tags: frozenset[int]) -> frozenset[int]:
 PIXEL_STOP = -1  # what the walk returns as its position when it stopped at Pixel Data
 
 
-class _Walked(Exception):
-    """The walk ran out of bytes after element ``last`` (swapped tag)."""
+class _Walked(DicomToolsError):
+    """The walk ran out of bytes after element ``last`` (swapped tag); control flow, never shown."""
 
     def __init__(self, last: int) -> None:
         super().__init__()
