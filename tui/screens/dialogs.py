@@ -16,7 +16,9 @@ from textual import events, on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, ScrollableContainer, Vertical
+from textual.css.query import QueryType
 from textual.screen import ModalScreen
+from textual.widget import Widget
 from textual.widgets import Button, Footer, Input, Label, Static
 
 from dicomtools.tui.actions import Action, actions_for
@@ -79,6 +81,8 @@ class FormDialog(ModalScreen[dict[str, str] | None]):
         self.ok = ok
         self.note = note
         self.check = check
+        self._ready = False
+        self._early: list[str] = []  # keys typed before the fields were there ("\t": Tab)
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
@@ -98,6 +102,27 @@ class FormDialog(ModalScreen[dict[str, str] | None]):
     def on_mount(self) -> None:
         # focus now, before any key typed ahead is handled: it belongs in the first field
         self.set_focus(self.query_one(f"#field-{self.fields[0].key}", Input))
+        self._ready = True
+        early, self._early = self._early, []
+        for key in early:  # in the order typed: a Tab moves on, a character goes where the focus is
+            if key == "\t":
+                super().focus_next()
+            elif isinstance(self.focused, Input):
+                self.focused.insert_text_at_cursor(key)
+
+    def take_early_key(self, key: str) -> bool:
+        """Hold a key that arrived before the fields took the focus (a burst over SSH); True if held."""
+        if self._ready:
+            return False
+        self._early.append(key)
+        return True
+
+    def focus_next(self, selector: str | type[QueryType] = "*") -> Widget | None:
+        # a Tab typed ahead of the dialog's own mount must move on from the first field, not be lost
+        if not self._ready:
+            self._early.append("\t")
+            return self.focused
+        return super().focus_next(selector)
 
     def on_key(self, event: events.Key) -> None:
         deliver_typed_ahead(self, event)

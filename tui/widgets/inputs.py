@@ -38,6 +38,11 @@ def deliver_typed_ahead(screen: Screen[Any], event: events.Key) -> bool:
     """
     if not event.is_printable or event.character is None:
         return False
+    hold = getattr(screen, "take_early_key", None)  # a dialog whose fields are not there yet
+    if hold is not None and hold(event.character):
+        event.stop()
+        event.prevent_default()
+        return True
     target = screen.focused
     if target is None:
         target = next(iter(screen.query(Input)), None)
