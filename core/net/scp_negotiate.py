@@ -31,6 +31,7 @@ from dicomtools.core.net.ul import (
     PDU_ASSOC_RQ,
     Connection,
 )
+from dicomtools.core.net.ul_pdu import pdu_item, pdu_items
 
 IMPLICIT_VR_LE = "1.2.840.10008.1.2"
 
@@ -83,23 +84,6 @@ class AssociateRequest:
     titles: bytes = b" " * 32  # called + calling AE title fields as sent, echoed in the AC
 
 
-def _item(kind: int, body: bytes) -> bytes:
-    return struct.pack(">BBH", kind, 0, len(body)) + body
-
-
-def _items(data: bytes, off: int = 0) -> list[tuple[int, bytes]]:
-    out = []
-    n = len(data)
-    while off + 4 <= n:
-        kind, _, length = struct.unpack_from(">BBH", data, off)
-        off += 4
-        if off + length > n:
-            raise ValueError("association PDU item runs past the end")
-        out.append((kind, data[off : off + length]))
-        off += length
-    return out
-
-
 def _text(raw: bytes) -> str:
     return raw.rstrip(b"\0 ").decode("ascii", "replace").strip()
 
@@ -110,13 +94,13 @@ def decode_associate_rq(body: bytes) -> AssociateRequest:
         raise ValueError("A-ASSOCIATE-RQ too short")
     contexts: list[ProposedContext] = []
     max_pdu = 0
-    for kind, value in _items(body, 68):
+    for kind, value in pdu_items(body, 68):
         if kind == 0x20 and len(value) >= 4:
-            sub = _items(value, 4)
+            sub = pdu_items(value, 4)
             abstract = next((_text(v) for k, v in sub if k == 0x30), "")
             contexts.append(ProposedContext(value[0], abstract, tuple(_text(v) for k, v in sub if k == 0x40)))
         elif kind == 0x50:
-            for sub_kind, sval in _items(value):
+            for sub_kind, sval in pdu_items(value):
                 if sub_kind == 0x51 and len(sval) >= 4:
                     max_pdu = struct.unpack(">I", sval[:4])[0]
     return AssociateRequest(_text(body[20:36]), _text(body[4:20]), tuple(contexts), max_pdu, bytes(body[4:36]))
@@ -140,9 +124,9 @@ def reject_pdu(diagnostic: int) -> bytes:
 
 def user_info(max_pdu: int) -> bytes:
     """User information item we announce: the largest PDU we take, and who we are."""
-    return _item(0x50, _item(0x51, struct.pack(">I", max_pdu))
-                 + _item(0x52, IMPLEMENTATION_UID.encode("ascii"))
-                 + _item(0x55, IMPLEMENTATION_VERSION.encode("ascii", "replace")[:16]))
+    return pdu_item(0x50, pdu_item(0x51, struct.pack(">I", max_pdu))
+                 + pdu_item(0x52, IMPLEMENTATION_UID.encode("ascii"))
+                 + pdu_item(0x55, IMPLEMENTATION_VERSION.encode("ascii", "replace")[:16]))
 
 
 def answer_contexts(
@@ -172,10 +156,10 @@ def _uid(uid: str) -> bytes:
 
 def accept_pdu(request: AssociateRequest, results: Sequence[ContextAnswer], max_pdu: int) -> bytes:
     """A-ASSOCIATE-AC answering ``request`` with the context ``results``, announcing ``max_pdu``."""
-    items = [_item(0x10, _uid(APPLICATION_CONTEXT))]
+    items = [pdu_item(0x10, _uid(APPLICATION_CONTEXT))]
     for r in results:
-        items.append(_item(0x21, struct.pack(">BBBB", r.context_id, 0, r.result, 0)
-                           + _item(0x40, _uid(r.transfer_syntax))))
+        items.append(pdu_item(0x21, struct.pack(">BBBB", r.context_id, 0, r.result, 0)
+                           + pdu_item(0x40, _uid(r.transfer_syntax))))
     items.append(user_info(max_pdu))
     body = struct.pack(">HH", 1, 0) + request.titles + b"\0" * 32 + b"".join(items)
     return struct.pack(">BBI", PDU_ASSOC_AC, 0, len(body)) + body

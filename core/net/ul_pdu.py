@@ -21,12 +21,13 @@ def _ae(title: str) -> bytes:
     return title.encode("ascii", "replace")[:16].ljust(16, b" ")
 
 
-def _item(kind: int, body: bytes) -> bytes:
+def pdu_item(kind: int, body: bytes) -> bytes:
+    """One association PDU item or sub-item: type, reserved byte, 16-bit length, body."""
     return struct.pack(">BBH", kind, 0, len(body)) + body
 
 
 def _uid_item(kind: int, uid: str) -> bytes:
-    return _item(kind, uid.encode("ascii"))
+    return pdu_item(kind, uid.encode("ascii"))
 
 
 def encode_associate_rq(calling_ae: str, called_ae: str, app_context: str, contexts: Sequence[tuple[int, str, str]],
@@ -34,14 +35,14 @@ def encode_associate_rq(calling_ae: str, called_ae: str, app_context: str, conte
     """``contexts``: (context ID, abstract syntax, transfer syntax); ``scp_roles``: classes we serve as SCP."""
     items = [_uid_item(0x10, app_context)]
     for cx_id, abstract, ts in contexts:
-        items.append(_item(0x20, struct.pack(">BBBB", cx_id, 0, 0, 0) + _uid_item(0x30, abstract)
+        items.append(pdu_item(0x20, struct.pack(">BBBB", cx_id, 0, 0, 0) + _uid_item(0x30, abstract)
                            + _uid_item(0x40, ts)))
-    user = [_item(0x51, struct.pack(">I", max_pdu)), _uid_item(0x52, impl_uid),
-            _item(0x55, impl_version.encode("ascii", "replace")[:16])]
+    user = [pdu_item(0x51, struct.pack(">I", max_pdu)), _uid_item(0x52, impl_uid),
+            pdu_item(0x55, impl_version.encode("ascii", "replace")[:16])]
     for cls in scp_roles:
         raw = cls.encode("ascii")
-        user.append(_item(0x54, struct.pack(">H", len(raw)) + raw + b"\x00\x01"))  # SCU role no, SCP role yes
-    items.append(_item(0x50, b"".join(user)))
+        user.append(pdu_item(0x54, struct.pack(">H", len(raw)) + raw + b"\x00\x01"))  # SCU role no, SCP role yes
+    items.append(pdu_item(0x50, b"".join(user)))
     body = struct.pack(">HH", 1, 0) + _ae(called_ae) + _ae(calling_ae) + b"\0" * 32 + b"".join(items)
     return struct.pack(">BBI", PDU_ASSOC_RQ, 0, len(body)) + body
 
@@ -54,7 +55,8 @@ class AssociateAC:
     peer_max_pdu: int = 0
 
 
-def _items(data: bytes, off: int) -> list[tuple[int, bytes]]:
+def pdu_items(data: bytes, off: int = 0) -> list[tuple[int, bytes]]:
+    """The (type, body) items of an association PDU body from ``off``; ValueError on an overrun."""
     out = []
     n = len(data)
     while off + 4 <= n:
@@ -76,13 +78,13 @@ def decode_associate_ac(body: bytes) -> AssociateAC:
     if len(body) < 68:
         raise ValueError("A-ASSOCIATE-AC too short")
     ac = AssociateAC()
-    for kind, value in _items(body, 68):
+    for kind, value in pdu_items(body, 68):
         if kind == 0x21 and len(value) >= 4:
             cx_id, _, result, _ = struct.unpack_from(">BBBB", value, 0)
-            ts = next((_text(v) for k, v in _items(value, 4) if k == 0x40), "")
+            ts = next((_text(v) for k, v in pdu_items(value, 4) if k == 0x40), "")
             ac.results[cx_id] = (result, ts)
         elif kind == 0x50:
-            for sub, sval in _items(value, 0):
+            for sub, sval in pdu_items(value, 0):
                 if sub == 0x51 and len(sval) >= 4:
                     ac.peer_max_pdu = struct.unpack(">I", sval[:4])[0]
     return ac

@@ -14,7 +14,6 @@ import sys
 from pathlib import Path
 
 import pytest
-from pydicom.data import get_testdata_file
 from pydicom.datadict import tag_for_keyword
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence
@@ -31,6 +30,7 @@ from dicomtools.core.archive.scan import (
     read_summary,
 )
 from dicomtools.core.phantom.manifest import PhantomManifest
+from tests.pydicom_files import pydicom_corpus
 
 ROOT = Path(__file__).resolve().parents[2]
 SKIP_FIELDS = {"size", "mtime_ns", "truncated"}
@@ -76,16 +76,9 @@ def test_spec_tags_are_the_keywords_the_pydicom_path_reads() -> None:
     assert set(fastsummary.SPECS) == set(NEEDED_SEQUENCES)
 
 
-def _corpus() -> list[str]:
-    base = Path(get_testdata_file("CT_small.dcm")).parent
-    files = [p for p in base.rglob("*") if p.is_file()]
-    files += [p for p in (base.parent / "charset_files").rglob("*") if p.is_file()]
-    return sorted(str(p) for p in files)
-
-
 def test_every_pydicom_test_file_agrees() -> None:
     fast_rt = 0
-    for path in _corpus():
+    for path in pydicom_corpus():
         found = _same(path)
         if isinstance(found, InstanceSummary) and _took_fast_path(path) and found.sop_class_uid.startswith(
             "1.2.840.10008.5.1.4.1.1.481."

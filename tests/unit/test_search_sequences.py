@@ -17,7 +17,6 @@ from pathlib import Path
 
 import pydicom
 import pytest
-from pydicom.data import get_testdata_file
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
@@ -28,6 +27,7 @@ from dicomtools.core.phantom.manifest import PhantomManifest
 from dicomtools.core.search import expr as expr_mod
 from dicomtools.core.search import fastpath
 from dicomtools.core.search import folder as search_mod
+from tests.pydicom_files import pydicom_corpus
 
 ROOT = Path(__file__).resolve().parents[2]
 OPS = ["=?", "", "=", "!=", "=*1*", "~^[A-Z]", "=TB1"]
@@ -93,16 +93,9 @@ def _compare_file(path: str, all_simple_fast: bool = False) -> tuple[int, int]:
     return fast_n, total
 
 
-def _corpus() -> list[str]:
-    base = Path(get_testdata_file("CT_small.dcm")).parent
-    files = [p for p in base.rglob("*") if p.is_file()]
-    files += [p for p in (base.parent / "charset_files").rglob("*") if p.is_file()]
-    return sorted(str(p) for p in files)
-
-
 def test_every_pydicom_test_file_agrees() -> None:
     fast_n = total = 0
-    for path in _corpus():
+    for path in pydicom_corpus():
         f, t = _compare_file(path)
         fast_n += f
         total += t
