@@ -14,7 +14,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +25,7 @@ from dicomtools.core.anonymize.profile import (
     TagSpec,
     parse_profile_toml,
 )
+from dicomtools.core.config_path import default_cache_dir
 
 log = logging.getLogger(__name__)
 
@@ -33,13 +33,8 @@ CACHE_FORMAT = 1  # bump when the saved shape changes
 
 
 def cache_folder() -> Path:
-    """Where parsed profiles live: ``profiles/`` in the same base as the index cache.
-
-    Same rule as ``core.archive.cache.default_cache_dir`` (XDG_CACHE_HOME or
-    ~/.cache, then ``dicomtools``), without importing SQLite for it.
-    """
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "dicomtools" / "profiles"
+    """Where parsed profiles live: ``profiles/`` in the same base as the index cache."""
+    return default_cache_dir() / "profiles"
 
 
 def cache_key(text: str, path: str) -> str:

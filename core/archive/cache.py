@@ -21,6 +21,7 @@ from typing import Any, NamedTuple
 
 from dicomtools.core.archive.model import InstanceSummary, UnreadableFile
 from dicomtools.core.archive.reasons import ReasonKind
+from dicomtools.core.config_path import default_cache_dir
 from dicomtools.core.lazylog import get_logger
 
 log = get_logger(__name__)
@@ -100,11 +101,6 @@ def storable(path: str) -> bool:
     except UnicodeEncodeError:
         return False
     return True
-
-
-def default_cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "dicomtools"
 
 
 class FileStamp(NamedTuple):
