@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 
 from dicomtools.core.archive.fastelem import (
     LONG_VRS,
@@ -54,18 +53,23 @@ SIMPLE_CHARSETS = {
 }
 
 
-@dataclass(slots=True)
 class FastHeader:
-    meta: dict[int, str] = field(default_factory=dict)
-    values: dict[int, str] = field(default_factory=dict)
-    raw: dict[int, tuple[bytes, bytes]] = field(default_factory=dict)  # wanted tag -> (VR or b"", value bytes)
-    sequences: set[int] = field(default_factory=set)  # wanted sequences present, non-empty and not read
-    items: dict[int, list[Item]] = field(default_factory=dict)  # sequences read by their spec
-    pixel_offset: int | None = None  # where the Pixel Data element starts
-    pixel_length: int | None = None  # its declared length (UNDEFINED for encapsulated)
-    pixel_header: int = 0
-    implicit: bool = False
-    has_preamble: bool = False
+    """What the fast parser read from one file's header (a plain class: see archive.model)."""
+
+    __slots__ = ("meta", "values", "raw", "sequences", "items", "pixel_offset", "pixel_length",
+                 "pixel_header", "implicit", "has_preamble")
+
+    def __init__(self) -> None:
+        self.meta: dict[int, str] = {}
+        self.values: dict[int, str] = {}
+        self.raw: dict[int, tuple[bytes, bytes]] = {}  # wanted tag -> (VR or b"", value bytes)
+        self.sequences: set[int] = set()  # wanted sequences present, non-empty and not read
+        self.items: dict[int, list[Item]] = {}  # sequences read by their spec
+        self.pixel_offset: int | None = None  # where the Pixel Data element starts
+        self.pixel_length: int | None = None  # its declared length (UNDEFINED for encapsulated)
+        self.pixel_header = 0
+        self.implicit = False
+        self.has_preamble = False
 
 
 class Truncated(DicomToolsError):

@@ -106,13 +106,16 @@ def run_forked(
     *,
     here: Callable[[Any], list[Any]] | None = None,
     decode: Callable[[list[Any]], list[Any]] | None = None,
+    meanwhile: Callable[[], None] | None = None,
 ) -> bool:
     """Read every batch in this process and ``children`` forked ones; ``take`` each result in batch order.
 
     A child runs ``work(batch)`` (plain rows); this process runs ``here(batch)``
     (default ``work``), and hands a child's rows through ``decode`` first, so
-    ``take`` sees one kind of result. Returns True when cancelled (the children
-    are killed). At most :data:`MAX_TASKS` batches.
+    ``take`` sees one kind of result. ``meanwhile`` runs here once the children
+    are reading, before this process takes a batch (the children take more
+    batches while it runs). Returns True when cancelled (the children are
+    killed). At most :data:`MAX_TASKS` batches.
     """
     local = here or work
     n = len(batches)
@@ -159,6 +162,8 @@ def run_forked(
             os.set_blocking(out_r, False)
             pids.append(pid)
             inboxes.append(_Inbox(out_r))
+        if meanwhile is not None:
+            meanwhile()
         while True:
             if cancel is not None and cancel.cancelled:
                 return True

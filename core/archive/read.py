@@ -19,7 +19,6 @@ import codecs
 import os
 import struct
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from dicomtools.core.archive import fastread
@@ -43,20 +42,35 @@ DIRECTORY_RECORD_SEQUENCE = 0x00041220
 IDENTITY_TAGS: frozenset[int] = frozenset({SPECIFIC_CHARACTER_SET, SOP_CLASS_UID, SOP_INSTANCE_UID})
 
 
-@dataclass(slots=True)
 class Instance:
     """A readable instance: its identity, and what was read (fast header or dataset)."""
 
-    path: str
-    sop_class_uid: str
-    sop_instance_uid: str
-    transfer_syntax_uid: str
-    character_set: str
-    size: int
-    mtime_ns: int
-    fast: fastread.FastHeader | None = None
-    dataset: Dataset | None = None
-    truncated: bool = False  # Pixel Data runs past the end of the file
+    __slots__ = ("path", "sop_class_uid", "sop_instance_uid", "transfer_syntax_uid", "character_set",
+                 "size", "mtime_ns", "fast", "dataset", "truncated")
+
+    def __init__(
+        self,
+        path: str,
+        sop_class_uid: str,
+        sop_instance_uid: str,
+        transfer_syntax_uid: str,
+        character_set: str,
+        size: int,
+        mtime_ns: int,
+        fast: fastread.FastHeader | None = None,
+        dataset: Dataset | None = None,
+        truncated: bool = False,  # Pixel Data runs past the end of the file
+    ) -> None:
+        self.path = path
+        self.sop_class_uid = sop_class_uid
+        self.sop_instance_uid = sop_instance_uid
+        self.transfer_syntax_uid = transfer_syntax_uid
+        self.character_set = character_set
+        self.size = size
+        self.mtime_ns = mtime_ns
+        self.fast = fast
+        self.dataset = dataset
+        self.truncated = truncated
 
 
 def unreadable(path: str, kind: ReasonKind, text: str) -> UnreadableFile:

@@ -278,15 +278,19 @@ def scan(
     workers: int | None = None,
     on_batch: BatchHandler | None = None,
     cache: IndexCache | None = None,
+    meanwhile: Callable[[], None] | None = None,
 ) -> ScanResult:
     """Scan ``root`` recursively; never raises for a bad file, reports each one.
 
     ``on_batch`` receives readable summaries as they arrive (the TUI's live
     tree). With ``cache``, files whose size and mtime are unchanged are not
-    read again, and what is read is stored for next time.
+    read again, and what is read is stored for next time. ``meanwhile`` is the
+    caller's own preparation (``show`` imports its tree builder and renderer):
+    it runs once forked readers have started, so they read while it runs, or
+    at the end when nothing was forked.
     """
     with _gc_paused():  # the warm path builds its 100,000 summaries here too, not only the readers
-        return _scan(root, pattern, sink, cancel, workers, on_batch, cache)
+        return _scan(root, pattern, sink, cancel, workers, on_batch, cache, meanwhile)
 
 
 def _scan(
@@ -297,6 +301,7 @@ def _scan(
     workers: int | None,
     on_batch: BatchHandler | None,
     cache: IndexCache | None,
+    meanwhile: Callable[[], None] | None,
 ) -> ScanResult:
     rep = Reporter("scan", sink)
     started = time.monotonic()
@@ -354,7 +359,8 @@ def _scan(
         # small batches spread the work evenly; at least ~16 a reader, never more than the pipe holds
         size = max(FORK_BATCH, min(BATCH_SIZE, n_read // (n_workers * 16)), -(-n_read // forked.MAX_TASKS))
         forked.run_forked(list(_batched(iter(to_read), size)), read_batch_rows, n_workers - 1, take, cancel,
-                          here=read_batch, decode=rows_to_results)
+                          here=read_batch, decode=rows_to_results, meanwhile=meanwhile)
+        meanwhile = None
     elif n_workers > 1 and n_read >= PARALLEL_THRESHOLD:
         # Imported here: the pool (threads, processes) serves only a big cold scan from a threaded caller.
         from dicomtools.core.archive.pool import run_batches
@@ -367,6 +373,8 @@ def _scan(
             if cancel is not None and cancel.cancelled:
                 break
             take(read_batch(batch))
+    if meanwhile is not None:
+        meanwhile()
     if folders is not None:
         folders.save(collected)
     result.unreadable.sort(key=lambda u: u.path)

@@ -75,21 +75,29 @@ def run(args: argparse.Namespace) -> int:
             gc.enable()
 
 
+def _load_tree_and_render() -> None:
+    """Import what follows the scan; ``scan`` runs this while its forked readers read."""
+    import dicomtools.core.render.forest
+    import dicomtools.core.tree  # noqa: F401
+
+
 def _show(args: argparse.Namespace) -> int:
     # Imported here, not at the top: `show -h` must not pay for the scanner (start-up speed).
     from dicomtools.core.archive.scan import scan
     from dicomtools.core.progress import LineProgress
-    from dicomtools.core.render.forest import render_flat, render_json, render_tree
-    from dicomtools.core.tree import build_forest
 
     # the preset's default machines, as Browse applies them: one folder, one tree
     defaults = preset_machine_defaults(args) | parse_pairs(args.defaultMachines, "--defaultMachines")
     cache = open_cache(args)
     try:
-        result = scan(args.path, args.searchPattern, sink=LineProgress(), workers=args.workers, cache=cache)
+        result = scan(args.path, args.searchPattern, sink=LineProgress(), workers=args.workers, cache=cache,
+                      meanwhile=_load_tree_and_render)
     finally:
         if cache is not None:
             cache.close()
+    from dicomtools.core.render.forest import render_flat, render_json, render_tree
+    from dicomtools.core.tree import build_forest
+
     patients = build_forest(result.instances, defaults)
     if args.format == "json":
         text = render_json(

@@ -55,7 +55,7 @@ def _save(selected: Sequence[InstanceSummary], out: Path, new_id: str | None, ne
             with atomic_writer(inst.path) as fh:
                 ds.save_as(fh, enforce_file_format=True)
             os.replace(inst.path, target)
-        copy = InstanceSummary(**{f: getattr(inst, f) for f in inst.__dataclass_fields__})
+        copy = InstanceSummary(*inst.values())
         copy.path = str(target)
         if new_id is not None:
             copy.patient_id = new_id

@@ -12,7 +12,6 @@ from __future__ import annotations
 import operator
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import replace
 
 from dicomtools.core.archive.model import (
     HALCYON_PLAN,
@@ -303,7 +302,7 @@ class _Builder:
             node.instances = list(members)
             # the label keeps the series' size; the count is what is shown here
             if isinstance(node.info, SeriesInfo):
-                node.info = replace(node.info, count=len(members))
+                node.info = node.info.with_count(len(members))
             if kind is NodeKind.CBCT:
                 node.note = "its plan is not in the folder"
             out.append(node)

@@ -3,8 +3,13 @@
 Why typed: render, store ordering, the anonymizer's layout, retrieve selection
 and the TUI all read the tree; with ``kind: str`` and ``fields: dict`` each
 decoded it again (and the TUI parsed label text). Now each kind carries one
-frozen ``*Info`` record that every consumer reads (the JSON keys are written
+immutable ``*Info`` record that every consumer reads (the JSON keys are written
 from it in ``core.render.forest``; the texts in ``core.tree.labels``).
+
+The records are NamedTuples and ``Node``/``PatientTree`` plain slotted classes,
+not dataclasses: creating a dataclass costs ~0.7 ms at import, and ``show``
+imports this module on every run (a dozen of them cost more than reading
+hundreds of files).
 
 ``NodeKind`` is a ``StrEnum`` whose values are the kind names of the JSON
 contract, so ``node.kind == "RT-Plan"`` keeps working.
@@ -13,8 +18,8 @@ contract, so ``node.kind == "RT-Plan"`` keeps working.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any, NamedTuple
 
 from dicomtools.core.archive.model import InstanceSummary
 
@@ -50,8 +55,7 @@ PLAN_KINDS = (NodeKind.PLAN, NodeKind.ION_PLAN, NodeKind.BRACHY_PLAN)
 SERIES_KINDS = (NodeKind.IMAGE, NodeKind.CBCT)
 
 
-@dataclass(frozen=True, slots=True)
-class PlanInfo:
+class PlanInfo(NamedTuple):
     """A plan (or a plan shown below the plan that references it: ``related``)."""
 
     plan_label: str
@@ -66,33 +70,67 @@ class PlanInfo:
     related: bool = False
 
 
-@dataclass(frozen=True, slots=True)
-class MissingInfo:
+class MissingInfo(NamedTuple):
     """A reference to an object that is not in this patient's data (a plan or a structure set)."""
 
     uid: str
     related: bool = False  # a referenced plan, shown below the plan that references it
 
 
-@dataclass(frozen=True, slots=True)
 class SeriesInfo:
-    """An image series (``Image``) or a CBCT series (``CBCT``)."""
+    """An image series (``Image``) or a CBCT series (``CBCT``).
+
+    Not a NamedTuple: its ``count`` field would hide ``tuple.count``. Immutable
+    all the same (a changed count is a new record: :meth:`with_count`).
+    """
+
+    __slots__ = ("series_instance_uid", "modality", "count", "frame_of_reference_uid", "series_description")
 
     series_instance_uid: str
     modality: str
     count: int
     frame_of_reference_uid: str
-    series_description: str = ""
+    series_description: str
+
+    def __init__(self, series_instance_uid: str, modality: str, count: int, frame_of_reference_uid: str,
+                 series_description: str = "") -> None:
+        setter = object.__setattr__
+        setter(self, "series_instance_uid", series_instance_uid)
+        setter(self, "modality", modality)
+        setter(self, "count", count)
+        setter(self, "frame_of_reference_uid", frame_of_reference_uid)
+        setter(self, "series_description", series_description)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"SeriesInfo is immutable: cannot set {name!r}")
+
+    def _values(self) -> tuple[str, str, int, str, str]:
+        return (self.series_instance_uid, self.modality, self.count, self.frame_of_reference_uid,
+                self.series_description)
+
+    def with_count(self, count: int) -> SeriesInfo:
+        return SeriesInfo(self.series_instance_uid, self.modality, count, self.frame_of_reference_uid,
+                          self.series_description)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, SeriesInfo):
+            return NotImplemented
+        return self._values() == other._values()
+
+    def __hash__(self) -> int:
+        return hash(self._values())
+
+    def __repr__(self) -> str:
+        return ("SeriesInfo(series_instance_uid={!r}, modality={!r}, count={!r}, frame_of_reference_uid={!r}, "
+                "series_description={!r})".format(*self._values()))
 
 
-@dataclass(frozen=True, slots=True)
-class StructInfo:
+class StructInfo(NamedTuple):
     structure_set_label: str
     roi_count: int
 
 
-@dataclass(frozen=True, slots=True)
-class BeamNodeInfo:
+class BeamNodeInfo(NamedTuple):
     """A beam of a plan (no instance of its own); ``machine`` after machine defaults."""
 
     beam_number: int | None
@@ -103,13 +141,11 @@ class BeamNodeInfo:
     machine_defaulted: bool = False
 
 
-@dataclass(frozen=True, slots=True)
-class DoseInfo:
+class DoseInfo(NamedTuple):
     dose_summation_type: str
 
 
-@dataclass(frozen=True, slots=True)
-class RecordInfo:
+class RecordInfo(NamedTuple):
     """A treatment record: its fraction and the beams it delivered."""
 
     fraction_number: int | None
@@ -117,18 +153,15 @@ class RecordInfo:
     treatment_date: str = ""
 
 
-@dataclass(frozen=True, slots=True)
-class RtImageInfo:
+class RtImageInfo(NamedTuple):
     rt_image_label: str
 
 
-@dataclass(frozen=True, slots=True)
-class RegInfo:
+class RegInfo(NamedTuple):
     registered_frames: tuple[str, ...]
 
 
-@dataclass(frozen=True, slots=True)
-class OtherInfo:
+class OtherInfo(NamedTuple):
     """An instance of a class the tree has no rule for."""
 
     sop_class_name: str
@@ -140,19 +173,40 @@ NodeInfo = (
 )
 
 
-@dataclass
 class Node:
     """One line of the tree: a kind, a label, the instances it stands for, children, typed facts."""
 
-    kind: NodeKind
-    label: str
-    instances: list[InstanceSummary] = field(default_factory=list)
-    children: list[Node] = field(default_factory=list)
-    info: NodeInfo | None = None
-    note: str = ""
+    __slots__ = ("kind", "label", "instances", "children", "info", "note")
 
-    def __post_init__(self) -> None:
-        self.kind = NodeKind(self.kind)  # a plain kind string is accepted
+    def __init__(
+        self,
+        kind: NodeKind | str,  # a plain kind string is accepted
+        label: str,
+        instances: list[InstanceSummary] | None = None,
+        children: list[Node] | None = None,
+        info: NodeInfo | None = None,
+        note: str = "",
+    ) -> None:
+        self.kind = NodeKind(kind)
+        self.label = label
+        self.instances: list[InstanceSummary] = [] if instances is None else instances
+        self.children: list[Node] = [] if children is None else children
+        self.info = info
+        self.note = note
+
+    def _values(self) -> tuple[Any, ...]:
+        return (self.kind, self.label, self.instances, self.children, self.info, self.note)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Node):
+            return NotImplemented
+        return type(self.info) is type(other.info) and self._values() == other._values()
+
+    __hash__ = None  # type: ignore[assignment]  # mutable
+
+    def __repr__(self) -> str:
+        return (f"Node(kind={self.kind!r}, label={self.label!r}, instances={self.instances!r}, "
+                f"children={self.children!r}, info={self.info!r}, note={self.note!r})")
 
     @property
     def plan(self) -> InstanceSummary | None:
@@ -176,13 +230,38 @@ class Node:
         return out
 
 
-@dataclass
 class PatientTree:
-    patient_id: str
-    patient_name: str
-    plans: list[Node] = field(default_factory=list)
-    unconnected: list[Node] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
+    """One patient's plans (roots) and what no plan reaches."""
+
+    __slots__ = ("patient_id", "patient_name", "plans", "unconnected", "warnings")
+
+    def __init__(
+        self,
+        patient_id: str,
+        patient_name: str,
+        plans: list[Node] | None = None,
+        unconnected: list[Node] | None = None,
+        warnings: list[str] | None = None,
+    ) -> None:
+        self.patient_id = patient_id
+        self.patient_name = patient_name
+        self.plans: list[Node] = [] if plans is None else plans
+        self.unconnected: list[Node] = [] if unconnected is None else unconnected
+        self.warnings: list[str] = [] if warnings is None else warnings
+
+    def _values(self) -> tuple[Any, ...]:
+        return (self.patient_id, self.patient_name, self.plans, self.unconnected, self.warnings)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, PatientTree):
+            return NotImplemented
+        return self._values() == other._values()
+
+    __hash__ = None  # type: ignore[assignment]  # mutable
+
+    def __repr__(self) -> str:
+        return (f"PatientTree(patient_id={self.patient_id!r}, patient_name={self.patient_name!r}, "
+                f"plans={self.plans!r}, unconnected={self.unconnected!r}, warnings={self.warnings!r})")
 
     def nodes(self) -> Iterator[Node]:
         for node in self.plans + self.unconnected:

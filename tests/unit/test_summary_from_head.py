@@ -8,14 +8,13 @@ file is read as before.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from pathlib import Path
 
 import pytest
 from pydicom.data import get_charset_files, get_testdata_file
 
-from dicomtools.core.archive.model import InstanceSummary
+from dicomtools.core.archive.model import SUMMARY_FIELDS, InstanceSummary
 from dicomtools.core.archive.scan import read_summary, summary_from_head
 
 TEST_FILES = sorted(p for p in Path(get_testdata_file("CT_small.dcm")).parent.iterdir()
@@ -33,7 +32,8 @@ def test_same_summary_as_from_the_file(path: Path) -> None:
         if got is None:
             continue
         assert isinstance(want, InstanceSummary), want
-        assert dataclasses.asdict(got) == dataclasses.asdict(want)
+        assert dict(zip(SUMMARY_FIELDS, got.values(), strict=True)) == dict(
+            zip(SUMMARY_FIELDS, want.values(), strict=True))
 
 
 def test_most_small_files_need_no_reread() -> None:
