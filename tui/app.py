@@ -201,6 +201,16 @@ class DicomToolsApp(App[int]):
             self.push_screen(ErrorDialog(error_text(err), title=f"{event.worker.name or 'task'} failed"))
 
     # ------------------------------------------------------------------ keys
+    async def on_event(self, event: events.Event) -> None:
+        # A form dialog takes Tab and typed characters here, where the app handles keys one at
+        # a time in the order typed (FormDialog.route_key); Textual would queue them to the
+        # field focused now and move the focus for a Tab only later.
+        if isinstance(event, events.Key) and not event.is_forwarded and self.screen_stack:
+            route = getattr(self.screen_stack[-1], "route_key", None)
+            if route is not None and route(event):
+                return
+        await super().on_event(event)
+
     async def _on_key(self, event: events.Key) -> None:
         # A printable key that bubbled up to here while a text field has the focus was typed
         # ahead: it reached a widget before a dialog (opened by an earlier key) took the focus.

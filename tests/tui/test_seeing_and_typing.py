@@ -8,6 +8,7 @@ import re
 from pathlib import Path
 
 import pytest
+from textual import events
 from textual.widgets import Button, DataTable, Input
 
 from dicomtools.core.config import Config, NodeConfig, load_config, save_config
@@ -154,6 +155,29 @@ async def test_keys_typed_ahead_into_a_dialog_land_in_the_fields_they_were_meant
         values = dialog.values()
         assert (values["dest"], values["patient_id"], values["patient_name"]) == (
             "/tmp/anon1", "ANON01", "ANON^ONE")
+
+
+async def test_a_burst_into_an_open_dialog_keeps_the_order_of_tab_and_characters(phantom_root: Path) -> None:
+    """Keys queued in one go (no wait between them, as tmux and SSH deliver them): a Tab moves on
+    before the characters typed after it, though Textual queues each key to the field focused when
+    it takes it (tests/tui/test_tmux_issue13.py saw the ID land in the folder field under load)."""
+    app = make_app(phantom_root)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        await pilot.press("enter")
+        await goto_label(pilot, "PLAN_A")
+        await pilot.press("space", "a")
+        await pilot.pause()
+        dialog = app.screen
+        assert isinstance(dialog, FormDialog)
+        burst = [*"/tmp/x", "tab", *"ANON01", "tab", *"ANON^ONE", "shift+tab", *"2"]
+        for key in burst:
+            character = key if len(key) == 1 else ("\t" if key == "tab" else None)
+            app.post_message(events.Key(key, character))
+        await pilot.pause()
+        await pilot.pause()
+        values = dialog.values()
+        assert (values["dest"], values["patient_id"], values["patient_name"]) == ("/tmp/x", "ANON012", "ANON^ONE")
 
 
 async def test_placeholders_say_what_to_type_and_never_pose_as_values(tmp_path: Path, phantom_root: Path) -> None:

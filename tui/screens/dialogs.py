@@ -68,6 +68,9 @@ class Field:
     placeholder: str = ""
 
 
+TAB, BACKTAB = "\t", "\x1b[Z"  # held keys: Tab and Shift+Tab; anything else is a typed character
+
+
 class FormDialog(ModalScreen[dict[str, str] | None]):
     """A few labelled inputs; Enter in any of them (or OK) returns the values, Tab moves."""
 
@@ -82,7 +85,7 @@ class FormDialog(ModalScreen[dict[str, str] | None]):
         self.note = note
         self.check = check
         self._ready = False
-        self._early: list[str] = []  # keys typed before the fields were there ("\t": Tab)
+        self._early: list[str] = []  # keys typed before the fields were there (TAB, BACKTAB or a character)
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
@@ -105,10 +108,42 @@ class FormDialog(ModalScreen[dict[str, str] | None]):
         self._ready = True
         early, self._early = self._early, []
         for key in early:  # in the order typed: a Tab moves on, a character goes where the focus is
-            if key == "\t":
-                super().focus_next()
-            elif isinstance(self.focused, Input):
-                self.focused.insert_text_at_cursor(key)
+            self._apply(key)
+
+    def _apply(self, key: str) -> bool:
+        """Move the focus (Tab, Shift+Tab) or type a character into the focused field; False if neither."""
+        if key == TAB:
+            super().focus_next()
+        elif key == BACKTAB:
+            super().focus_previous()
+        elif isinstance(self.focused, Input) and not self.focused.disabled:
+            field = self.focused
+            if field.selection.is_empty:
+                field.insert_text_at_cursor(key)
+            else:
+                field.replace(key, *field.selection)
+        else:
+            return False
+        return True
+
+    def route_key(self, event: events.Key) -> bool:
+        """Take a Tab or a typed character in the order typed; the app calls this for every key.
+
+        Textual hands a key to the widget focused when the app takes it, and a
+        Tab moves the focus only when it is handled later: in a burst over SSH
+        ("a", a folder, Tab, an ID) the ID could land in the folder field. Here,
+        at the app, every key passes one at a time. True when taken.
+        """
+        if event.key in ("tab", "shift+tab"):
+            key = TAB if event.key == "tab" else BACKTAB
+        elif event.is_printable and event.character is not None:
+            key = event.character
+        else:
+            return False
+        if not self._ready:  # the fields are not there yet: replayed by on_mount, in order
+            self._early.append(key)
+            return True
+        return self._apply(key)
 
     def take_early_key(self, key: str) -> bool:
         """Hold a key that arrived before the fields took the focus (a burst over SSH); True if held."""
@@ -120,7 +155,7 @@ class FormDialog(ModalScreen[dict[str, str] | None]):
     def focus_next(self, selector: str | type[QueryType] = "*") -> Widget | None:
         # a Tab typed ahead of the dialog's own mount must move on from the first field, not be lost
         if not self._ready:
-            self._early.append("\t")
+            self._early.append(TAB)
             return self.focused
         return super().focus_next(selector)
 
