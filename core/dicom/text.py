@@ -25,9 +25,13 @@ import re
 from typing import Any
 
 REPLACEMENT = "\ufffd"
-# C0 except TAB, DEL, C1: everything a terminal may act on.
-_CONTROL = {c: REPLACEMENT for c in (*range(0x00, 0x09), *range(0x0A, 0x20), *range(0x7F, 0xA0))}
-_CONTROL_RE = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f]")
+# C0 except TAB, DEL, C1: everything a terminal may act on; and the Unicode bidi embeddings,
+# overrides and isolates (U+202A-U+202E, U+2066-U+2069), which make a terminal that lays out
+# bidirectional text show the rest of the line reversed or moved ("Trojan Source"). The marks
+# (LRM, RLM, ALM) open no run and stay: they occur in real Hebrew and Arabic names.
+_CONTROL = {c: REPLACEMENT for c in (*range(0x00, 0x09), *range(0x0A, 0x20), *range(0x7F, 0xA0),
+                                     *range(0x202A, 0x202F), *range(0x2066, 0x206A))}
+_CONTROL_RE = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 
 # VRs whose values are numbers: statistics count them by value, not by spelling.
 NUMERIC_VRS = frozenset({"DS", "IS", "FD", "FL", "US", "SS", "UL", "SL", "UV", "SV"})
@@ -41,7 +45,7 @@ def has_control(text: str) -> bool:
 
 
 def sanitize(text: str) -> str:
-    """``text`` with every control character (C0 but TAB, DEL, C1) replaced by U+FFFD."""
+    """``text`` with every control character (C0 but TAB, DEL, C1, bidi runs) replaced by U+FFFD."""
     if _CONTROL_RE.search(text) is None:
         return text
     return text.translate(_CONTROL)

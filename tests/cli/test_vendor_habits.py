@@ -12,7 +12,7 @@ from pydicom.uid import generate_uid
 
 from dicomtools.core.archive.scan import scan
 from dicomtools.core.cli.main import main
-from dicomtools.core.dicom.text import has_control
+from dicomtools.core.dicom.text import has_control, sanitize
 from dicomtools.core.tree import build_forest
 from tests import vendor_files as vf
 
@@ -127,6 +127,29 @@ def test_terminal_sequences_in_values_and_names_are_replaced(tmp_path: Path) -> 
     as_json = run_cli("search", "--path", str(tmp_path), "--noCache", "--tag", "SeriesDescription=?", "--format", "json")
     values = json.loads(as_json.stdout)["matches"][0]["values"]["SeriesDescription"]
     assert values == [evil.rstrip()]  # JSON keeps the decoded text (escaped by JSON itself)
+
+
+def test_bidi_overrides_in_values_are_replaced_on_screen_and_kept_in_json(tmp_path: Path) -> None:
+    """A right-to-left override in a name shows the rest of a line reversed in a terminal that lays
+    out bidirectional text ("Trojan Source"); the marks of real Hebrew or Arabic text stay."""
+    trick = "SMITH\u202e^JOHN\u2066X\u2069"
+    ds = vf.base(vf.CT, "BIDI-1", trick, SeriesDescription="A\u202dB")
+    ds.SpecificCharacterSet = "ISO_IR 192"
+    vf.save(ds, tmp_path / "bidi.dcm")
+    runs = [
+        run_cli("show", "--path", str(tmp_path), "--noCache"),
+        run_cli("show", "--path", str(tmp_path), "--noCache", "--format", "flat"),
+        run_cli("search", "--path", str(tmp_path), "--noCache", "--tag", "PatientName=?", "--showStatistics"),
+        run_cli("search", "--path", str(tmp_path), "--noCache", "--tag", "SeriesDescription=?"),
+    ]
+    for r in runs:
+        assert r.returncode == 0, r.stderr
+        for ch in "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069":
+            assert ch not in r.stdout + r.stderr
+    assert "SMITH\ufffd^JOHN\ufffdX\ufffd" in runs[0].stdout
+    doc = json.loads(run_cli("show", "--path", str(tmp_path), "--noCache", "--format", "json").stdout)
+    assert doc["patients"][0]["patient_name"] == trick
+    assert sanitize("\u05e9\u200f\u05dc\u200e\u061c") == "\u05e9\u200f\u05dc\u200e\u061c"
 
 
 def test_utf8_text_file_is_a_text_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
