@@ -268,7 +268,9 @@ def _prestart_worker_processes() -> None:
         from multiprocessing import forkserver, resource_tracker
 
         multiprocessing.get_context("forkserver").set_forkserver_preload(
-            ["dicomtools.core.archive.scan", "dicomtools.core.search.folder"]
+            # what a worker runs: the scanner, and search with the reader and fast path it imports lazily
+            ["dicomtools.core.archive.scan", "dicomtools.core.search.folder", "dicomtools.core.archive.read",
+             "dicomtools.core.search.fastpath"]
         )
         saved = os.dup(2)
         devnull = os.open(os.devnull, os.O_WRONLY)
