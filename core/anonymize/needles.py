@@ -18,8 +18,8 @@ from pydicom.uid import UID_dictionary
 from dicomtools.core.anonymize.valuetext import (
     fold,
     has_unspaced_script,
-    iter_elements,
     name_groups,
+    peek_elements,
     spellings,
     values_of,
 )
@@ -230,7 +230,7 @@ class Identifiers:
                 self._walk(part)
 
     def _walk(self, ds: Dataset) -> None:
-        for elem in iter_elements(ds):
+        for elem in peek_elements(ds):
             tag = int(elem.tag)
             if tag in SKIP_TAGS:
                 continue

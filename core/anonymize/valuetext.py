@@ -13,7 +13,7 @@ import unicodedata
 from collections.abc import Iterator
 from typing import Any
 
-from pydicom.dataelem import DataElement
+from pydicom.dataelem import DataElement, RawDataElement, convert_raw_data_element
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 from pydicom.tag import BaseTag
@@ -118,6 +118,30 @@ def iter_elements(ds: Dataset) -> Iterator[DataElement]:
             yield ds[key]
         except Exception:  # a damaged element: the rest of the data set is still checked
             continue
+
+
+def peek_elements(ds: Dataset) -> Iterator[DataElement]:
+    """The data set's elements decoded without storing the decoded form back into ``ds``.
+
+    Why not :func:`iter_elements` on a data set that will be written: pydicom
+    writes a decoded element re-encoded (an explicit UN as its dictionary VR,
+    a value without its odd padding), so collecting --verify's identifiers
+    from the original changed the output's bytes. Looking must not.
+    """
+    charset = getattr(ds, "original_character_set", None) or ds._character_set
+    for key, elem in list(ds._dict.items()):
+        if isinstance(elem, RawDataElement):
+            if elem.value is None and elem.length != 0:  # a deferred read: only pydicom's own access loads it
+                try:
+                    yield ds[key]
+                except Exception:
+                    pass
+                continue
+            try:
+                elem = convert_raw_data_element(elem, encoding=charset if key != 0x00080005 else None, ds=ds)
+            except Exception:  # a damaged element: the rest of the data set is still checked
+                continue
+        yield elem
 
 
 def contains_word(haystack: str, needle: str) -> bool:

@@ -322,3 +322,26 @@ def test_api_reports_progress_and_honours_cancel(phantom: PhantomManifest, tmp_p
     cancel.cancel()
     report = anonymize_files(paths, str(tmp_path / "c"), AnonymizeSettings(NEW_ID, NEW_NAME), cancel=cancel)
     assert report.cancelled and not report.written
+
+
+def test_verify_does_not_change_what_is_written(tmp_path: Path) -> None:
+    """Collecting --verify's identifiers from the originals must not decode them in place: pydicom
+    then wrote an explicit-UN Manufacturer as LO and an odd-padded Image Type without its padding
+    (pydicom's rtdose_rle.dcm and SC_rgb_gdcm_KY.dcm)."""
+    from pydicom.data import get_testdata_file
+
+    src = tmp_path / "in"
+    src.mkdir()
+    for name in ("rtdose_rle.dcm", "SC_rgb_gdcm_KY.dcm", "rtplan.dcm", "CT_small.dcm"):
+        shutil.copy(str(get_testdata_file(name)), src / name)
+    common = ["--path", str(src), "--newPatientId", "A1", "--newPatientName", "A^B", "--keepLayout"]
+    code, _, err = cli(*common, "--out", str(tmp_path / "plain"), "--uidMap", str(tmp_path / "map.csv"))
+    assert code == 0, err
+    shutil.copy(tmp_path / "map.csv", tmp_path / "map2.csv")  # the same UIDs in the second run
+    code, out, err = cli(*common, "--out", str(tmp_path / "verified"), "--uidMap", str(tmp_path / "map2.csv"),
+                         "--verify")
+    assert code == 0, err + out
+    written = sorted(p.relative_to(tmp_path / "plain") for p in (tmp_path / "plain").rglob("*.dcm"))
+    assert len(written) == 4
+    for rel in written:
+        assert (tmp_path / "plain" / rel).read_bytes() == (tmp_path / "verified" / rel).read_bytes(), rel
