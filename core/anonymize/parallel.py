@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Literal
 
@@ -45,7 +44,6 @@ ENV = "DICOMTOOLS_ANONYMIZE_PARALLEL"
 MIN_FILES = 64  # below this a fork, a header pass and the merge cost more than a second core gives
 MAX_BATCH = 32  # the caller waits for the last worker batch: small batches keep that tail short
 _WORK: FileWork | None = None  # the worker side, set before the pool forks (and used by the caller's batches)
-_PARENT_PID = 0
 
 
 def workers_available(force: bool = False) -> int:
@@ -144,9 +142,7 @@ def split(items: list[tuple[int, str]], workers: int) -> list[list[tuple[int, st
 def _batch(items: list[tuple[int, str]], patients: dict[str, PatientEntry] | None) -> list[Outcome]:
     """Anonymize a batch; ``patients``: the parent's assignment (None for the first batch, which needs none:
     the order the files are met in is the run's)."""
-    pid = os.getpid()
-    if pid != _PARENT_PID:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle: it stops the pool
+    pid = os.getpid()  # workers ignore Ctrl-C from their start (archive.pool): it is the parent's to handle
     assert _WORK is not None
     if patients is not None:
         _WORK.engine.uid_map.patients.update(patients)
@@ -168,7 +164,7 @@ def _run_batches(
     Workers take batches from the front; the caller steals not-yet-started
     ones from the back; a pool that fails only slows the run. True when cancelled.
     """
-    from dicomtools.core.archive.pool import make_pool
+    from dicomtools.core.archive.pool import make_pool, submit_first
 
     n = len(batches)
     futures: list[Future[list[Outcome]] | None] = [None] * n
@@ -178,7 +174,7 @@ def _run_batches(
     try:
         try:
             pool = make_pool(workers, __name__)
-            futures[0] = pool.submit(_batch, batches[0], None)
+            futures[0] = submit_first(pool, _batch, batches[0], None)
         except Exception as exc:
             log.warning("anonymizing in this process only: worker processes unavailable (%s)", exc)
         try:
@@ -266,7 +262,7 @@ def run_parallel(
     ``engine``/``names``/``identifiers`` are the run's own (serial) state, brought
     up to date as a serial run would. Returns True when cancelled.
     """
-    global _WORK, _PARENT_PID
+    global _WORK
     uid_map = engine.uid_map
     given = (engine.new_patient_id, engine.new_patient_name)
     _WORK = FileWork(
@@ -274,9 +270,7 @@ def run_parallel(
         keep_burned_in=keep_burned_in, summarize=summarize,
         per_file_identifiers=identifiers_ignore if identifiers is not None else None,
     )
-    _PARENT_PID = os.getpid()
-    # collecting identifiers decodes the original's values, which pydicom then writes as decoded:
-    # a file done again must be read the same way to give the same bytes
+    # a file done again collects its identifiers as a worker did (per file), for the merge
     redo = FileWork(engine, names, staging, keep_burned_in=keep_burned_in, summarize=summarize,
                     per_file_identifiers=_WORK.per_file_identifiers)
     items = list(enumerate(paths))

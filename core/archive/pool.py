@@ -9,6 +9,7 @@ read in-process. Results are handed over in batch order.
 
 from __future__ import annotations
 
+import signal
 import threading
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -37,18 +38,42 @@ def start_method(available: Sequence[str]) -> str:
     return "forkserver" if "forkserver" in available else "spawn"
 
 
+def _worker_ignores_ctrl_c() -> None:
+    """Pool initializer: Ctrl-C is the caller's to handle (it cancels and shuts the pool down).
+
+    Without it a worker hit by Ctrl-C while it waits for its first batch
+    printed a KeyboardInterrupt traceback. SIGINT is blocked from before the
+    fork (:func:`submit_first`) until it is ignored here, so none slips in.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+
+
 def make_pool(workers: int, preload: str) -> ProcessPoolExecutor:
-    """A pool started the cheapest safe way (see :func:`start_method`)."""
+    """A pool started the cheapest safe way (see :func:`start_method`); submit first with :func:`submit_first`."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
     method = start_method(multiprocessing.get_all_start_methods())
     log.debug("reader pool: %d %s workers", workers, method)
+    ctx = multiprocessing.get_context(method)
     if method == "forkserver":
-        ctx = multiprocessing.get_context("forkserver")
         ctx.set_forkserver_preload([preload])
-        return ProcessPoolExecutor(max_workers=workers, mp_context=ctx)
-    return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context(method))
+    return ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_worker_ignores_ctrl_c)
+
+
+def submit_first(pool: ProcessPoolExecutor, fn: Callable[..., T], *args: Any) -> Future[T]:
+    """``pool.submit`` with SIGINT held back while it starts the workers (see :func:`_worker_ignores_ctrl_c`).
+
+    The caller gets a Ctrl-C typed meanwhile as soon as the mask is restored.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return pool.submit(fn, *args)  # only the main thread receives SIGINT
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        return pool.submit(fn, *args)
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
 def run_batches(
@@ -70,7 +95,7 @@ def run_batches(
     try:
         pool = make_pool(workers, fn.__module__)
         for i, batch in enumerate(batches):
-            futures[i] = pool.submit(fn, batch, *extra)
+            futures[i] = submit_first(pool, fn, batch, *extra) if i == 0 else pool.submit(fn, batch, *extra)
     except Exception as exc:
         log.warning("reader processes unavailable (%s); reading in this process", exc)
     steal = n - 1
