@@ -43,6 +43,7 @@ def _child(task_r: int, out_w: int, batches: Sequence[Any], work: Callable[[Any]
     code = 1
     try:
         signal.signal(signal.SIGINT, signal.SIG_DFL)  # Ctrl-C ends a child at once; the caller cleans up
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})  # blocked across the fork (run_forked)
         while True:
             data = os.read(task_r, _INDEX)
             if len(data) < _INDEX:
@@ -149,15 +150,20 @@ def run_forked(
                 fcntl.fcntl(out_w, fcntl.F_SETPIPE_SZ, PIPE_BYTES)
             except (ImportError, AttributeError, OSError):
                 pass  # the default 64 KiB pipe works, with a little more waiting
+            # SIGINT held back across the fork: a Ctrl-C landing in the child before it has
+            # set its own handler would raise into this caller's stack, in the child
+            mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
             try:
                 pid = os.fork()
             except OSError:
+                signal.pthread_sigmask(signal.SIG_SETMASK, mask)
                 os.close(out_r)
                 os.close(out_w)
                 break  # fewer readers, same result
             if pid == 0:
                 os.close(out_r)
                 _child(task_r, out_w, batches, work)
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
             os.close(out_w)
             os.set_blocking(out_r, False)
             pids.append(pid)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import time
 
 from dicomtools.core.archive.pool import make_pool, submit_first
 
@@ -23,3 +24,25 @@ def test_workers_ignore_sigint_and_the_caller_gets_it_back() -> None:
         pool.shutdown(wait=True)
     assert signal.pthread_sigmask(signal.SIG_BLOCK, set()) == before  # the caller's mask is restored
     assert signal.getsignal(signal.SIGINT) is not signal.SIG_IGN
+
+
+def _reader_state(_batch: object) -> list[object]:
+    return [str(signal.getsignal(signal.SIGINT)), signal.SIGINT in signal.pthread_sigmask(signal.SIG_BLOCK, set())]
+
+
+def test_forked_readers_take_ctrl_c_as_the_default_and_the_caller_keeps_its_mask() -> None:
+    from dicomtools.core.archive import forkread
+
+    before = signal.pthread_sigmask(signal.SIG_BLOCK, set())
+    got: list[list[object]] = []
+    def here(_batch: object) -> list[object]:
+        time.sleep(0.005)  # the caller is slow: the child surely takes batches
+        return ["here"]
+
+    # the caller reads too: only the children's results come through decode
+    forkread.run_forked([0] * 64, _reader_state, 1, got.append, here=here, decode=lambda rows: ["child", *rows])
+    children = [r for r in got if r[0] == "child"]
+    assert children, "no batch was read by the child"
+    for r in children:
+        assert r[1:] == [str(signal.SIG_DFL), False]  # a Ctrl-C ends the child at once
+    assert signal.pthread_sigmask(signal.SIG_BLOCK, set()) == before
