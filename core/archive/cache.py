@@ -355,7 +355,8 @@ class IndexCache:
             self._write_rows("INSERT OR REPLACE INTO folders (key, snapshot) VALUES (?, ?)", rows)
 
     def forget_missing(self, root: str, present: Iterable[str], known_rows: int | None = None) -> int:
-        """Drop rows of files under ``root`` that no longer exist; returns how many.
+        """Drop rows of files under ``root`` that no longer exist, and the snapshots of its folders that
+        hold none now (a deleted patient folder); returns how many file rows.
 
         ``known_rows``: how many of ``present`` were just found in the index.
         When the index holds no more rows under ``root`` than that, none is
@@ -374,9 +375,17 @@ class IndexCache:
             rows = conn.execute("SELECT path FROM files WHERE path >= ? AND path < ?", span).fetchall()
             gone = [(r[0],) for r in rows if r[0] not in keep]
             if gone:
+                # folder snapshots (key: folder NUL scope) of folders under root that hold no file now
+                top = base[:-1]
+                holding = {os.path.dirname(p) for p in keep}
+                keys = conn.execute("SELECT key FROM folders WHERE key >= ? AND key < ?",
+                                    (top + "\0", span[1])).fetchall()
+                empty = [(k,) for (k,) in keys
+                         if (f := k.split("\0", 1)[0]) not in holding and (f == top or f.startswith(base))]
                 conn.execute("BEGIN IMMEDIATE")
                 conn.executemany("DELETE FROM files WHERE path = ?", gone)
                 conn.executemany("DELETE FROM elements WHERE path = ?", gone)
+                conn.executemany("DELETE FROM folders WHERE key = ?", empty)
                 conn.execute("COMMIT")
             return len(gone)
 

@@ -214,3 +214,29 @@ def test_undecodable_file_name_keeps_its_snapshot(archive: Path, tmp_path: Path,
     for _ in range(2):
         found = search(str(archive), ["(300A,0002)=?"], workers=1, cache=cache)
         assert os.fsdecode(odd) in {m.path for m in found.matches}
+
+
+def test_snapshots_of_deleted_folders_are_pruned(archive: Path, tmp_path: Path) -> None:
+    """A deleted patient folder leaves neither file rows nor folder snapshots behind; others stay."""
+    import shutil
+
+    cache = IndexCache(tmp_path / "cache")
+    scan_mod.scan(str(archive), cache=cache, workers=1)
+    db = tmp_path / "cache" / "index.sqlite"
+
+    def folders() -> set[str]:
+        with sqlite3.connect(db) as conn:
+            return {k.split("\0", 1)[0] for (k,) in conn.execute("SELECT key FROM folders")}
+
+    before = folders()
+    victim = sorted(p for p in archive.iterdir() if p.is_dir())[0]
+    inside = {f for f in before if f == str(victim) or f.startswith(str(victim) + os.sep)}
+    assert inside, before
+    shutil.rmtree(victim)
+    again = scan_mod.scan(str(archive), cache=cache, workers=1)
+    cache.close()
+    assert folders() == before - inside
+    with sqlite3.connect(db) as conn:
+        rows = {p for (p,) in conn.execute("SELECT path FROM files")}
+    assert rows and not any(p.startswith(str(victim) + os.sep) for p in rows)
+    assert {i.path for i in again.instances} <= rows
