@@ -139,3 +139,13 @@ def test_forked_scan_equals_the_serial_scan(phantom: PhantomManifest, monkeypatc
     assert [p for batch in forked_batches for p in batch] == [s.path for s in single.instances]
     done = [e.done for e in sink.events if e.kind == "advanced"]
     assert done == sorted(done) and done[-1] == forked.files_seen
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_meanwhile_runs_once_forked_or_not(phantom: PhantomManifest, monkeypatch: pytest.MonkeyPatch,
+                                           workers: int) -> None:
+    """show's own preparation runs once: while the forked readers read, or after a serial scan."""
+    monkeypatch.setattr(scan_mod, "FORK_THRESHOLD", 1)
+    seen: list[int] = []
+    result = scan_mod.scan(phantom.root, workers=workers, meanwhile=lambda: seen.append(len(seen)))
+    assert seen == [0] and result.instances
