@@ -58,7 +58,7 @@ def register(sub: Any) -> None:
     add_option(p, "--workers", type=int, default=None, help="reader processes for the scan [default: automatic]")
     add_node_options(p)
     add_cache_options(p)
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, quick_exit=True)
 
 
 class _Messages:
