@@ -73,6 +73,18 @@ class InFlight:
     note: str = ""  # a warning about it (a lossy image decompressed to fit the node)
 
 
+@dataclass
+class Ready:
+    """A C-STORE request encoded, to go out as soon as the peer answered the last one."""
+
+    item: StoreItem
+    assoc: ClientAssociation
+    msg_id: int
+    parts: list[bytes | memoryview]
+    nbytes: int
+    note: str = ""
+
+
 class AssociationUnavailable(NetError):
     """Our association request was not answered or refused (no data was in flight)."""
 
@@ -121,6 +133,15 @@ class Sender:
 
         Returns (status, comment) instead when nothing could be sent (no context).
         """
+        ready = self.prepare(item, payload, ts)
+        return ready if isinstance(ready, tuple) else self.transmit(ready)
+
+    def prepare(self, item: StoreItem, payload: bytes | memoryview, ts: str) -> Ready | tuple[int, str]:
+        """Encode the C-STORE request for :meth:`transmit` (opening the association if needed).
+
+        Done while the peer still stores the previous instance, the encoding (and a
+        re-encoding for the node) costs the round trip nothing.
+        """
         cls = item.inst.sop_class_uid
         a = self.assoc(cls)
         cx = a.context_for(cls, ts)
@@ -133,7 +154,13 @@ class Sender:
             payload, note = reencode(item.path, ts, fb_ts)
             ts = fb_ts
         data = even_deflated(payload, ts)
-        return InFlight(item, a, a.send_store(cx, cls, item.uid, data), len(data), note)
+        msg_id, parts = a.prepare_store(cx, cls, item.uid, data)
+        return Ready(item, a, msg_id, parts, len(data), note)
+
+    @staticmethod
+    def transmit(ready: Ready) -> InFlight:
+        ready.assoc.conn.send_framed(ready.parts)
+        return InFlight(ready.item, ready.assoc, ready.msg_id, ready.nbytes, ready.note)
 
     @staticmethod
     def finish(sent: InFlight) -> tuple[int, str]:
