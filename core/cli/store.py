@@ -108,7 +108,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--associations must be at least 1")
     if not Path(args.path).exists():
         raise RunError(f"--path {args.path!r}: no such file or folder")
-    cfg, node = node_from_args(args)
+    cfg, node = node_from_args(args, lazy_logging=True)  # store's pydicom calls go through ready()
     mapping = dict(cfg.machines.mapping) | parse_pairs(args.machineMapping, "--machineMapping")
     defaults = dict(cfg.machines.defaults) | parse_pairs(args.defaultMachines, "--defaultMachines")
     sink = _Messages(args.showMessages)

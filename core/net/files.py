@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import logging
 import struct
 from dataclasses import dataclass
 
-log = logging.getLogger(__name__)
+from dicomtools.core.lazylog import get_logger
+
+log = get_logger(__name__)
 
 _LONG_VRS = {b"OB", b"OW", b"OF", b"OD", b"OL", b"OV", b"SQ", b"UT", b"UC", b"UR", b"UN", b"SV", b"UV"}
 

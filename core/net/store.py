@@ -22,7 +22,6 @@ stage go to whichever association is free, largest first.
 
 from __future__ import annotations
 
-import logging
 import threading
 import time
 from collections import deque
@@ -33,6 +32,7 @@ from pathlib import Path
 from dicomtools.core.archive.model import InstanceSummary
 from dicomtools.core.config import NodeConfig
 from dicomtools.core.errors import DicomToolsError
+from dicomtools.core.lazylog import get_logger
 from dicomtools.core.net.assoc import NetError
 from dicomtools.core.net.files import IMPLICIT_LE
 from dicomtools.core.net.machines import MachineProblem, plan_problems
@@ -61,7 +61,7 @@ from dicomtools.core.net.store_status import (  # noqa: F401 - re-exported
 from dicomtools.core.net.ul import PeerAborted
 from dicomtools.core.progress import CancelToken, ProgressSink, Reporter
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 
 @dataclass

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import filecmp
-import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from dicomtools.core.archive.model import InstanceSummary
+from dicomtools.core.lazylog import get_logger
 from dicomtools.core.tree import MissingInfo, Node, NodeKind, PatientTree, PlanInfo, build_forest
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 CRITICAL = frozenset({"plan", "dose"})
 

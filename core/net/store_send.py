@@ -6,11 +6,11 @@ stays small: what goes on the wire for one instance lives here.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from dicomtools.core.config import NodeConfig
+from dicomtools.core.lazylog import get_logger, ready
 from dicomtools.core.net.assoc import NetError, tls_args
 from dicomtools.core.net.files import (
     EXPLICIT_BE,
@@ -24,13 +24,14 @@ from dicomtools.core.net.store_order import StoreItem
 from dicomtools.core.net.transcode import even_deflated, fallback_for, reencode
 from dicomtools.core.net.ul import ClientAssociation, request_association
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 MAX_CONTEXTS = 128
 
 
 def sniff_transfer_syntax(path: str) -> str:
     """Transfer syntax of a file without File Meta (old exports): as pydicom guesses it."""
+    ready()  # pydicom logs by itself: its records meet the CLI's handlers
     from pydicom import dcmread
 
     ds = dcmread(path, force=True, stop_before_pixels=True)

@@ -13,7 +13,6 @@ no re-encode. C-FIND runs over it too (:mod:`ul_find`).
 
 from __future__ import annotations
 
-import logging
 import socket
 import struct
 from collections.abc import Callable, Iterable, Sequence
@@ -21,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from dicomtools.core import __version__
+from dicomtools.core.lazylog import get_logger
 from dicomtools.core.net.assoc import (
     NetError,
     is_tls_error,
@@ -55,7 +55,7 @@ from dicomtools.core.net.ul_pdu import decode_associate_ac, decode_associate_rj,
 if TYPE_CHECKING:
     import ssl
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 APPLICATION_CONTEXT = "1.2.840.10008.3.1.1.1"
 IMPLEMENTATION_UID = "1.2.826.0.1.3680043.9.3811.3.0.4"  # pynetdicom's (its PDU classes on the SCP side)

@@ -7,12 +7,13 @@ thousand small files takes. The requestor side needs only these three PDUs.
 
 from __future__ import annotations
 
-import logging
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-log = logging.getLogger(__name__)
+from dicomtools.core.lazylog import get_logger
+
+log = get_logger(__name__)
 
 PDU_ASSOC_RQ = 0x01
 
