@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from dicomtools.core.lazylog import get_logger
 
@@ -18,8 +18,9 @@ EXPLICIT_BE = "1.2.840.10008.1.2.2"
 UNCOMPRESSED = frozenset({IMPLICIT_LE, EXPLICIT_LE, EXPLICIT_BE})
 
 
-@dataclass(frozen=True, slots=True)
-class FileMeta:
+class FileMeta(NamedTuple):
+    """What ``store`` needs of a file's meta (a NamedTuple: no dataclass on the store path)."""
+
     sop_class_uid: str
     sop_instance_uid: str
     transfer_syntax_uid: str

@@ -9,8 +9,7 @@ plan that is sent; the source file is never modified.
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from dicomtools.core.archive.model import InstanceSummary
 from dicomtools.core.lazylog import get_logger, ready
@@ -24,8 +23,7 @@ MACHINE_NAME = 0x300A00B2  # (300A,00B2) Treatment Machine Name
 MODEL_NAME = 0x00081090  # (0008,1090) Manufacturer's Model Name
 
 
-@dataclass(frozen=True, slots=True)
-class MachineProblem:
+class MachineProblem(NamedTuple):
     """A plan that cannot be sent as is, with what to add to fix it."""
 
     plan_label: str

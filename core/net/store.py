@@ -26,8 +26,8 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Collection, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 from dicomtools.core.archive.model import InstanceSummary
 from dicomtools.core.config import NodeConfig
@@ -64,29 +64,30 @@ from dicomtools.core.progress import CancelToken, ProgressSink, Reporter
 log = get_logger(__name__)
 
 
-@dataclass
-class Failure:
+class Failure(NamedTuple):
     path: str
     uid: str
     text: str
     status: int | None = None
 
 
-@dataclass
 class StoreResult:
-    total: int = 0  # instances in the ordered list
-    stored: int = 0
-    warned: int = 0
-    already: int = 0  # in the status file from an earlier run
-    not_sent: int = 0  # held back: patient stopped, cancelled, connection lost
-    failed: list[Failure] = field(default_factory=list)
-    stopped_patients: dict[str, str] = field(default_factory=dict)
-    problems: list[MachineProblem] = field(default_factory=list)
-    skipped: list[tuple[InstanceSummary, str]] = field(default_factory=list)
-    cancelled: bool = False
-    aborted: str = ""
-    status_file_failed: bool = False  # the status file could not be written (full disk)
-    elapsed: float = 0.0
+    """What a store did (a plain class: no dataclass on the store path, ~0.3 ms each at start-up)."""
+
+    def __init__(self, total: int = 0, skipped: list[tuple[InstanceSummary, str]] | None = None) -> None:
+        self.total = total  # instances in the ordered list
+        self.stored = 0
+        self.warned = 0
+        self.already = 0  # in the status file from an earlier run
+        self.not_sent = 0  # held back: patient stopped, cancelled, connection lost
+        self.failed: list[Failure] = []
+        self.stopped_patients: dict[str, str] = {}
+        self.problems: list[MachineProblem] = []
+        self.skipped: list[tuple[InstanceSummary, str]] = skipped if skipped is not None else []
+        self.cancelled = False
+        self.aborted = ""
+        self.status_file_failed = False  # the status file could not be written (full disk)
+        self.elapsed = 0.0
 
     @property
     def ok(self) -> bool:

@@ -7,7 +7,6 @@ stays small: what goes on the wire for one instance lives here.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 
 from dicomtools.core.config import NodeConfig
 from dicomtools.core.lazylog import get_logger, ready
@@ -63,27 +62,28 @@ def context_groups(items: Sequence[StoreItem]) -> list[list[tuple[str, str]]]:
     return [g for g in groups if g]
 
 
-@dataclass
 class InFlight:
-    """A C-STORE request sent whose response is still to be read."""
+    """A C-STORE request sent whose response is still to be read (not a tuple: see :meth:`Sender.start`)."""
 
-    item: StoreItem
-    assoc: ClientAssociation
-    msg_id: int
-    nbytes: int
-    note: str = ""  # a warning about it (a lossy image decompressed to fit the node)
+    __slots__ = ("item", "assoc", "msg_id", "nbytes", "note")
+
+    def __init__(self, item: StoreItem, assoc: ClientAssociation, msg_id: int, nbytes: int, note: str = "") -> None:
+        self.item = item
+        self.assoc = assoc
+        self.msg_id = msg_id
+        self.nbytes = nbytes
+        self.note = note  # a warning about it (a lossy image decompressed to fit the node)
 
 
-@dataclass
-class Ready:
+class Ready(InFlight):
     """A C-STORE request encoded, to go out as soon as the peer answered the last one."""
 
-    item: StoreItem
-    assoc: ClientAssociation
-    msg_id: int
-    parts: list[bytes | memoryview]
-    nbytes: int
-    note: str = ""
+    __slots__ = ("parts",)
+
+    def __init__(self, item: StoreItem, assoc: ClientAssociation, msg_id: int, parts: list[bytes | memoryview],
+                 nbytes: int, note: str = "") -> None:
+        super().__init__(item, assoc, msg_id, nbytes, note)
+        self.parts = parts
 
 
 class AssociationUnavailable(NetError):
@@ -161,7 +161,8 @@ class Sender:
     @staticmethod
     def transmit(ready: Ready) -> InFlight:
         ready.assoc.conn.send_framed(ready.parts)
-        return InFlight(ready.item, ready.assoc, ready.msg_id, ready.nbytes, ready.note)
+        ready.parts = []  # sent: the file's bytes can go
+        return ready
 
     @staticmethod
     def finish(sent: InFlight) -> tuple[int, str]:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import socket
 import struct
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from dicomtools.core import __version__
@@ -312,16 +311,15 @@ class Connection:
 # ------------------------------------------------------------------ client
 
 
-@dataclass
 class ClientAssociation:
     """An established association we requested, with the accepted contexts."""
 
-    conn: Connection
-    called_ae: str
-    # (abstract syntax, transfer syntax) -> presentation context ID
-    accepted: dict[tuple[str, str], int] = field(default_factory=dict)
-    rejected: list[tuple[str, str]] = field(default_factory=list)
-    _msg_id: int = 0
+    def __init__(self, conn: Connection, called_ae: str) -> None:
+        self.conn = conn
+        self.called_ae = called_ae
+        self.accepted: dict[tuple[str, str], int] = {}  # (abstract syntax, transfer syntax) -> context ID
+        self.rejected: list[tuple[str, str]] = []
+        self._msg_id = 0
 
     def next_id(self) -> int:
         self._msg_id = self._msg_id % 0xFFFF + 1

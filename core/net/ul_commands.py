@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Sequence
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from dicomtools.core.lazylog import get_logger
 
@@ -112,8 +112,7 @@ def cancel_rq(msg_id: int) -> bytes:
     ])
 
 
-@dataclass
-class MoveStatus:
+class MoveStatus(NamedTuple):
     """The final C-MOVE response: status and sub-operation counts."""
 
     status: int = 0xFFFF
