@@ -10,24 +10,31 @@ in a hand-edited preset must not silently fall back to a default.
 from __future__ import annotations
 
 import copy
-import dataclasses
 import os
-import tomllib
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import tomli_w
-
-from dicomtools.core.atomic import atomic_write_bytes
+# tomllib, tomli_w and atomic (tempfile) are imported where used: a command run without a
+# preset file reads no TOML and writes nothing (~10 ms of every network command's start).
+# The tables are plain classes (config_model): no dataclass on any command's start-up path.
+from dicomtools.core.config_model import (  # noqa: F401 - re-exported: importers name them from here
+    DEFAULT_AE_TITLE,
+    DEFAULT_SCP_PORT,
+    AnonymizeConfig,
+    LocalConfig,
+    LoggingConfig,
+    MachinesConfig,
+    NodeConfig,
+    ReceiveConfig,
+    Table,
+    TlsConfig,
+)
 from dicomtools.core.config_path import default_config_file
 from dicomtools.core.errors import DicomToolsError, ExitStatus
 from dicomtools.core.lazylog import get_logger
 
 log = get_logger(__name__)
 
-DEFAULT_AE_TITLE = "DICOMTOOLS"
-DEFAULT_SCP_PORT = 11112  # the one default (config init, README, TUI); 104 needs root
 RETRIEVE_METHODS = ("move", "get")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
@@ -38,89 +45,22 @@ class ConfigError(DicomToolsError):
     exit_status = ExitStatus.USAGE
 
 
-@dataclass
-class TlsConfig:
-    """TLS for one node: CA bundle to verify the peer, optional client certificate."""
+class Config(Table):
+    """The whole preset; ``path`` is where it was read from (not stored in the file, not compared)."""
 
-    enabled: bool = False
-    ca: str = ""
-    cert: str = ""
-    key: str = ""
-    check_hostname: bool = True
+    _not_compared = ("path",)
 
-
-@dataclass
-class NodeConfig:
-    """One remote DICOM node (PACS, ARIA DICOM service, Orthanc...)."""
-
-    host: str = "127.0.0.1"
-    port: int = 104
-    called_ae: str = "ANY-SCP"
-    calling_ae: str = ""  # overrides [local] ae_title for this node when set
-    retrieve_method: str = "move"  # "move" (needs our SCP port reachable) or "get"
-    connect_timeout: float = 10.0
-    acse_timeout: float = 30.0
-    dimse_timeout: float = 120.0
-    network_timeout: float = 120.0
-    max_pdu: int = 0  # 0 = no limit on what we receive
-    machines: list[str] = field(default_factory=list)  # known treatment machines, empty = any
-    tls: TlsConfig = field(default_factory=TlsConfig)
-
-
-@dataclass
-class LocalConfig:
-    """Our own side: calling AE title and the Storage SCP used by C-MOVE."""
-
-    ae_title: str = DEFAULT_AE_TITLE
-    scp_port: int = DEFAULT_SCP_PORT
-    # Interface our Storage SCP binds to. Empty = the local address we use to
-    # reach the node (never 0.0.0.0 unless written here explicitly).
-    scp_bind: str = ""
-
-
-@dataclass
-class MachinesConfig:
-    """Treatment machine fixes applied to plans sent by ``store``."""
-
-    mapping: dict[str, str] = field(default_factory=dict)  # Treatment Machine Name A -> B
-    defaults: dict[str, str] = field(default_factory=dict)  # model (0008,1090) -> machine
-
-
-@dataclass
-class AnonymizeConfig:
-    profile: str = "aria"
-    options: list[str] = field(default_factory=lambda: ["CleanDesc", "RetainDeviceIdent"])
-
-
-@dataclass
-class ReceiveConfig:
-    """The ``receive`` service: where it listens, who may send to it."""
-
-    ae_title: str = ""  # "" = [local] ae_title
-    bind: str = "127.0.0.1"  # loopback unless set: a service open to the network is a choice
-    port: int = 11112
-    folder: str = ""  # default --path ("path" names the preset file itself)
-    allow: list[str] = field(default_factory=list)  # "AE" or "AE@HOST"
-    nodes: list[str] = field(default_factory=list)  # preset nodes allowed to send (their AE and host)
-    tls: TlsConfig = field(default_factory=TlsConfig)  # our certificate/key; ca verifies callers
-
-
-@dataclass
-class LoggingConfig:
-    level: str = "WARNING"
-
-
-@dataclass
-class Config:
-    """The whole preset; ``path`` is where it was read from (not stored in the file)."""
-
-    local: LocalConfig = field(default_factory=LocalConfig)
-    nodes: dict[str, NodeConfig] = field(default_factory=dict)
-    machines: MachinesConfig = field(default_factory=MachinesConfig)
-    anonymize: AnonymizeConfig = field(default_factory=AnonymizeConfig)
-    logging: LoggingConfig = field(default_factory=LoggingConfig)
-    receive: ReceiveConfig = field(default_factory=ReceiveConfig)
-    path: Path | None = field(default=None, compare=False)
+    def __init__(self, *, local: LocalConfig | None = None, nodes: dict[str, NodeConfig] | None = None,
+                 machines: MachinesConfig | None = None, anonymize: AnonymizeConfig | None = None,
+                 logging: LoggingConfig | None = None, receive: ReceiveConfig | None = None,
+                 path: Path | None = None) -> None:
+        self.local = local if local is not None else LocalConfig()
+        self.nodes: dict[str, NodeConfig] = nodes if nodes is not None else {}
+        self.machines = machines if machines is not None else MachinesConfig()
+        self.anonymize = anonymize if anonymize is not None else AnonymizeConfig()
+        self.logging = logging if logging is not None else LoggingConfig()
+        self.receive = receive if receive is not None else ReceiveConfig()
+        self.path = path
 
     def node(self, name: str) -> NodeConfig:
         try:
@@ -156,7 +96,7 @@ def default_config_path() -> Path:
 
 
 def _check_value(src: Path, key: str, value: Any, default: Any, annotation: str) -> Any:
-    """Validate one scalar/list/dict value against the dataclass field's type."""
+    """Validate one scalar/list/dict value against the table field's type."""
 
     def bad(expected: str) -> ConfigError:
         return ConfigError(f"{src}: key '{key}': expected {expected}, got {value!r}")
@@ -191,17 +131,16 @@ def _check_value(src: Path, key: str, value: Any, default: Any, annotation: str)
 _NESTED = {"TlsConfig": TlsConfig}
 
 
-def _build(cls: type[Any], data: Any, src: Path, prefix: str) -> Any:
+def _build(cls: type[Table], data: Any, src: Path, prefix: str) -> Any:
     if not isinstance(data, dict):
         raise ConfigError(f"{src}: key '{prefix}': expected a table, got {data!r}")
-    fields = {f.name: f for f in dataclasses.fields(cls) if f.name != "path"}
+    fields = cls.field_types()
     obj = cls()
     for key, value in data.items():
         dotted = f"{prefix}.{key}" if prefix else key
-        f = fields.get(key)
-        if f is None:
+        ann = fields.get(key) if key != "path" else None
+        if ann is None:
             raise ConfigError(f"{src}: unknown key '{dotted}'")
-        ann = str(f.type)
         if ann in _NESTED:
             setattr(obj, key, _build(_NESTED[ann], value, src, dotted))
         else:
@@ -287,6 +226,8 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
         return cfg
     except OSError as exc:
         raise ConfigError(f"{p}: cannot read: {exc.strerror or exc}") from None
+    import tomllib
+
     try:
         data = tomllib.loads(raw.decode("utf-8"))
     except UnicodeDecodeError:
@@ -302,20 +243,20 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
 def config_to_dict(cfg: Config) -> dict[str, Any]:
     """Plain dict for TOML; empty optional tables (TLS off, no mapping) are omitted."""
     out: dict[str, Any] = {
-        "local": dataclasses.asdict(cfg.local),
-        "logging": dataclasses.asdict(cfg.logging),
-        "anonymize": dataclasses.asdict(cfg.anonymize),
-        "machines": dataclasses.asdict(cfg.machines),
+        "local": cfg.local.as_dict(),
+        "logging": cfg.logging.as_dict(),
+        "anonymize": cfg.anonymize.as_dict(),
+        "machines": cfg.machines.as_dict(),
     }
     nodes: dict[str, Any] = {}
     for name, node in cfg.nodes.items():
-        d = dataclasses.asdict(node)
+        d = node.as_dict()
         if node.tls == TlsConfig():
             d.pop("tls")
         nodes[name] = d
     out["nodes"] = nodes
     if cfg.receive != ReceiveConfig():
-        rc = dataclasses.asdict(cfg.receive)
+        rc = cfg.receive.as_dict()
         if cfg.receive.tls == TlsConfig():
             rc.pop("tls")
         out["receive"] = rc
@@ -323,6 +264,8 @@ def config_to_dict(cfg: Config) -> dict[str, Any]:
 
 
 def dumps(cfg: Config) -> str:
+    import tomli_w
+
     return tomli_w.dumps(config_to_dict(cfg))
 
 
@@ -332,6 +275,10 @@ def save_config(cfg: Config, path: str | os.PathLike[str] | None = None) -> Path
     The round trip is checked before writing so a preset that could not be
     read back never replaces a good one.
     """
+    import tomllib
+
+    from dicomtools.core.atomic import atomic_write_bytes
+
     p = Path(path) if path is not None else (cfg.path or default_config_path())
     text = dumps(cfg)
     config_from_dict(tomllib.loads(text), p)  # refuse to write what we could not read
@@ -434,6 +381,10 @@ options = ["CleanDesc", "RetainDeviceIdent"]
 
 def write_example(path: str | os.PathLike[str] | None = None, force: bool = False) -> Path:
     """Write the commented example preset (``config init``); refuses to overwrite unless forced."""
+    import tomllib
+
+    from dicomtools.core.atomic import atomic_write_bytes
+
     p = Path(path) if path is not None else default_config_path()
     if p.exists() and not force:
         raise ConfigError(f"{p}: already exists (use --force to overwrite; a .bak is kept)")

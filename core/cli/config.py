@@ -9,7 +9,6 @@ override its values (or replace it when no node is named).
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from typing import Any
 
@@ -27,9 +26,9 @@ from dicomtools.core.config import (
     write_example,
 )
 from dicomtools.core.errors import ExitStatus
-from dicomtools.core.lazylog import ready
+from dicomtools.core.lazylog import get_logger, ready, when_ready
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 
 # ------------------------------------------------------------------ shared options
@@ -56,21 +55,33 @@ def add_node_options(parser: argparse.ArgumentParser, tls: bool = True) -> None:
                    help="use TLS (CA/certificate from the node's [nodes.NAME.tls])")
 
 
-def load_from_args(args: argparse.Namespace) -> Config:
+def _log_levels(level: str) -> None:
+    import logging
+
+    logging.getLogger().setLevel(level)
+    # pynetdicom logs every refusal at ERROR; we report those ourselves in one line
+    logging.getLogger("pynetdicom").setLevel(logging.CRITICAL)
+
+
+def load_from_args(args: argparse.Namespace, lazy_logging: bool = False) -> Config:
+    """The preset; its log level applied now, or with ``lazy_logging`` when something first logs
+    (a command whose library calls go through ``lazylog.ready()`` first: no logging import)."""
     try:
         cfg = load_config(args.config)
     except ConfigError as exc:
         raise UsageError(str(exc)) from None
     if not getattr(args, "debug", False):
-        ready()  # the CLI's deferred logging set-up first, so the preset's level is not reset by it
-        logging.getLogger().setLevel(cfg.logging.level)
-        # pynetdicom logs every refusal at ERROR; we report those ourselves in one line
-        logging.getLogger("pynetdicom").setLevel(logging.CRITICAL)
+        level = cfg.logging.level
+        if lazy_logging:
+            when_ready(lambda: _log_levels(level))  # after the CLI's deferred set-up, queued before it
+        else:
+            ready()  # the CLI's deferred logging set-up first, so the preset's level is not reset by it
+            _log_levels(level)
     return cfg
 
 
-def node_from_args(args: argparse.Namespace) -> tuple[Config, NodeConfig]:
-    cfg = load_from_args(args)
+def node_from_args(args: argparse.Namespace, lazy_logging: bool = False) -> tuple[Config, NodeConfig]:
+    cfg = load_from_args(args, lazy_logging)
     if args.node is None and (args.hostName is None or args.hostPort is None or args.calledAet is None):
         missing = [o for o, v in (("--hostName", args.hostName), ("--hostPort", args.hostPort),
                                   ("--calledAet", args.calledAet)) if v is None]

@@ -58,7 +58,7 @@ def register(sub: Any) -> None:
     add_option(p, "--workers", type=int, default=None, help="reader processes for the scan [default: automatic]")
     add_node_options(p)
     add_cache_options(p)
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, quick_exit=True)
 
 
 class _Messages:
@@ -108,7 +108,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--associations must be at least 1")
     if not Path(args.path).exists():
         raise RunError(f"--path {args.path!r}: no such file or folder")
-    cfg, node = node_from_args(args)
+    cfg, node = node_from_args(args, lazy_logging=True)  # store's pydicom calls go through ready()
     mapping = dict(cfg.machines.mapping) | parse_pairs(args.machineMapping, "--machineMapping")
     defaults = dict(cfg.machines.defaults) | parse_pairs(args.defaultMachines, "--defaultMachines")
     sink = _Messages(args.showMessages)

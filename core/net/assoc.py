@@ -12,7 +12,6 @@ Two things every caller needs and pynetdicom does not do by itself:
 from __future__ import annotations
 
 import copy
-import logging
 import socket
 import sys
 import time
@@ -21,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from dicomtools.core.config import NodeConfig
 from dicomtools.core.errors import DicomToolsError
+from dicomtools.core.lazylog import get_logger
 
 if TYPE_CHECKING:  # imported where used: ``store`` (lean UL only) never loads pynetdicom
     import ssl
@@ -29,7 +29,7 @@ if TYPE_CHECKING:  # imported where used: ``store`` (lean UL only) never loads p
     from pynetdicom.association import Association
     from pynetdicom.presentation import PresentationContext
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 # Big PDUs mean fewer fragments per C-STORE; pynetdicom's default is 16 KiB.
 DEFAULT_MAX_PDU = 4 * 1024 * 1024

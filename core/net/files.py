@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import logging
 import struct
-from dataclasses import dataclass
+from typing import NamedTuple
 
-log = logging.getLogger(__name__)
+from dicomtools.core.lazylog import get_logger
+
+log = get_logger(__name__)
 
 _LONG_VRS = {b"OB", b"OW", b"OF", b"OD", b"OL", b"OV", b"SQ", b"UT", b"UC", b"UR", b"UN", b"SV", b"UV"}
 
@@ -17,8 +18,9 @@ EXPLICIT_BE = "1.2.840.10008.1.2.2"
 UNCOMPRESSED = frozenset({IMPLICIT_LE, EXPLICIT_LE, EXPLICIT_BE})
 
 
-@dataclass(frozen=True, slots=True)
-class FileMeta:
+class FileMeta(NamedTuple):
+    """What ``store`` needs of a file's meta (a NamedTuple: no dataclass on the store path)."""
+
     sop_class_uid: str
     sop_instance_uid: str
     transfer_syntax_uid: str

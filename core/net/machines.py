@@ -8,24 +8,22 @@ plan that is sent; the source file is never modified.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from dicomtools.core.archive.model import InstanceSummary
+from dicomtools.core.lazylog import get_logger, ready
 
 if TYPE_CHECKING:  # pydicom only when a plan is rewritten: ``store`` starts without it
     from pydicom.dataset import Dataset
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 MACHINE_NAME = 0x300A00B2  # (300A,00B2) Treatment Machine Name
 MODEL_NAME = 0x00081090  # (0008,1090) Manufacturer's Model Name
 
 
-@dataclass(frozen=True, slots=True)
-class MachineProblem:
+class MachineProblem(NamedTuple):
     """A plan that cannot be sent as is, with what to add to fix it."""
 
     plan_label: str
@@ -140,6 +138,7 @@ def mapped_dataset_bytes(path: str, mapping: Mapping[str, str], defaults: Mappin
     The data set is re-encoded in the file's own transfer syntax, so only the
     machine names differ from the source.
     """
+    ready()  # pydicom logs by itself: its records meet the CLI's handlers
     from pydicom import dcmread
     from pynetdicom.dsutils import encode
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import logging
+from dicomtools.core.lazylog import get_logger
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 SUCCESS = "success"
 WARNING = "warning"

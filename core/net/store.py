@@ -22,17 +22,17 @@ stage go to whichever association is free, largest first.
 
 from __future__ import annotations
 
-import logging
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Collection, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 from dicomtools.core.archive.model import InstanceSummary
 from dicomtools.core.config import NodeConfig
 from dicomtools.core.errors import DicomToolsError
+from dicomtools.core.lazylog import get_logger
 from dicomtools.core.net.assoc import NetError
 from dicomtools.core.net.files import IMPLICIT_LE
 from dicomtools.core.net.machines import MachineProblem, plan_problems
@@ -47,6 +47,7 @@ from dicomtools.core.net.store_send import (  # noqa: F401 - MAX_CONTEXTS re-exp
     MAX_CONTEXTS,
     AssociationUnavailable,
     InFlight,
+    Ready,
     Sender,
     context_groups,
     read_payload,
@@ -60,32 +61,33 @@ from dicomtools.core.net.store_status import (  # noqa: F401 - re-exported
 from dicomtools.core.net.ul import PeerAborted
 from dicomtools.core.progress import CancelToken, ProgressSink, Reporter
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 
-@dataclass
-class Failure:
+class Failure(NamedTuple):
     path: str
     uid: str
     text: str
     status: int | None = None
 
 
-@dataclass
 class StoreResult:
-    total: int = 0  # instances in the ordered list
-    stored: int = 0
-    warned: int = 0
-    already: int = 0  # in the status file from an earlier run
-    not_sent: int = 0  # held back: patient stopped, cancelled, connection lost
-    failed: list[Failure] = field(default_factory=list)
-    stopped_patients: dict[str, str] = field(default_factory=dict)
-    problems: list[MachineProblem] = field(default_factory=list)
-    skipped: list[tuple[InstanceSummary, str]] = field(default_factory=list)
-    cancelled: bool = False
-    aborted: str = ""
-    status_file_failed: bool = False  # the status file could not be written (full disk)
-    elapsed: float = 0.0
+    """What a store did (a plain class: no dataclass on the store path, ~0.3 ms each at start-up)."""
+
+    def __init__(self, total: int = 0, skipped: list[tuple[InstanceSummary, str]] | None = None) -> None:
+        self.total = total  # instances in the ordered list
+        self.stored = 0
+        self.warned = 0
+        self.already = 0  # in the status file from an earlier run
+        self.not_sent = 0  # held back: patient stopped, cancelled, connection lost
+        self.failed: list[Failure] = []
+        self.stopped_patients: dict[str, str] = {}
+        self.problems: list[MachineProblem] = []
+        self.skipped: list[tuple[InstanceSummary, str]] = skipped if skipped is not None else []
+        self.cancelled = False
+        self.aborted = ""
+        self.status_file_failed = False  # the status file could not be written (full disk)
+        self.elapsed = 0.0
 
     @property
     def ok(self) -> bool:
@@ -183,17 +185,57 @@ class _Run:
             return None
         return sent
 
-    def _finish(self, sent: InFlight) -> None:
+    def _prepare(self, sender: Sender, item: StoreItem, payload: bytes | memoryview, ts: str) -> Ready | None:
+        """Encode the request on the open association; None when ``item`` is accounted for (cannot go)."""
         try:
-            status, comment = Sender.finish(sent)
+            ready = sender.prepare(item, payload, ts)
+        except (OSError, ValueError) as exc:  # re-encoding for the node failed
+            self._account(item, -1, str(getattr(exc, "strerror", None) or exc), 0)
+            return None
+        if isinstance(ready, tuple):
+            self._account(item, ready[0], ready[1], 0)
+            return None
+        return ready
+
+    def _transmit(self, ready: Ready) -> InFlight | None:
+        try:
+            return Sender.transmit(ready)
+        except NetError as exc:
+            self._lost(exc, ready.item)
+            return None
+
+    def _reply(self, sent: InFlight) -> tuple[int, str] | None:
+        """The peer's (status, comment) for ``sent``; None when the connection broke (accounted)."""
+        try:
+            return Sender.finish(sent)
         except NetError as exc:
             self._lost(exc, sent.item)
-            return
+            return None
+
+    def _finish(self, sent: InFlight) -> None:
+        reply = self._reply(sent)
+        if reply is not None:
+            self._settle(sent, reply)
+
+    def _settle(self, sent: InFlight, reply: tuple[int, str], recorded: bool = False) -> None:
         if sent.note:
             self.rep.message(f"warning: {sent.item.path}: {sent.note}", "warning")
-        self._account(sent.item, status, comment, sent.nbytes)
+        self._account(sent.item, reply[0], reply[1], sent.nbytes, recorded)
 
-    def _account(self, item: StoreItem, status: int, comment: str, nbytes: int) -> None:
+    def _record(self, item: StoreItem, status: int) -> None:
+        """The status-file line of a confirmed instance (a full disk stops the run)."""
+        if status < 0 or status_category(status) not in (SUCCESS, WARNING):
+            return
+        try:
+            self.status.add(item.uid, item.path)
+        except StatusFileError as exc:
+            with self.lock:
+                self.result.aborted = self.result.aborted or str(exc)
+                self.result.status_file_failed = True
+            self.cancel.cancel()
+
+    def _account(self, item: StoreItem, status: int, comment: str, nbytes: int, recorded: bool = False) -> None:
+        """Count one instance's outcome; ``recorded``: its status-file line is written already."""
         res = self.result
         pid = item.inst.patient_id
         category = status_category(status) if status >= 0 else FAILURE
@@ -208,13 +250,8 @@ class _Run:
                     res.warned += 1
             if category == WARNING:
                 self.rep.message(f"warning: {item.path}: {text}", "warning")
-            try:
-                self.status.add(item.uid, item.path)
-            except StatusFileError as exc:  # full disk: stop; what is confirmed so far is in the file
-                with self.lock:
-                    res.aborted = res.aborted or str(exc)
-                    res.status_file_failed = True
-                self.cancel.cancel()
+            if not recorded:
+                self._record(item, status)  # full disk: stop; what is confirmed so far is in the file
         else:
             with self.lock:
                 res.failed.append(Failure(item.path, item.uid, text, status if status >= 0 else None))
@@ -229,10 +266,11 @@ class _Run:
     def work(self, sender: Sender, take: Callable[[], StoreItem | None]) -> None:
         """Send what ``take`` hands out over ``sender``, one request in flight.
 
-        The next file is read (and its plan re-encoded) while the peer works on
-        the previous instance, and the previous one is accounted for after the
-        next request left: our per-instance work overlaps the peer's. A refused
-        plan or dose still stops its patient before anything after it is sent.
+        While the peer works on the previous instance the next file is read and its
+        request encoded (a plan re-encoded); when the answer comes, its status-file
+        line is written, the next request leaves, and only then is the answer
+        counted and reported: the round trip carries none of our per-instance work.
+        A refused plan or dose still stops its patient before anything after it is sent.
         """
         sent: InFlight | None = None
         try:
@@ -247,12 +285,20 @@ class _Run:
                 except (OSError, ValueError) as exc:
                     self._account(item, -1, str(getattr(exc, "strerror", None) or exc), 0)
                     continue
-                if sent is not None:
-                    self._finish(sent)
+                if sent is None:
+                    sent = self._send(sender, item, payload, ts)
+                    continue
+                ready = self._prepare(sender, item, payload, ts)  # on ``sent``'s open association
+                reply = self._reply(sent)
+                if reply is None:  # connection lost: the run is cancelled, ``item`` is not sent
                     sent = None
-                    if self._held(item):
-                        continue
-                sent = self._send(sender, item, payload, ts)
+                    if ready is not None:
+                        self._held(item)
+                    continue
+                self._record(sent.item, reply[0])
+                following = self._transmit(ready) if ready is not None and not self._held(item) else None
+                self._settle(sent, reply, recorded=True)
+                sent = following
         finally:
             if sent is not None:
                 self._finish(sent)

@@ -3,24 +3,30 @@
 from __future__ import annotations
 
 import filecmp
-import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 
 from dicomtools.core.archive.model import InstanceSummary
+from dicomtools.core.lazylog import get_logger
 from dicomtools.core.tree import MissingInfo, Node, NodeKind, PatientTree, PlanInfo, build_forest
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 CRITICAL = frozenset({"plan", "dose"})
 
 
-@dataclass
 class StoreItem:
-    inst: InstanceSummary
-    category: str  # image, struct, plan, cbct, dose, rt-image, record, reg, other
-    stage: int  # items of one stage may go in parallel; stages go in order
-    transfer_syntax: str = ""
+    """One instance to send (plain slotted classes here: no dataclass on the store path)."""
+
+    __slots__ = ("inst", "category", "stage", "transfer_syntax")
+
+    def __init__(self, inst: InstanceSummary, category: str, stage: int, transfer_syntax: str = "") -> None:
+        self.inst = inst
+        self.category = category  # image, struct, plan, cbct, dose, rt-image, record, reg, other
+        self.stage = stage  # items of one stage may go in parallel; stages go in order
+        self.transfer_syntax = transfer_syntax
+
+    def __repr__(self) -> str:
+        return f"StoreItem({self.category} stage {self.stage}: {self.path})"
 
     @property
     def uid(self) -> str:
@@ -35,13 +41,13 @@ class StoreItem:
         return self.category in CRITICAL
 
 
-@dataclass
 class StorePlan:
-    items: list[StoreItem] = field(default_factory=list)
-    skipped: list[tuple[InstanceSummary, str]] = field(default_factory=list)  # not sent, why
-    warnings: list[str] = field(default_factory=list)
-    # files sharing a SOP Instance UID with different content (also in ``skipped``): named always
-    conflicts: list[tuple[InstanceSummary, str]] = field(default_factory=list)
+    def __init__(self) -> None:
+        self.items: list[StoreItem] = []
+        self.skipped: list[tuple[InstanceSummary, str]] = []  # not sent, why
+        self.warnings: list[str] = []
+        # files sharing a SOP Instance UID with different content (also in ``skipped``): named always
+        self.conflicts: list[tuple[InstanceSummary, str]] = []
 
 
 SERIES = (NodeKind.IMAGE, NodeKind.CBCT)

@@ -6,11 +6,10 @@ stays small: what goes on the wire for one instance lives here.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 
 from dicomtools.core.config import NodeConfig
+from dicomtools.core.lazylog import get_logger, ready
 from dicomtools.core.net.assoc import NetError, tls_args
 from dicomtools.core.net.files import (
     EXPLICIT_BE,
@@ -24,13 +23,14 @@ from dicomtools.core.net.store_order import StoreItem
 from dicomtools.core.net.transcode import even_deflated, fallback_for, reencode
 from dicomtools.core.net.ul import ClientAssociation, request_association
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 MAX_CONTEXTS = 128
 
 
 def sniff_transfer_syntax(path: str) -> str:
     """Transfer syntax of a file without File Meta (old exports): as pydicom guesses it."""
+    ready()  # pydicom logs by itself: its records meet the CLI's handlers
     from pydicom import dcmread
 
     ds = dcmread(path, force=True, stop_before_pixels=True)
@@ -62,15 +62,28 @@ def context_groups(items: Sequence[StoreItem]) -> list[list[tuple[str, str]]]:
     return [g for g in groups if g]
 
 
-@dataclass
 class InFlight:
-    """A C-STORE request sent whose response is still to be read."""
+    """A C-STORE request sent whose response is still to be read (not a tuple: see :meth:`Sender.start`)."""
 
-    item: StoreItem
-    assoc: ClientAssociation
-    msg_id: int
-    nbytes: int
-    note: str = ""  # a warning about it (a lossy image decompressed to fit the node)
+    __slots__ = ("item", "assoc", "msg_id", "nbytes", "note")
+
+    def __init__(self, item: StoreItem, assoc: ClientAssociation, msg_id: int, nbytes: int, note: str = "") -> None:
+        self.item = item
+        self.assoc = assoc
+        self.msg_id = msg_id
+        self.nbytes = nbytes
+        self.note = note  # a warning about it (a lossy image decompressed to fit the node)
+
+
+class Ready(InFlight):
+    """A C-STORE request encoded, to go out as soon as the peer answered the last one."""
+
+    __slots__ = ("parts",)
+
+    def __init__(self, item: StoreItem, assoc: ClientAssociation, msg_id: int, parts: list[bytes | memoryview],
+                 nbytes: int, note: str = "") -> None:
+        super().__init__(item, assoc, msg_id, nbytes, note)
+        self.parts = parts
 
 
 class AssociationUnavailable(NetError):
@@ -121,6 +134,15 @@ class Sender:
 
         Returns (status, comment) instead when nothing could be sent (no context).
         """
+        ready = self.prepare(item, payload, ts)
+        return ready if isinstance(ready, tuple) else self.transmit(ready)
+
+    def prepare(self, item: StoreItem, payload: bytes | memoryview, ts: str) -> Ready | tuple[int, str]:
+        """Encode the C-STORE request for :meth:`transmit` (opening the association if needed).
+
+        Done while the peer still stores the previous instance, the encoding (and a
+        re-encoding for the node) costs the round trip nothing.
+        """
         cls = item.inst.sop_class_uid
         a = self.assoc(cls)
         cx = a.context_for(cls, ts)
@@ -133,7 +155,14 @@ class Sender:
             payload, note = reencode(item.path, ts, fb_ts)
             ts = fb_ts
         data = even_deflated(payload, ts)
-        return InFlight(item, a, a.send_store(cx, cls, item.uid, data), len(data), note)
+        msg_id, parts = a.prepare_store(cx, cls, item.uid, data)
+        return Ready(item, a, msg_id, parts, len(data), note)
+
+    @staticmethod
+    def transmit(ready: Ready) -> InFlight:
+        ready.assoc.conn.send_framed(ready.parts)
+        ready.parts = []  # sent: the file's bytes can go
+        return ready
 
     @staticmethod
     def finish(sent: InFlight) -> tuple[int, str]:

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import logging
 import threading
 from pathlib import Path
 from typing import TextIO
 
+from dicomtools.core.lazylog import get_logger
 from dicomtools.core.net.assoc import NetError
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 
 def read_status_file(path: str | Path | None) -> tuple[set[str], set[str]]:

@@ -7,9 +7,9 @@ accepts only uncompressed syntaxes still gets every image.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 
+from dicomtools.core.lazylog import get_logger, ready
 from dicomtools.core.net.files import (
     DEFLATED_LE,
     EXPLICIT_BE,
@@ -18,7 +18,7 @@ from dicomtools.core.net.files import (
     UNCOMPRESSED,
 )
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 LOSSY = frozenset({
     "1.2.840.10008.1.2.4.50",  # JPEG baseline
@@ -61,6 +61,7 @@ def fallback_for(accepted: Sequence[str]) -> str:
 
 def reencode(path: str, ts: str, target: str) -> tuple[bytes, str]:
     """(data set bytes in ``target``, a warning or ''); ValueError in one line when it cannot be done."""
+    ready()  # pydicom logs by itself: its records meet the CLI's handlers
     from pydicom import dcmread
     from pynetdicom.dsutils import encode
 

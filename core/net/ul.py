@@ -13,14 +13,13 @@ no re-encode. C-FIND runs over it too (:mod:`ul_find`).
 
 from __future__ import annotations
 
-import logging
 import socket
 import struct
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from dicomtools.core import __version__
+from dicomtools.core.lazylog import get_logger
 from dicomtools.core.net.assoc import (
     NetError,
     is_tls_error,
@@ -55,7 +54,7 @@ from dicomtools.core.net.ul_pdu import decode_associate_ac, decode_associate_rj,
 if TYPE_CHECKING:
     import ssl
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 APPLICATION_CONTEXT = "1.2.840.10008.3.1.1.1"
 IMPLEMENTATION_UID = "1.2.826.0.1.3680043.9.3811.3.0.4"  # pynetdicom's (its PDU classes on the SCP side)
@@ -98,7 +97,6 @@ class PeerReleased(NetError):
     """The peer asked to release the association (answered already); a normal end."""
 
 
-# ------------------------------------------------------------------ commands
 # ------------------------------------------------------------------ transport
 
 
@@ -152,17 +150,27 @@ class Connection:
     def send_message(self, context_id: int, command: bytes, dataset: bytes | memoryview | None = None) -> None:
         """Command fragment(s) then dataset fragments, gathered into few large writes.
 
-        The fragments are views of ``dataset`` (no copy); on a plain socket they
-        go out with ``sendmsg`` (scatter-gather). Writing each 6-byte PDU header
-        on its own, as before, meant two syscalls and two TCP segments per
-        16 KB PDU with TCP_NODELAY.
+        The fragments are views of ``dataset`` (no copy); on a plain socket they go
+        out with ``sendmsg`` (scatter-gather), not a syscall and a TCP segment per
+        6-byte PDU header. A sender may frame the next message while the peer works.
         """
+        self.send_framed(self.frame_message(context_id, command, dataset))
+
+    def frame_message(self, context_id: int, command: bytes, dataset: bytes | memoryview | None = None,
+                      ) -> list[bytes | memoryview]:
         frag = self._fragment_size()
         parts: list[bytes | memoryview] = []
         self._frames(parts, context_id, memoryview(command), frag, 0x01)
         if dataset is not None:
             self._frames(parts, context_id, memoryview(dataset), frag, 0x00)
-        if len(parts) <= 4 or is_tls_socket(self.sock):
+        if len(parts) <= 4:  # a small message: one buffer, one write
+            return [b"".join(parts)]
+        return parts
+
+    def send_framed(self, parts: list[bytes | memoryview]) -> None:
+        if len(parts) == 1:
+            self.send(parts[0])
+        elif is_tls_socket(self.sock):
             self._send_joined(parts)
         else:
             self._send_gathered(parts)
@@ -303,16 +311,15 @@ class Connection:
 # ------------------------------------------------------------------ client
 
 
-@dataclass
 class ClientAssociation:
     """An established association we requested, with the accepted contexts."""
 
-    conn: Connection
-    called_ae: str
-    # (abstract syntax, transfer syntax) -> presentation context ID
-    accepted: dict[tuple[str, str], int] = field(default_factory=dict)
-    rejected: list[tuple[str, str]] = field(default_factory=list)
-    _msg_id: int = 0
+    def __init__(self, conn: Connection, called_ae: str) -> None:
+        self.conn = conn
+        self.called_ae = called_ae
+        self.accepted: dict[tuple[str, str], int] = {}  # (abstract syntax, transfer syntax) -> context ID
+        self.rejected: list[tuple[str, str]] = []
+        self._msg_id = 0
 
     def next_id(self) -> int:
         self._msg_id = self._msg_id % 0xFFFF + 1
@@ -328,9 +335,16 @@ class ClientAssociation:
     def send_store(self, context_id: int, sop_class: str, sop_uid: str, dataset: bytes | memoryview) -> int:
         """The C-STORE-RQ half of :meth:`c_store`: the caller may prepare the next instance
         while the peer works, then must call :meth:`store_response` before sending again."""
-        msg_id = self.next_id()
-        self.conn.send_message(context_id, store_rq(msg_id, sop_class, sop_uid), dataset)
+        msg_id, parts = self.prepare_store(context_id, sop_class, sop_uid, dataset)
+        self.conn.send_framed(parts)
         return msg_id
+
+    def prepare_store(self, context_id: int, sop_class: str, sop_uid: str, dataset: bytes | memoryview,
+                      ) -> tuple[int, list[bytes | memoryview]]:
+        """(message ID, framed PDUs) of a C-STORE-RQ, sent later with ``conn.send_framed``:
+        encoding it while the peer still stores the last instance keeps it off the round trip."""
+        msg_id = self.next_id()
+        return msg_id, self.conn.frame_message(context_id, store_rq(msg_id, sop_class, sop_uid), dataset)
 
     def store_response(self, msg_id: int) -> tuple[int, str]:
         """Wait for the C-STORE-RSP to ``msg_id``; return (status, error comment)."""

@@ -6,12 +6,13 @@ elements these services need.
 
 from __future__ import annotations
 
-import logging
 import struct
 from collections.abc import Sequence
-from dataclasses import dataclass
+from typing import NamedTuple
 
-log = logging.getLogger(__name__)
+from dicomtools.core.lazylog import get_logger
+
+log = get_logger(__name__)
 
 C_STORE_RQ, C_STORE_RSP = 0x0001, 0x8001
 C_ECHO_RQ, C_ECHO_RSP = 0x0030, 0x8030
@@ -111,8 +112,7 @@ def cancel_rq(msg_id: int) -> bytes:
     ])
 
 
-@dataclass
-class MoveStatus:
+class MoveStatus(NamedTuple):
     """The final C-MOVE response: status and sub-operation counts."""
 
     status: int = 0xFFFF

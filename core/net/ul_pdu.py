@@ -7,12 +7,12 @@ thousand small files takes. The requestor side needs only these three PDUs.
 
 from __future__ import annotations
 
-import logging
 import struct
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 
-log = logging.getLogger(__name__)
+from dicomtools.core.lazylog import get_logger
+
+log = get_logger(__name__)
 
 PDU_ASSOC_RQ = 0x01
 
@@ -47,12 +47,14 @@ def encode_associate_rq(calling_ae: str, called_ae: str, app_context: str, conte
     return struct.pack(">BBI", PDU_ASSOC_RQ, 0, len(body)) + body
 
 
-@dataclass
 class AssociateAC:
     """What the acceptor answered: per context ID (result, transfer syntax), its maximum PDU length."""
 
-    results: dict[int, tuple[int, str]] = field(default_factory=dict)
-    peer_max_pdu: int = 0
+    __slots__ = ("results", "peer_max_pdu")
+
+    def __init__(self) -> None:
+        self.results: dict[int, tuple[int, str]] = {}
+        self.peer_max_pdu = 0
 
 
 def pdu_items(data: bytes, off: int = 0) -> list[tuple[int, bytes]]:

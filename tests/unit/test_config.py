@@ -148,4 +148,4 @@ def test_example_is_valid_and_documented(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="already exists"):
         write_example(p)
     commented = [line.lstrip("# ").split(" =")[0] for line in EXAMPLE.splitlines() if line.startswith("# ") and " = " in line]
-    assert {f for f in NodeConfig.__dataclass_fields__ if f != "tls"} <= set(commented)
+    assert {f for f in NodeConfig.field_types() if f != "tls"} <= set(commented)
