@@ -96,13 +96,16 @@ def _report(res: StoreResult, node_text: str, status_file: str | None = None) ->
     return ExitStatus.OK if res.ok else ExitStatus.FAILED
 
 
+def _load_sender() -> None:
+    """Import what follows the scan; ``scan`` runs this while its forked readers read."""
+    import dicomtools.core.net.machines
+    import dicomtools.core.net.store
+    import dicomtools.core.net.store_order  # noqa: F401
+
+
 def run(args: argparse.Namespace) -> int:
     # Imported here, not at the top: `store -h` must not import pydicom/pynetdicom (start-up speed).
     from dicomtools.core.archive.scan import scan
-    from dicomtools.core.net.assoc import NetError
-    from dicomtools.core.net.machines import group_messages
-    from dicomtools.core.net.store import store
-    from dicomtools.core.net.store_order import plan_store
 
     if args.associations < 1:
         raise UsageError("--associations must be at least 1")
@@ -112,7 +115,13 @@ def run(args: argparse.Namespace) -> int:
     mapping = dict(cfg.machines.mapping) | parse_pairs(args.machineMapping, "--machineMapping")
     defaults = dict(cfg.machines.defaults) | parse_pairs(args.defaultMachines, "--defaultMachines")
     sink = _Messages(args.showMessages)
-    scanned = scan(args.path, args.searchPattern, sink=sink.line, workers=args.workers, cache=open_cache(args))
+    scanned = scan(args.path, args.searchPattern, sink=sink.line, workers=args.workers, cache=open_cache(args),
+                   meanwhile=_load_sender)
+    from dicomtools.core.net.assoc import NetError
+    from dicomtools.core.net.machines import group_messages
+    from dicomtools.core.net.store import store
+    from dicomtools.core.net.store_order import plan_store
+
     if args.showMessages:
         for u in scanned.unreadable:
             sys.stderr.write(f"not sent: {u.path}: {u.reason}\n")
