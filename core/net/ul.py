@@ -4,9 +4,9 @@ Why not pynetdicom's association here: its reactor threads poll with sleeps
 and hand every PDU through queues, which caps a C-STORE loop at ~300
 instances/s on this class of machine (dcmtk does 1,500+). For bulk transfer
 we only need a handful of PDUs, so this module speaks them directly on one
-socket: the requestor's association PDUs are written by hand (:mod:`ul_pdu`,
-so ``store`` never imports pynetdicom or pydicom), our SCPs decode requests
-with pynetdicom's PDU classes (:mod:`scp_negotiate`); P-DATA framing and the command sets are
+socket: association PDUs are written and read by hand on both sides (:mod:`ul_pdu`
+for the requestor, :mod:`scp_negotiate` for our SCPs), so neither ``store`` nor
+``retrieve`` imports pynetdicom or pydicom; P-DATA framing and the command sets are
 written here. Datasets travel as the encoded bytes from the file: no decode,
 no re-encode. C-FIND runs over it too (:mod:`ul_find`).
 """
