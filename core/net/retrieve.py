@@ -95,7 +95,7 @@ def retrieve(
             result.saved = _save_anonymized(selected, out, opts.anonymize, sink, cancel, result.problems)
         else:
             result.saved = _save(selected, out, opts.new_patient_id, opts.new_patient_name, rep, cancel)
-        result.forest = build_forest(result.saved, opts.default_machines)
+        result.default_machines = opts.default_machines  # result.forest is built when asked for
         result.cancelled = cancel.cancelled
         rep.finished(len(result.saved), len(selected), result.summary())
         return result
