@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import csv
-import datetime as _dt
+import errno
 import functools
 import logging
 import os
-import shutil
 import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -96,11 +94,13 @@ def _save_anonymized(selected: Sequence[InstanceSummary], out: Path, saver: Save
 
 def write_anonymization_map(out: Path, rows: Iterable[tuple[str, str, str, str]]) -> Path:
     """Append (original ID, original name, new ID, new name, UTC time) rows; sensitive file."""
+    import csv  # here, as datetime and io: only an anonymizing retrieve writes the map
+    import datetime as _dt
+    import io
+
     path = out / "anonymization_map.csv"
     old = path.read_bytes() if path.exists() else b""
     stamp = _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    import io
-
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     if not old:
@@ -116,6 +116,37 @@ def write_anonymization_map(out: Path, rows: Iterable[tuple[str, str, str, str]]
 TEMP_PREFIX = ".dicomtools-retrieve-"
 _LOCK_NAME = ".lock"
 _UNLOCKED_GRACE = 600.0  # a temp folder without a lock file is stale after this many seconds
+
+
+def make_temp_folder(out: Path) -> Path:
+    """A new private folder ``.dicomtools-retrieve-<random>`` inside ``out``, as ``tempfile.mkdtemp``
+    makes it (mode 0700, a name nobody else holds), without importing tempfile (~3 ms of start-up)."""
+    for _ in range(100):
+        path = os.path.join(out, TEMP_PREFIX + os.urandom(6).hex())
+        try:
+            os.mkdir(path, 0o700)
+        except FileExistsError:
+            continue
+        return Path(path)
+    raise FileExistsError(errno.EEXIST, "no free name for a temporary folder", str(out))
+
+
+def remove_temp_folder(tmp: Path) -> None:
+    """Remove our temporary folder and what it holds (received files, the lock), errors ignored.
+
+    It is flat: a list and one unlink each; anything else (a folder inside) goes to ``shutil.rmtree``.
+    """
+    try:
+        entries = list(os.scandir(tmp))
+        for entry in entries:
+            if entry.is_dir(follow_symlinks=False):
+                raise IsADirectoryError(entry.path)
+            os.unlink(entry.path)
+        os.rmdir(tmp)
+    except OSError:
+        import shutil
+
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _lock_temp_folder(tmp: Path) -> BinaryIO | None:
@@ -138,6 +169,8 @@ def remove_stale_temp_folders(out: Path) -> list[str]:
         entries = [e for e in os.scandir(out) if e.name.startswith(TEMP_PREFIX) and e.is_dir(follow_symlinks=False)]
     except OSError:
         return removed
+    if entries:
+        import shutil  # only when an earlier run left a folder (with bz2 and lzma, ~1.5 ms of start-up)
     for entry in entries:
         lock_path = os.path.join(entry.path, _LOCK_NAME)
         try:

@@ -15,11 +15,11 @@ import contextlib
 import logging
 import os
 import socket
-import ssl
 import threading
 from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from dicomtools.core.net.arrival import (  # noqa: F401 - plausible_uid re-exported for older importers
     OnWritten,
@@ -57,6 +57,9 @@ from dicomtools.core.net.ul import (
     echo_rsp,
     store_rsp,
 )
+
+if TYPE_CHECKING:
+    import ssl  # only with TLS, by whoever builds the context (~5 ms of start-up otherwise)
 
 log = logging.getLogger(__name__)
 
