@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -104,3 +105,38 @@ def test_store_sends_without_pydicom_pynetdicom_or_numpy(tmp_path: Path) -> None
     assert len([p for p in scp.out_dir.rglob("*") if p.is_file()]) == len(files)
     heavy = sorted({m.split(".")[0] for m in result["modules"]} & {"pydicom", "pynetdicom", "numpy"})
     assert heavy == []
+
+
+@pytest.mark.parametrize(("msg_id", "status", "comment"), [
+    (1, 0x0000, ""), (65535, 0xA700, "out of resources: cannot write file"), (70001, 0xB000, "odd"),
+])
+@pytest.mark.parametrize(("cls", "uid"), [(CT, "1.2.3.4"), ("1.2.840.10008.5.1.4.1.1.481.5", "1.2.3.45")])
+def test_store_response_reads_back_in_pydicom_and_goes_out_as_one_pdv(msg_id: int, status: int, comment: str,
+                                                                      cls: str, uid: str) -> None:
+    """The C-STORE-RSP built from cached pieces, decoded by pydicom; sent as one P-DATA-TF pynetdicom reads."""
+    from io import BytesIO
+
+    from pydicom.filereader import read_dataset
+    from pynetdicom.pdu import P_DATA_TF
+
+    from dicomtools.core.net.ul import Connection
+    from dicomtools.core.net.ul_commands import store_rsp
+
+    raw = store_rsp(msg_id, cls, uid, status, comment)
+    ds = read_dataset(BytesIO(raw), is_implicit_VR=True, is_little_endian=True)
+    assert ds.CommandGroupLength == len(raw) - 12
+    assert (ds.AffectedSOPClassUID, ds.AffectedSOPInstanceUID) == (cls, uid)
+    assert (ds.CommandField, ds.MessageIDBeingRespondedTo, ds.CommandDataSetType) == (0x8001, msg_id & 0xFFFF, 0x0101)
+    assert ds.Status == status and ds.get("ErrorComment", "") == comment
+    assert list(ds.keys()) == sorted(ds.keys())
+
+    ours, theirs = socket.socketpair()
+    with ours, theirs:
+        Connection(ours).send_message(7, raw)
+        ours.shutdown(socket.SHUT_WR)
+        wire = b"".join(iter(lambda: theirs.recv(65536), b""))
+    pdu = P_DATA_TF()
+    pdu.decode(wire)
+    assert len(wire) == len(pdu) and len(pdu.presentation_data_value_items) == 1  # one PDU, one PDV
+    pdv = pdu.presentation_data_value_items[0]
+    assert pdv.context_id == 7 and pdv.data == b"\x03" + raw  # message control header: command, last fragment
