@@ -27,6 +27,7 @@ from dicomtools.core.net.arrival import (  # noqa: F401 - plausible_uid re-expor
     file_meta,
     hold,
     plausible_uid,
+    report_written,
     safe_uid_name,
     write_arrival,
     write_problem,
@@ -308,8 +309,8 @@ class StorageSCP:
 
     def _after(self, arrival: _Arrival, rec: Received | None, done: Written | None) -> None:
         try:
-            if done is not None and done.mtime_ns is not None and self.on_written is not None:
-                self.on_written(arrival.target, done.head, done.size, done.mtime_ns)
+            if done is not None:
+                report_written(self.on_written, arrival.target, done)
             if rec is not None and self.on_received is not None:
                 self.on_received(rec)
         except Exception:  # noqa: BLE001 - a progress sink must not fail a transfer
