@@ -140,3 +140,26 @@ def test_store_response_reads_back_in_pydicom_and_goes_out_as_one_pdv(msg_id: in
     assert len(wire) == len(pdu) and len(pdu.presentation_data_value_items) == 1  # one PDU, one PDV
     pdv = pdu.presentation_data_value_items[0]
     assert pdv.context_id == 7 and pdv.data == b"\x03" + raw  # message control header: command, last fragment
+
+
+def test_data_waiting_never_blocks_and_sees_read_ahead_and_socket_bytes() -> None:
+    """The C-MOVE loop naps only when nothing is waiting: bytes read ahead or in the socket both count."""
+    import time
+
+    from dicomtools.core.net.ul import Connection
+
+    ours, theirs = socket.socketpair()
+    with ours, theirs:
+        ours.settimeout(7.0)
+        conn = Connection(ours)
+        started = time.monotonic()
+        assert conn.data_waiting() is False and time.monotonic() - started < 1.0  # nothing: at once
+        assert ours.gettimeout() == 7.0  # the DIMSE timeout is back
+        theirs.sendall(b"\x04\x00\x00\x00\x00\x02ab\x04\x00\x00\x00\x00\x02cd")  # two P-DATA PDUs
+        deadline = time.monotonic() + 5
+        while not conn.data_waiting() and time.monotonic() < deadline:  # in the socket
+            time.sleep(0.01)
+        assert conn.read_pdu() == (4, b"ab")
+        assert conn.data_waiting() is True  # the second PDU was read ahead with the first
+        assert conn.read_pdu() == (4, b"cd")
+        assert conn.data_waiting() is False and ours.gettimeout() == 7.0
