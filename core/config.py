@@ -12,9 +12,12 @@ from __future__ import annotations
 import copy
 import dataclasses
 import os
+import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import tomli_w
 
 from dicomtools.core.atomic import atomic_write_bytes
 from dicomtools.core.config_path import default_config_file
@@ -284,8 +287,6 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
         return cfg
     except OSError as exc:
         raise ConfigError(f"{p}: cannot read: {exc.strerror or exc}") from None
-    import tomllib  # here: a run without a preset file never needs the reader (~3 ms)
-
     try:
         data = tomllib.loads(raw.decode("utf-8"))
     except UnicodeDecodeError:
@@ -322,8 +323,6 @@ def config_to_dict(cfg: Config) -> dict[str, Any]:
 
 
 def dumps(cfg: Config) -> str:
-    import tomli_w  # only when writing a preset
-
     return tomli_w.dumps(config_to_dict(cfg))
 
 
@@ -334,8 +333,6 @@ def save_config(cfg: Config, path: str | os.PathLike[str] | None = None) -> Path
     read back never replaces a good one.
     """
     p = Path(path) if path is not None else (cfg.path or default_config_path())
-    import tomllib
-
     text = dumps(cfg)
     config_from_dict(tomllib.loads(text), p)  # refuse to write what we could not read
     if p.exists():
@@ -440,8 +437,6 @@ def write_example(path: str | os.PathLike[str] | None = None, force: bool = Fals
     p = Path(path) if path is not None else default_config_path()
     if p.exists() and not force:
         raise ConfigError(f"{p}: already exists (use --force to overwrite; a .bak is kept)")
-    import tomllib
-
     config_from_dict(tomllib.loads(EXAMPLE), p)
     if p.exists():
         atomic_write_bytes(p.with_name(p.name + ".bak"), p.read_bytes())

@@ -178,10 +178,6 @@ class Connection:
         16 KB PDU with TCP_NODELAY.
         """
         frag = self._fragment_size()
-        if dataset is None and len(command) <= frag:  # a response: one PDV, one write
-            n = len(command)
-            self.send(struct.pack(">BBIIBB", PDU_DATA, 0, n + 6, n + 2, context_id, 0x03) + command)
-            return
         parts: list[bytes | memoryview] = []
         self._frames(parts, context_id, memoryview(command), frag, 0x01)
         if dataset is not None:

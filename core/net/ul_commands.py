@@ -6,7 +6,6 @@ elements these services need.
 
 from __future__ import annotations
 
-import functools
 import logging
 import struct
 from collections.abc import Sequence
@@ -79,10 +78,17 @@ def store_rq(msg_id: int, sop_class: str, sop_uid: str, priority: int = 0,
     return encode_command(els)
 
 
-@functools.lru_cache(maxsize=64)
+_RSP_HEADS: dict[str, bytes] = {}  # by SOP Class UID; a peer sends few classes (emptied past 64)
+
+
 def _store_rsp_head(sop_class: str) -> bytes:
     """(0000,0002) and (0000,0100) of a C-STORE-RSP: the same for every instance of a class."""
-    return _el(0x00000002, _uid(sop_class)) + _el(0x00000100, struct.pack("<H", C_STORE_RSP))
+    head = _RSP_HEADS.get(sop_class)
+    if head is None:
+        if len(_RSP_HEADS) >= 64:
+            _RSP_HEADS.clear()
+        head = _RSP_HEADS[sop_class] = _el(0x00000002, _uid(sop_class)) + _el(0x00000100, struct.pack("<H", C_STORE_RSP))
+    return head
 
 
 _RSP_ID_STATUS = struct.Struct("<HHIHHHIHHHIH")  # (0000,0120) message ID, (0000,0800), (0000,0900) status
