@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,6 +18,8 @@ def atomic_writer(path: str | os.PathLike[str], durable: bool = False) -> Iterat
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
+    import tempfile  # here: importing this module costs nothing until a file is written (~3 ms)
+
     fd, tmp = tempfile.mkstemp(prefix=".part-", suffix=".tmp", dir=target.parent)
     try:
         with os.fdopen(fd, "wb") as fh:

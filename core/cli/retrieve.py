@@ -48,7 +48,9 @@ def register(sub: Any) -> None:
     add_option(p, "--defaultMachines", nargs="+", action="extend", metavar="MODEL=MACHINE",
                help="machine names shown in the tree for plans with empty names")
     add_node_options(p)
-    p.set_defaults(func=dispatch)
+    # When run() returns, every file is written and closed, the SCP stopped, the temporary folder
+    # removed: the process may end without interpreter tear-down (~20-40 ms of freeing summaries).
+    p.set_defaults(func=dispatch, quick_exit=True)
 
 
 def _confirm_path(path: Path, force: bool) -> None:

@@ -18,8 +18,6 @@ belongs to a chosen plan. When unsure, the whole patient is fetched.
 from __future__ import annotations
 
 import logging
-import shutil
-import tempfile
 from pathlib import Path
 from typing import BinaryIO
 
@@ -39,7 +37,9 @@ from dicomtools.core.net.retrieve_save import (  # noqa: F401 - re-exported
     _lock_temp_folder,
     _save,
     _save_anonymized,
+    make_temp_folder,
     remove_stale_temp_folders,
+    remove_temp_folder,
     write_anonymization_map,
 )
 from dicomtools.core.net.retrieve_select import select  # noqa: F401 - re-exported
@@ -69,7 +69,7 @@ def retrieve(
     out.mkdir(parents=True, exist_ok=True)
     for stale in remove_stale_temp_folders(out):
         rep.message(f"removed {stale}: left by an interrupted retrieve")
-    tmp = Path(tempfile.mkdtemp(prefix=TEMP_PREFIX, dir=out))
+    tmp = make_temp_folder(out)
     lock: BinaryIO | None = None
     try:
         lock = _lock_temp_folder(tmp)
@@ -95,12 +95,12 @@ def retrieve(
             result.saved = _save_anonymized(selected, out, opts.anonymize, sink, cancel, result.problems)
         else:
             result.saved = _save(selected, out, opts.new_patient_id, opts.new_patient_name, rep, cancel)
-        result.forest = build_forest(result.saved, opts.default_machines)
+        result.default_machines = opts.default_machines  # result.forest is built when asked for
         result.cancelled = cancel.cancelled
         rep.finished(len(result.saved), len(selected), result.summary())
         return result
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        remove_temp_folder(tmp)
         if lock is not None:
             lock.close()
         if created:

@@ -24,6 +24,7 @@ from dicomtools.core.net.arrival import (
     OnWritten,
     file_meta,
     hold,
+    report_written,
     safe_uid_name,
     write_arrival,
     write_problem,
@@ -146,8 +147,7 @@ class GetWriter:
                 self.conflicts.append(f"instance {uid} arrived a second time with different content: "
                                       "the first copy was kept, the second not saved")
             self.arrivals.append(uid)
-        if done.mtime_ns is not None and self.on_written is not None:
-            self.on_written(target, done.head, done.size, done.mtime_ns)
+        report_written(self.on_written, target, done)
         return 0x0000
 
     def flush(self) -> None:

@@ -86,11 +86,13 @@ class _Job:
     def summarize(self, path: str) -> InstanceSummary | None:
         return self._keep(path, read_summary(path))
 
-    def summarize_head(self, path: str, head: bytes, size: int, mtime_ns: int) -> None:
-        """A C-GET arrival's summary from the bytes just written (the file is read only when they fall short)."""
+    def summarize_head(self, path: str, head: bytes, size: int, mtime_ns: int) -> bool:
+        """An arrival's summary from the bytes just written; False when they fall short (read_new reads
+        the file then, unless the writer offers all it held)."""
         s = summary_from_head(path, head, size, mtime_ns)
         if s is not None:
             self._keep(path, s)
+        return s is not None
 
     def _keep(self, path: str, s: InstanceSummary | UnreadableFile) -> InstanceSummary | None:
         with self.lock:

@@ -15,7 +15,7 @@ from dicomtools.core.net.qr_models import (  # noqa: F401 - re-exported for fetc
     MOVE_MODELS,
 )
 from dicomtools.core.progress import CancelToken, ProgressSink
-from dicomtools.core.tree import PatientTree
+from dicomtools.core.tree import PatientTree, build_forest
 
 log = logging.getLogger(__name__)
 
@@ -80,11 +80,19 @@ class RetrieveResult:
     fetches: list[FetchOutcome] = field(default_factory=list)
     selective: bool = False
     saved: list[InstanceSummary] = field(default_factory=list)
-    forest: list[PatientTree] = field(default_factory=list)  # tree of what was saved
     chosen_plans: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     cancelled: bool = False
+    default_machines: dict[str, str] = field(default_factory=dict, repr=False)  # for the tree's machine names
+    _forest: list[PatientTree] | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def forest(self) -> list[PatientTree]:
+        """The tree of what was saved, built on first use: most runs never look (~2 ms a thousand)."""
+        if self._forest is None:
+            self._forest = build_forest(self.saved, self.default_machines)
+        return self._forest
 
     @property
     def ok(self) -> bool:

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import csv
-import datetime as _dt
+import errno
+import functools
 import logging
 import os
-import shutil
 import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -27,23 +26,35 @@ except ImportError:  # pragma: no cover - not POSIX: stale temp folders are foun
     fcntl = None  # type: ignore[assignment]
 
 
+@functools.lru_cache(maxsize=256)
+def _prefix(modality: str) -> str:
+    """The file name prefix of a modality (``RP``, ``CT``...): letters and digits only."""
+    prefix = FILE_PREFIX.get(modality.upper(), modality.upper() or "OT")
+    return "".join(c for c in prefix if c.isalnum()) or "OT"
+
+
 def _target_name(inst: InstanceSummary) -> str:
-    prefix = FILE_PREFIX.get(inst.modality.upper(), inst.modality.upper() or "OT")
-    prefix = "".join(c for c in prefix if c.isalnum()) or "OT"
-    return f"{prefix}.{safe_uid_name(inst.sop_instance_uid)}"
+    return f"{_prefix(inst.modality)}.{safe_uid_name(inst.sop_instance_uid)}"
 
 
 def _save(selected: Sequence[InstanceSummary], out: Path, new_id: str | None, new_name: str | None,
           rep: Reporter, cancel: CancelToken) -> list[InstanceSummary]:
+    """Move the selected instances into ``out`` (rewritten first when the patient is renamed).
+
+    The summaries are this run's own (built from what arrived): they are updated in place
+    to their saved path and identity, not copied (a copy of 40 fields cost ~6 us an instance).
+    Paths are plain strings: ``Path`` joins cost as much as the rename itself on a fast disk.
+    """
     saved: list[InstanceSummary] = []
     rep.started(len(selected), "saving")
+    folder = os.fspath(out)
+    rewrite = new_id is not None or new_name is not None
     for n, inst in enumerate(selected, 1):
         if cancel.cancelled:
             break
-        target = out / _target_name(inst)
-        if new_id is None and new_name is None:
-            os.replace(inst.path, target)  # same file system: the temp folder is inside `out`
-        else:
+        name = _target_name(inst)
+        target = os.path.join(folder, name)
+        if rewrite:
             from pydicom import dcmread
 
             ds = dcmread(inst.path)
@@ -54,15 +65,14 @@ def _save(selected: Sequence[InstanceSummary], out: Path, new_id: str | None, ne
             # rewrite inside the temporary folder, then move: `out` never holds a partial file
             with atomic_writer(inst.path) as fh:
                 ds.save_as(fh, enforce_file_format=True)
-            os.replace(inst.path, target)
-        copy = InstanceSummary(*inst.values())
-        copy.path = str(target)
+        os.replace(inst.path, target)  # same file system: the temp folder is inside `out`
+        inst.path = target
         if new_id is not None:
-            copy.patient_id = new_id
+            inst.patient_id = new_id
         if new_name is not None:
-            copy.patient_name = new_name
-        saved.append(copy)
-        rep.advanced(n, len(selected), target.name)
+            inst.patient_name = new_name
+        saved.append(inst)
+        rep.advanced(n, len(selected), name)
     return saved
 
 
@@ -84,11 +94,13 @@ def _save_anonymized(selected: Sequence[InstanceSummary], out: Path, saver: Save
 
 def write_anonymization_map(out: Path, rows: Iterable[tuple[str, str, str, str]]) -> Path:
     """Append (original ID, original name, new ID, new name, UTC time) rows; sensitive file."""
+    import csv  # here, as datetime and io: only an anonymizing retrieve writes the map
+    import datetime as _dt
+    import io
+
     path = out / "anonymization_map.csv"
     old = path.read_bytes() if path.exists() else b""
     stamp = _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    import io
-
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     if not old:
@@ -104,6 +116,37 @@ def write_anonymization_map(out: Path, rows: Iterable[tuple[str, str, str, str]]
 TEMP_PREFIX = ".dicomtools-retrieve-"
 _LOCK_NAME = ".lock"
 _UNLOCKED_GRACE = 600.0  # a temp folder without a lock file is stale after this many seconds
+
+
+def make_temp_folder(out: Path) -> Path:
+    """A new private folder ``.dicomtools-retrieve-<random>`` inside ``out``, as ``tempfile.mkdtemp``
+    makes it (mode 0700, a name nobody else holds), without importing tempfile (~3 ms of start-up)."""
+    for _ in range(100):
+        path = os.path.join(out, TEMP_PREFIX + os.urandom(6).hex())
+        try:
+            os.mkdir(path, 0o700)
+        except FileExistsError:
+            continue
+        return Path(path)
+    raise FileExistsError(errno.EEXIST, "no free name for a temporary folder", str(out))
+
+
+def remove_temp_folder(tmp: Path) -> None:
+    """Remove our temporary folder and what it holds (received files, the lock), errors ignored.
+
+    It is flat: a list and one unlink each; anything else (a folder inside) goes to ``shutil.rmtree``.
+    """
+    try:
+        entries = list(os.scandir(tmp))
+        for entry in entries:
+            if entry.is_dir(follow_symlinks=False):
+                raise IsADirectoryError(entry.path)
+            os.unlink(entry.path)
+        os.rmdir(tmp)
+    except OSError:
+        import shutil
+
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _lock_temp_folder(tmp: Path) -> BinaryIO | None:
@@ -126,6 +169,8 @@ def remove_stale_temp_folders(out: Path) -> list[str]:
         entries = [e for e in os.scandir(out) if e.name.startswith(TEMP_PREFIX) and e.is_dir(follow_symlinks=False)]
     except OSError:
         return removed
+    if entries:
+        import shutil  # only when an earlier run left a folder (with bz2 and lzma, ~1.5 ms of start-up)
     for entry in entries:
         lock_path = os.path.join(entry.path, _LOCK_NAME)
         try:

@@ -14,12 +14,12 @@ in :mod:`ul_pdu`: pynetdicom's PDU classes cost a retrieve ~0.3 s of imports.
 from __future__ import annotations
 
 import socket
-import ssl
 import struct
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from enum import IntEnum
+from typing import TYPE_CHECKING
 
 from dicomtools.core.net.assoc import NetError, set_nodelay, tls_error_text
 from dicomtools.core.net.ul import (
@@ -32,6 +32,9 @@ from dicomtools.core.net.ul import (
     Connection,
 )
 from dicomtools.core.net.ul_pdu import pdu_item, pdu_items
+
+if TYPE_CHECKING:
+    import ssl  # only with TLS, by whoever builds the context (~5 ms of start-up otherwise)
 
 IMPLICIT_VR_LE = "1.2.840.10008.1.2"
 
@@ -220,5 +223,5 @@ def prepare(client: socket.socket, host: str, timeout: float, ssl_context: ssl.S
         return client
     try:
         return ssl_context.wrap_socket(client, server_side=True)
-    except (ssl.SSLError, OSError) as exc:
+    except OSError as exc:  # ssl.SSLError is one
         raise HandshakeFailed(f"{host}: TLS handshake failed: {tls_error_text(exc)}") from None

@@ -15,11 +15,11 @@ import contextlib
 import logging
 import os
 import socket
-import ssl
 import threading
 from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from dicomtools.core.net.arrival import (  # noqa: F401 - plausible_uid re-exported for older importers
     OnWritten,
@@ -27,6 +27,7 @@ from dicomtools.core.net.arrival import (  # noqa: F401 - plausible_uid re-expor
     file_meta,
     hold,
     plausible_uid,
+    report_written,
     safe_uid_name,
     write_arrival,
     write_problem,
@@ -57,6 +58,9 @@ from dicomtools.core.net.ul import (
     echo_rsp,
     store_rsp,
 )
+
+if TYPE_CHECKING:
+    import ssl  # only with TLS, by whoever builds the context (~5 ms of start-up otherwise)
 
 log = logging.getLogger(__name__)
 
@@ -271,33 +275,42 @@ class StorageSCP:
                 raise NetError(f"unsupported DIMSE command 0x{field_:04X} from {calling}")
             sop_class = cmd_str(cmd, 0x00000002)
             sop_uid = cmd_str(cmd, 0x00001000)
-            move_id = cmd_us(cmd, 0x00001031, -1)
-            ts = contexts.get(cx_id, ("", "1.2.840.10008.1.2"))[1]
-            arrival = _Arrival(calling, sop_class, sop_uid, os.path.join(self._dir, safe_uid_name(sop_uid)), move_id)
-            parts = [file_meta(sop_class, sop_uid, ts, calling)]
             frags = iter(conn.iter_dataset())
-            rest = hold(parts, frags) if self.scratch else frags
+            held: list[bytes] = []
+            rest = hold(held, frags) if self.scratch else frags
             if rest is None:
-                # Held whole in a scratch folder: answer first, write while the peer prepares the next
-                # instance. A failed write sets stats.write_error, which fails the retrieve.
+                # Held whole in a scratch folder: answer first (the peer waits for nothing else), then
+                # name, File Meta and write while the peer prepares the next instance. A failed write
+                # sets stats.write_error, which fails the retrieve.
                 with self._idle:
                     self._inflight += 1
                 try:
                     conn.send_message(cx_id, store_rsp(msg_id, sop_class, sop_uid, 0x0000))
-                    self._after(arrival, *self._store(arrival, parts, None)[2:])
+                    arrival, meta = self._arrival(calling, cmd, cx_id, contexts, sop_class, sop_uid)
+                    held.insert(0, meta)
+                    self._after(arrival, *self._store(arrival, held, None)[2:])
                 finally:
                     with self._idle:
                         self._inflight -= 1
                         self._idle.notify_all()
                 continue
-            status, comment, rec, done = self._store(arrival, parts, rest)
+            arrival, meta = self._arrival(calling, cmd, cx_id, contexts, sop_class, sop_uid)
+            status, comment, rec, done = self._store(arrival, [meta, *held], rest)
             conn.send_message(cx_id, store_rsp(msg_id, sop_class, sop_uid, status, comment))
             self._after(arrival, rec, done)  # after the response: the peer prepares the next instance meanwhile
 
+    def _arrival(self, calling: str, cmd: dict[int, bytes], cx_id: int, contexts: ContextTable, sop_class: str,
+                 sop_uid: str) -> tuple[_Arrival, bytes]:
+        """Who sent what, where it goes, and its File Meta header (the first part written)."""
+        ts = contexts.get(cx_id, ("", "1.2.840.10008.1.2"))[1]
+        target = os.path.join(self._dir, safe_uid_name(sop_uid))
+        arrival = _Arrival(calling, sop_class, sop_uid, target, cmd_us(cmd, 0x00001031, -1))
+        return arrival, file_meta(sop_class, sop_uid, ts, calling)
+
     def _after(self, arrival: _Arrival, rec: Received | None, done: Written | None) -> None:
         try:
-            if done is not None and done.mtime_ns is not None and self.on_written is not None:
-                self.on_written(arrival.target, done.head, done.size, done.mtime_ns)
+            if done is not None:
+                report_written(self.on_written, arrival.target, done)
             if rec is not None and self.on_received is not None:
                 self.on_received(rec)
         except Exception:  # noqa: BLE001 - a progress sink must not fail a transfer

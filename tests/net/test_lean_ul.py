@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -104,3 +105,61 @@ def test_store_sends_without_pydicom_pynetdicom_or_numpy(tmp_path: Path) -> None
     assert len([p for p in scp.out_dir.rglob("*") if p.is_file()]) == len(files)
     heavy = sorted({m.split(".")[0] for m in result["modules"]} & {"pydicom", "pynetdicom", "numpy"})
     assert heavy == []
+
+
+@pytest.mark.parametrize(("msg_id", "status", "comment"), [
+    (1, 0x0000, ""), (65535, 0xA700, "out of resources: cannot write file"), (70001, 0xB000, "odd"),
+])
+@pytest.mark.parametrize(("cls", "uid"), [(CT, "1.2.3.4"), ("1.2.840.10008.5.1.4.1.1.481.5", "1.2.3.45")])
+def test_store_response_reads_back_in_pydicom_and_goes_out_as_one_pdv(msg_id: int, status: int, comment: str,
+                                                                      cls: str, uid: str) -> None:
+    """The C-STORE-RSP built from cached pieces, decoded by pydicom; sent as one P-DATA-TF pynetdicom reads."""
+    from io import BytesIO
+
+    from pydicom.filereader import read_dataset
+    from pynetdicom.pdu import P_DATA_TF
+
+    from dicomtools.core.net.ul import Connection
+    from dicomtools.core.net.ul_commands import store_rsp
+
+    raw = store_rsp(msg_id, cls, uid, status, comment)
+    ds = read_dataset(BytesIO(raw), is_implicit_VR=True, is_little_endian=True)
+    assert ds.CommandGroupLength == len(raw) - 12
+    assert (ds.AffectedSOPClassUID, ds.AffectedSOPInstanceUID) == (cls, uid)
+    assert (ds.CommandField, ds.MessageIDBeingRespondedTo, ds.CommandDataSetType) == (0x8001, msg_id & 0xFFFF, 0x0101)
+    assert ds.Status == status and ds.get("ErrorComment", "") == comment
+    assert list(ds.keys()) == sorted(ds.keys())
+
+    ours, theirs = socket.socketpair()
+    with ours, theirs:
+        Connection(ours).send_message(7, raw)
+        ours.shutdown(socket.SHUT_WR)
+        wire = b"".join(iter(lambda: theirs.recv(65536), b""))
+    pdu = P_DATA_TF()
+    pdu.decode(wire)
+    assert len(wire) == len(pdu) and len(pdu.presentation_data_value_items) == 1  # one PDU, one PDV
+    pdv = pdu.presentation_data_value_items[0]
+    assert pdv.context_id == 7 and pdv.data == b"\x03" + raw  # message control header: command, last fragment
+
+
+def test_data_waiting_never_blocks_and_sees_read_ahead_and_socket_bytes() -> None:
+    """The C-MOVE loop naps only when nothing is waiting: bytes read ahead or in the socket both count."""
+    import time
+
+    from dicomtools.core.net.ul import Connection
+
+    ours, theirs = socket.socketpair()
+    with ours, theirs:
+        ours.settimeout(7.0)
+        conn = Connection(ours)
+        started = time.monotonic()
+        assert conn.data_waiting() is False and time.monotonic() - started < 1.0  # nothing: at once
+        assert ours.gettimeout() == 7.0  # the DIMSE timeout is back
+        theirs.sendall(b"\x04\x00\x00\x00\x00\x02ab\x04\x00\x00\x00\x00\x02cd")  # two P-DATA PDUs
+        deadline = time.monotonic() + 5
+        while not conn.data_waiting() and time.monotonic() < deadline:  # in the socket
+            time.sleep(0.01)
+        assert conn.read_pdu() == (4, b"ab")
+        assert conn.data_waiting() is True  # the second PDU was read ahead with the first
+        assert conn.read_pdu() == (4, b"cd")
+        assert conn.data_waiting() is False and ours.gettimeout() == 7.0

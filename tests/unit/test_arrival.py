@@ -12,9 +12,19 @@ import pytest
 from pydicom import dcmread
 from pydicom.data import get_testdata_file
 
+from dicomtools.core.archive.model import InstanceSummary
 from dicomtools.core.archive.scan import read_summary, summary_from_head
 from dicomtools.core.net import arrival
-from dicomtools.core.net.arrival import HEAD_KEPT, file_meta, hold, write_arrival, write_new
+from dicomtools.core.net.arrival import (
+    HEAD_FIRST,
+    HEAD_KEPT,
+    file_meta,
+    hold,
+    report_written,
+    write_arrival,
+    write_new,
+)
+from tests.pydicom_files import pydicom_corpus
 
 CT = "1.2.840.10008.5.1.4.1.1.2"
 EXPLICIT = "1.2.840.10008.1.2.1"
@@ -131,7 +141,58 @@ def test_a_big_held_arrival_keeps_it_all_a_streamed_one_its_head(tmp_path: Path)
     whole = b"".join(parts)
     held = write_arrival(tmp_path / "held.dcm", parts, None, scratch=True)
     assert (tmp_path / "held.dcm").read_bytes() == whole and held.size == len(whole)
-    assert held.head == whole  # a header past HEAD_KEPT is still read from memory
+    assert held.head == whole[:300 + 700 * 1024]  # whole fragments up to HEAD_FIRST
+    offered: list[bytes] = []
+
+    def short(path: str, head: bytes, size: int, mtime_ns: int) -> bool:
+        offered.append(head)
+        return len(head) == size  # "the header runs on": the first bytes are not enough
+
+    report_written(short, str(tmp_path / "held.dcm"), held)
+    assert offered == [held.head, whole]  # a header past HEAD_KEPT is still read from memory
     streamed = write_arrival(tmp_path / "streamed.dcm", parts[:2], iter(parts[2:]), scratch=True)
     assert (tmp_path / "streamed.dcm").read_bytes() == whole and streamed.size == len(whole)
     assert streamed.head == whole[:HEAD_KEPT]
+
+
+@pytest.mark.parametrize(("head_first", "fragment"), [(HEAD_FIRST, 16384), (1024, 512)])
+def test_held_arrivals_summarised_from_their_first_bytes_as_from_all_of_them(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, head_first: int, fragment: int) -> None:
+    """Every DICOM file of pydicom's corpus, received in fragments and held: the summary made from
+    its first HEAD_FIRST bytes (all of them when those fall short of the header) is the one made
+    from every byte, as before the head was cut, and the one read back from the written file.
+    With a 1 KB HEAD_FIRST nearly every file is cut, and every header past it takes the second try."""
+    monkeypatch.setattr(arrival, "HEAD_FIRST", head_first)
+    compared = cut = retried = 0
+    for n, path in enumerate(pydicom_corpus()):
+        raw = Path(path).read_bytes()
+        if raw[128:132] != b"DICM":
+            continue
+        try:
+            ds = dcmread(path, stop_before_pixels=True)
+            cls, uid, ts = str(ds.SOPClassUID), str(ds.SOPInstanceUID), str(ds.file_meta.TransferSyntaxUID)
+        except Exception:  # noqa: BLE001 - not a data set a C-STORE could carry
+            continue
+        data = raw[144 + int.from_bytes(raw[140:144], "little"):]
+        parts = [file_meta(cls, uid, ts, "PEER"), *(data[i:i + fragment] for i in range(0, len(data), fragment))]
+        target = str(tmp_path / f"{n}.dcm")
+        done = write_arrival(target, parts, None, scratch=True)
+        assert done.how == "new" and done.mtime_ns is not None
+        whole = Path(target).read_bytes()
+        assert whole == b"".join(parts)
+        got: list[InstanceSummary | None] = []
+
+        def summarise(p: str, head: bytes, size: int, mtime_ns: int, got: list[InstanceSummary | None] = got) -> bool:
+            got.append(summary_from_head(p, head, size, mtime_ns))
+            return got[-1] is not None
+
+        report_written(summarise, target, done)
+        assert got[-1] == summary_from_head(target, whole, done.size, done.mtime_ns), path
+        if got[-1] is not None:
+            assert got[-1] == read_summary(target), path
+        compared += 1
+        cut += len(done.head) < len(whole)
+        retried += len(got) == 2
+    assert compared > 100 and cut >= 8  # enough files, and of them bigger than HEAD_FIRST
+    if head_first < 4096:
+        assert cut > 100 and retried > 20
