@@ -199,7 +199,8 @@ def test_ctrl_c_keeps_complete_patients_and_a_rerun_does_the_rest(orthanc: peers
     from dicomtools.core.phantom.bulk import write_ct_series
 
     small = write_ct_series(tmp_path / "s", 3, patient_id="SMALL-1")
-    big = write_ct_series(tmp_path / "b", 400, patient_id="BIG-2", rows=64)
+    # big enough that BIG-2 is still arriving when the Ctrl-C lands (a faster retrieve needs more)
+    big = write_ct_series(tmp_path / "b", 1000, patient_id="BIG-2", rows=64)
     sent = peers.storescu(orthanc.port, orthanc.aet, small + big, extra=["-R"])  # faster than REST
     assert sent.returncode == 0, sent.stderr[-500:]
     lst = tmp_path / "l.txt"
@@ -221,4 +222,4 @@ def test_ctrl_c_keeps_complete_patients_and_a_rerun_does_the_rest(orthanc: peers
     assert [p.name for p in (out / ".dicomtools-batch").iterdir()] == ["SMALL-1.json"]  # no work folder left
     rerun = subprocess.run(argv, capture_output=True, text=True, env=peers.peer_env(), timeout=120)
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr
-    assert "[1/2] SMALL-1: skipped" in rerun.stdout and "[2/2] BIG-2: 400 instances saved" in rerun.stdout
+    assert "[1/2] SMALL-1: skipped" in rerun.stdout and "[2/2] BIG-2: 1000 instances saved" in rerun.stdout
