@@ -47,7 +47,7 @@ def plan(base: Path, quick: bool) -> list[list[str]]:
         ["anonymize.py", "--count", "2000", "--rounds", "5"],
         ["network.py", "--count", "1500", "--large", "150", "--rounds", "5"],
         ["realistic_archive.py", str(base / "realistic1"), "--patients", "1"],
-        ["network.py", "--dir", str(base / "realistic1"), "--rounds", "3"],
+        ["network.py", "--dir", str(base / "realistic1"), "--rounds", "7"],
     ]
 
 
