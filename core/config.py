@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import copy
 import os
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 # tomllib, tomli_w and atomic (tempfile) are imported where used: a command run without a
 # preset file reads no TOML and writes nothing (~10 ms of every network command's start).
@@ -32,6 +31,9 @@ from dicomtools.core.config_model import (  # noqa: F401 - re-exported: importer
 from dicomtools.core.config_path import default_config_file
 from dicomtools.core.errors import DicomToolsError, ExitStatus
 from dicomtools.core.lazylog import get_logger
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 log = get_logger(__name__)
 
@@ -89,6 +91,9 @@ def parse_pairs(text: str | list[str] | None) -> dict[str, str]:
 
 
 def default_config_path() -> Path:
+    # pathlib is imported where a Path is made: `-h` and `--version` make none (~3 ms)
+    from pathlib import Path
+
     return Path(default_config_file())
 
 
@@ -185,6 +190,8 @@ def _check_ae(src: Path | str, key: str, ae: str) -> None:
 
 def config_from_dict(data: dict[str, Any], src: Path | str = "<config>") -> Config:
     """Build a typed :class:`Config` from parsed TOML, rejecting unknown keys."""
+    from pathlib import Path
+
     src = Path(src)
     cfg = Config()
     top = {"local", "nodes", "machines", "anonymize", "logging", "receive"}
@@ -214,6 +221,8 @@ def config_from_dict(data: dict[str, Any], src: Path | str = "<config>") -> Conf
 
 def load_config(path: str | os.PathLike[str] | None = None) -> Config:
     """Read the preset; the default path may be missing (defaults), an explicit one may not."""
+    from pathlib import Path
+
     explicit = path is not None
     p = Path(path) if path is not None else default_config_path()
     try:
@@ -276,6 +285,7 @@ def save_config(cfg: Config, path: str | os.PathLike[str] | None = None) -> Path
     read back never replaces a good one.
     """
     import tomllib
+    from pathlib import Path
 
     from dicomtools.core.atomic import atomic_write_bytes
 
@@ -382,6 +392,7 @@ options = ["CleanDesc", "RetainDeviceIdent"]
 def write_example(path: str | os.PathLike[str] | None = None, force: bool = False) -> Path:
     """Write the commented example preset (``config init``); refuses to overwrite unless forced."""
     import tomllib
+    from pathlib import Path
 
     from dicomtools.core.atomic import atomic_write_bytes
 

@@ -9,7 +9,6 @@ stay apart.
 
 from __future__ import annotations
 
-import hashlib
 import re
 
 _PLAIN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._^-]*")
@@ -18,6 +17,8 @@ MAX_NAME = 80
 
 
 def _digest(text: str) -> str:
+    import hashlib  # here: loading OpenSSL's hashes costs ~2-4 ms of every start that parses `receive`
+
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:8]
 
 

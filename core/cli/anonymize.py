@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
 from typing import Any
 
 from dicomtools.core.cli.common import RunError, UsageError, add_option, add_path_options
 from dicomtools.core.errors import ExitStatus
+from dicomtools.core.lazylog import get_logger, ready
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 MAX_SHOWN = 50
 
@@ -120,6 +120,7 @@ def _print_verify(report: Any) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    ready()  # logging set up before pydicom runs, as when this module imported it (`-h` does not)
     if args.listProfiles:
         return _list_profiles()
     if args.verify is not None and args.out is None:

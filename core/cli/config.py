@@ -18,13 +18,13 @@ from dicomtools.core.config import (
     ConfigError,
     NodeConfig,
     TlsConfig,
-    default_config_path,
     dumps,
     load_config,
     resolve_node,
     save_config,
     write_example,
 )
+from dicomtools.core.config_path import default_config_file
 from dicomtools.core.errors import ExitStatus
 from dicomtools.core.lazylog import get_logger, ready, when_ready
 
@@ -37,14 +37,14 @@ log = get_logger(__name__)
 def add_config_option(parser: argparse.ArgumentParser, suppress: bool = False) -> None:
     # On the verbs, SUPPRESS keeps a --config given before the verb from being reset.
     add_option(parser, "--config", metavar="FILE", default=argparse.SUPPRESS if suppress else None,
-               help=f"preset file [default: {default_config_path()}]")
+               help=f"preset file [default: {default_config_file()}]")
 
 
 def add_node_options(parser: argparse.ArgumentParser, tls: bool = True) -> None:
     """--config, --node and the seed's connection options (camelCase and kebab-case)."""
     g = parser.add_argument_group("node (a preset from the config file, or explicit values)")
     add_option(g, "--config", metavar="FILE", default=None,
-               help=f"preset file [default: {default_config_path()}]")
+               help=f"preset file [default: {default_config_file()}]")
     add_option(g, "--node", metavar="NAME", default=None, help="node from the preset, e.g. aria")
     add_option(g, "--hostName", metavar="HOST", default=None, help="host of the DICOM service (overrides the node)")
     add_option(g, "--hostPort", metavar="PORT", type=int, default=None, help="port of the DICOM service")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dicomtools.core.cli.common import RunError, UsageError, add_option, parse_pairs
@@ -13,6 +12,8 @@ from dicomtools.core.errors import DicomToolsError, ExitStatus
 from dicomtools.core.progress import LineProgress, ProgressEvent
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from dicomtools.core.config import Config, NodeConfig
     from dicomtools.core.net.retrieve import RetrieveOptions
 
@@ -122,6 +123,8 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--anonymize needs --newPatientId and --newPatientName")
     cfg, node = node_from_args(args)
     anonymize = anonymize_settings(args, cfg.anonymize.profile, cfg.anonymize.options) if args.anonymize else None
+    from pathlib import Path  # here, not at the top: `-h` does not pay for it
+
     out = Path(args.path)
     _confirm_path(out, args.force)
     opts = retrieve_options(args, cfg, node, out, anonymize)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
 from typing import TYPE_CHECKING, Any
@@ -18,13 +17,14 @@ from dicomtools.core.cli.common import (
 )
 from dicomtools.core.dicom.text import sanitize
 from dicomtools.core.errors import ExitStatus
+from dicomtools.core.lazylog import get_logger, ready
 from dicomtools.core.progress import LineProgress
 
 if TYPE_CHECKING:
     from dicomtools.core.search.expr import Expression
     from dicomtools.core.search.folder import SearchResult
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 MAX_UNREADABLE_LISTED = 20
 
@@ -91,6 +91,7 @@ def parse_tags(texts: list[str]) -> list[Expression]:
 
 
 def run(args: argparse.Namespace) -> int:
+    ready()  # logging set up before pydicom may run, as when this module imported it (`-h` does not)
     # Imported here, not at the top: `search -h` must not pay for the scanner (start-up speed).
     from dicomtools.core.search.folder import search
 

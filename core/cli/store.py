@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dicomtools.core.cli.common import (
@@ -109,7 +109,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.associations < 1:
         raise UsageError("--associations must be at least 1")
-    if not Path(args.path).exists():
+    if not os.path.exists(args.path):
         raise RunError(f"--path {args.path!r}: no such file or folder")
     cfg, node = node_from_args(args, lazy_logging=True)  # store's pydicom calls go through ready()
     mapping = dict(cfg.machines.mapping) | parse_pairs(args.machineMapping, "--machineMapping")

@@ -23,6 +23,7 @@ HEAVY = ("pydicom", "pynetdicom", "textual", "rich", "numpy")
 
 PROBE = """
 import json, sys
+before = set(sys.modules)  # what the interpreter and the environment's .pth hooks loaded already
 from dicomtools.tui.entry import main
 try:
     code = main(sys.argv[1:])
@@ -30,7 +31,8 @@ except SystemExit as exc:
     code = exc.code
 mods = sorted(sys.modules)
 sys.stdout.flush()
-sys.stderr.write("\\nPROBE " + json.dumps({"code": code, "modules": mods}) + "\\n")
+ours = sorted(set(mods) - before)
+sys.stderr.write("\\nPROBE " + json.dumps({"code": code, "modules": mods, "ours": ours}) + "\\n")
 """
 
 
@@ -74,6 +76,32 @@ def test_command_help_imports_nothing_heavy(command: str, tmp_path: Path) -> Non
     assert result["code"] == 0
     assert f"dicomtools {command}" in out  # the usage line: the parser was really built
     assert heavy_in(result["modules"]) == []
+
+
+# Standard-library modules a help screen has no use for; in a clean venv each costs 2-4 ms of a
+# ~9 ms interpreter start (logging with traceback; hashlib loads OpenSSL; sqlite3; dataclasses
+# with inspect). pathlib is not listed: the editable install's own finder imports it first.
+NOT_FOR_HELP = ("logging", "hashlib", "sqlite3", "dataclasses", "tomllib", "ssl")
+
+
+@pytest.mark.parametrize("args", [["--version"], ["-h"]] + [[c, "-h"] for c in COMMANDS],
+                         ids=lambda a: " ".join(a))
+def test_help_imports_no_standard_library_module_it_does_not_use(args: list[str], tmp_path: Path) -> None:
+    result, _ = run_probe(args, tmp_path)
+    assert result["code"] == 0
+    ours = result["ours"]
+    assert isinstance(ours, list)
+    assert [m for m in ours if m.split(".")[0] in NOT_FOR_HELP] == []
+
+
+def test_the_probe_sees_a_standard_library_import_of_ours(tmp_path: Path) -> None:
+    # positive control for the test above: a run that logs set-up imports logging through our code
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    result, _ = run_probe(["search", "--path", str(empty), "--tag", "(0010,0020)=?"], tmp_path)
+    ours = result["ours"]
+    assert isinstance(ours, list)
+    assert "logging" in ours and "sqlite3" in ours
 
 
 def test_bad_arguments_are_refused_before_heavy_imports(tmp_path: Path) -> None:
