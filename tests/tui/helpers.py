@@ -11,6 +11,7 @@ from textual.pilot import Pilot
 from dicomtools.core.config import Config
 from dicomtools.tui.app import DicomToolsApp
 from dicomtools.tui.clock import FixedClock
+from dicomtools.tui.screens.dialogs import FormDialog
 
 
 def make_app(path: str | None = None, config: Config | None = None, **kwargs: Any) -> DicomToolsApp:
@@ -42,6 +43,20 @@ async def settle(pilot: Pilot[Any], rounds: int = 3) -> None:
         await pilot.pause()
         await pilot.app.workers.wait_for_complete()
     await pilot.pause()
+
+
+async def open_anonymize_dialog(pilot: Pilot[Any], plan: str = "PLAN_A") -> FormDialog:
+    """From a freshly opened archive: open the first patient, mark ``plan``, press ``a``."""
+    from tests.tui.test_browse import goto_label  # the tree helpers live with the browse tests
+
+    await settle(pilot)
+    await pilot.press("enter")
+    await goto_label(pilot, plan)
+    await pilot.press("space", "a")
+    await pilot.pause()
+    dialog = pilot.app.screen
+    assert isinstance(dialog, FormDialog)
+    return dialog
 
 
 async def wait_for(pilot: Pilot[Any], predicate: Any, timeout: float = 20.0, step: float = 0.05) -> None:

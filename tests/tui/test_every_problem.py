@@ -15,9 +15,8 @@ from dicomtools.core.archive.scan import scan
 from dicomtools.core.config import Config, NodeConfig
 from dicomtools.tui.jobs import error_text
 from dicomtools.tui.logbridge import BufferHandler, LogCapture
-from dicomtools.tui.screens.dialogs import FormDialog
 from dicomtools.tui.widgets.ref_tree import RefTree
-from tests.tui.helpers import make_app, screen_text, settle, wait_for
+from tests.tui.helpers import make_app, open_anonymize_dialog, screen_text, settle, wait_for
 from tests.tui.test_browse import goto_label, visible_labels
 
 pytestmark = pytest.mark.anyio
@@ -48,13 +47,7 @@ async def test_unreadable_files_are_listed_with_path_and_reason(phantom_root: Pa
 async def test_anonymize_dialog_checks_inline_and_stays_open(phantom_root: Path, tmp_path: Path) -> None:
     app = make_app(phantom_root)
     async with app.run_test(size=(80, 24)) as pilot:
-        await settle(pilot)
-        await pilot.press("enter")
-        await goto_label(pilot, "PLAN_A")
-        await pilot.press("space", "a")
-        await pilot.pause()
-        dialog = app.screen
-        assert isinstance(dialog, FormDialog)
+        dialog = await open_anonymize_dialog(pilot)
         # no destination
         await pilot.press("enter")
         await pilot.pause()
@@ -93,12 +86,7 @@ async def test_a_failed_job_says_why_without_a_class_name_and_the_log_keeps_it(
 async def run_failing_anonymize(phantom_root: Path, tmp_path: Path, handler: BufferHandler) -> None:
     app = make_app(phantom_root, log_handler=handler)
     async with app.run_test(size=(120, 40)) as pilot:
-        await settle(pilot)
-        await pilot.press("enter")
-        await goto_label(pilot, "PLAN_A")
-        await pilot.press("space", "a")
-        await pilot.pause()
-        dialog = app.screen
+        dialog = await open_anonymize_dialog(pilot)
         for key, value in (("dest", str(tmp_path / "anon")), ("patient_id", "ANON01"),
                            ("patient_name", "ANON^ONE"), ("options", "NoSuchOption")):
             dialog.query_one(f"#field-{key}", Input).value = value

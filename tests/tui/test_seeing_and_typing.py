@@ -15,7 +15,7 @@ from dicomtools.core.config import Config, NodeConfig, load_config, save_config
 from dicomtools.tui.screens.dialogs import FormDialog
 from dicomtools.tui.screens.retrieve import RetrieveScreen
 from dicomtools.tui.screens.settings import FIELDS, SettingsScreen
-from tests.tui.helpers import make_app, screen_text, settle
+from tests.tui.helpers import make_app, open_anonymize_dialog, screen_text, settle
 from tests.tui.test_browse import goto_label
 
 pytestmark = pytest.mark.anyio
@@ -163,13 +163,7 @@ async def test_a_burst_into_an_open_dialog_keeps_the_order_of_tab_and_characters
     it takes it (tests/tui/test_tmux_issue13.py saw the ID land in the folder field under load)."""
     app = make_app(phantom_root)
     async with app.run_test(size=(80, 24)) as pilot:
-        await settle(pilot)
-        await pilot.press("enter")
-        await goto_label(pilot, "PLAN_A")
-        await pilot.press("space", "a")
-        await pilot.pause()
-        dialog = app.screen
-        assert isinstance(dialog, FormDialog)
+        dialog = await open_anonymize_dialog(pilot)
         burst = [*"/tmp/x", "tab", *"ANON01", "tab", *"ANON^ONE", "shift+tab", *"2"]
         for key in burst:
             character = key if len(key) == 1 else ("\t" if key == "tab" else None)
