@@ -8,10 +8,10 @@ built by hand in tests.
 
 from __future__ import annotations
 
-import operator
 from typing import Any, NamedTuple
 
 from dicomtools.core.archive.reasons import ReasonKind
+from dicomtools.core.slotted import Slotted
 
 # SOP Class UIDs the tree knows about.
 RT_PLAN = "1.2.840.10008.5.1.4.1.1.481.5"
@@ -94,11 +94,11 @@ SUMMARY_FIELDS: tuple[str, ...] = (
 )
 
 
-class InstanceSummary:
+class InstanceSummary(Slotted):
     """What the tree, search and store need from one file; no pixel data, no pydicom.
 
     Fields in :data:`SUMMARY_FIELDS` order (positional construction from rows
-    and cache records relies on it); compared field by field.
+    and cache records relies on it); compared and shown field by field (:class:`Slotted`).
     """
 
     __slots__ = SUMMARY_FIELDS
@@ -199,26 +199,12 @@ class InstanceSummary:
 
     def values(self) -> tuple[Any, ...]:
         """Every field, in :data:`SUMMARY_FIELDS` order."""
-        return _summary_values(self)
-
-    def __eq__(self, other: object) -> bool:
-        if other.__class__ is not self.__class__:
-            return NotImplemented
-        return _summary_values(self) == _summary_values(other)
-
-    __hash__ = None  # type: ignore[assignment]  # mutable: as a dataclass with eq and no frozen
-
-    def __repr__(self) -> str:
-        inner = ", ".join(f"{name}={value!r}" for name, value in zip(SUMMARY_FIELDS, _summary_values(self), strict=True))
-        return f"InstanceSummary({inner})"
+        return self._values()
 
     def __reduce__(self) -> tuple[object, tuple[object, ...]]:
         # A flat tuple pickles about twice as fast as the default slot dict,
         # which matters when worker processes send back tens of thousands.
-        return (_summary_from_values, _summary_values(self))
-
-
-_summary_values = operator.attrgetter(*SUMMARY_FIELDS)
+        return (_summary_from_values, self._values())
 
 
 def _summary_from_values(*values: Any) -> InstanceSummary:

@@ -6,8 +6,8 @@ decoded it again (and the TUI parsed label text). Now each kind carries one
 immutable ``*Info`` record that every consumer reads (the JSON keys are written
 from it in ``core.render.forest``; the texts in ``core.tree.labels``).
 
-The records are NamedTuples and ``Node``/``PatientTree`` plain slotted classes,
-not dataclasses: creating a dataclass costs ~0.7 ms at import, and ``show``
+The records are NamedTuples and ``Node``/``PatientTree`` plain slotted classes
+(value equality and ``repr`` from :class:`~dicomtools.core.slotted.Slotted`), not dataclasses: creating a dataclass costs ~0.7 ms at import, and ``show``
 imports this module on every run (a dozen of them cost more than reading
 hundreds of files).
 
@@ -19,9 +19,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from enum import StrEnum
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 from dicomtools.core.archive.model import InstanceSummary
+from dicomtools.core.slotted import Slotted
 
 
 class NodeKind(StrEnum):
@@ -77,7 +78,7 @@ class MissingInfo(NamedTuple):
     related: bool = False  # a referenced plan, shown below the plan that references it
 
 
-class SeriesInfo:
+class SeriesInfo(Slotted):
     """An image series (``Image``) or a CBCT series (``CBCT``).
 
     Not a NamedTuple: its ``count`` field would hide ``tuple.count``. Immutable
@@ -104,25 +105,12 @@ class SeriesInfo:
     def __setattr__(self, name: str, value: object) -> None:
         raise AttributeError(f"SeriesInfo is immutable: cannot set {name!r}")
 
-    def _values(self) -> tuple[str, str, int, str, str]:
-        return (self.series_instance_uid, self.modality, self.count, self.frame_of_reference_uid,
-                self.series_description)
-
     def with_count(self, count: int) -> SeriesInfo:
         return SeriesInfo(self.series_instance_uid, self.modality, count, self.frame_of_reference_uid,
                           self.series_description)
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, SeriesInfo):
-            return NotImplemented
-        return self._values() == other._values()
-
-    def __hash__(self) -> int:
+    def __hash__(self) -> int:  # immutable: hashable, as the frozen dataclass was
         return hash(self._values())
-
-    def __repr__(self) -> str:
-        return ("SeriesInfo(series_instance_uid={!r}, modality={!r}, count={!r}, frame_of_reference_uid={!r}, "
-                "series_description={!r})".format(*self._values()))
 
 
 class StructInfo(NamedTuple):
@@ -173,7 +161,7 @@ NodeInfo = (
 )
 
 
-class Node:
+class Node(Slotted):
     """One line of the tree: a kind, a label, the instances it stands for, children, typed facts."""
 
     __slots__ = ("kind", "label", "instances", "children", "info", "note")
@@ -194,19 +182,13 @@ class Node:
         self.info = info
         self.note = note
 
-    def _values(self) -> tuple[Any, ...]:
-        return (self.kind, self.label, self.instances, self.children, self.info, self.note)
-
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Node):
             return NotImplemented
-        return type(self.info) is type(other.info) and self._values() == other._values()
+        # the info records are NamedTuples: DoseInfo("PLAN") == RtImageInfo("PLAN") as tuples
+        return type(self.info) is type(other.info) and super().__eq__(other)
 
     __hash__ = None  # type: ignore[assignment]  # mutable
-
-    def __repr__(self) -> str:
-        return (f"Node(kind={self.kind!r}, label={self.label!r}, instances={self.instances!r}, "
-                f"children={self.children!r}, info={self.info!r}, note={self.note!r})")
 
     @property
     def plan(self) -> InstanceSummary | None:
@@ -230,7 +212,7 @@ class Node:
         return out
 
 
-class PatientTree:
+class PatientTree(Slotted):
     """One patient's plans (roots) and what no plan reaches."""
 
     __slots__ = ("patient_id", "patient_name", "plans", "unconnected", "warnings")
@@ -248,20 +230,6 @@ class PatientTree:
         self.plans: list[Node] = [] if plans is None else plans
         self.unconnected: list[Node] = [] if unconnected is None else unconnected
         self.warnings: list[str] = [] if warnings is None else warnings
-
-    def _values(self) -> tuple[Any, ...]:
-        return (self.patient_id, self.patient_name, self.plans, self.unconnected, self.warnings)
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, PatientTree):
-            return NotImplemented
-        return self._values() == other._values()
-
-    __hash__ = None  # type: ignore[assignment]  # mutable
-
-    def __repr__(self) -> str:
-        return (f"PatientTree(patient_id={self.patient_id!r}, patient_name={self.patient_name!r}, "
-                f"plans={self.plans!r}, unconnected={self.unconnected!r}, warnings={self.warnings!r})")
 
     def nodes(self) -> Iterator[Node]:
         for node in self.plans + self.unconnected:
