@@ -160,9 +160,10 @@ class _Run:
         self._count("")
 
     def _send(self, sender: Sender, item: StoreItem, payload: bytes | memoryview, ts: str) -> InFlight | None:
-        """Send one request; None when ``item`` is already accounted for (failed or not sent)."""
+        """Send one request, opening its association if needed; None when ``item`` is already
+        accounted for (failed or not sent)."""
         try:
-            sent = sender.start(item, payload, ts)
+            ready = self._prepare(sender, item, payload, ts)
         except AssociationUnavailable as exc:
             if any(s.assocs for s in self.senders if s is not sender and s not in self.retired):
                 raise _Retired(str(exc), item) from None  # another one got through: the node takes fewer
@@ -176,17 +177,11 @@ class _Run:
         except NetError as exc:
             self._lost(exc, item)
             return None
-        except (OSError, ValueError) as exc:  # re-encoding for the node failed
-            self._account(item, -1, str(getattr(exc, "strerror", None) or exc), 0)
-            return None
-        if isinstance(sent, tuple):
-            status, comment = sent
-            self._account(item, status, comment, 0)
-            return None
-        return sent
+        return self._transmit(ready) if ready is not None else None
 
     def _prepare(self, sender: Sender, item: StoreItem, payload: bytes | memoryview, ts: str) -> Ready | None:
-        """Encode the request on the open association; None when ``item`` is accounted for (cannot go)."""
+        """Encode the request (on an open association unless :meth:`_send` lets it open one);
+        None when ``item`` is accounted for (cannot go)."""
         try:
             ready = sender.prepare(item, payload, ts)
         except (OSError, ValueError) as exc:  # re-encoding for the node failed

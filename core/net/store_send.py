@@ -63,7 +63,9 @@ def context_groups(items: Sequence[StoreItem]) -> list[list[tuple[str, str]]]:
 
 
 class InFlight:
-    """A C-STORE request sent whose response is still to be read (not a tuple: see :meth:`Sender.start`)."""
+    """A C-STORE request sent whose response is still to be read (:meth:`Sender.finish`).
+
+    Not a tuple: :meth:`Sender.prepare` answers (status, comment) when nothing can be sent."""
 
     __slots__ = ("item", "assoc", "msg_id", "nbytes", "note")
 
@@ -128,14 +130,6 @@ class Sender:
     def switches(self, cls: str) -> bool:
         """Whether sending ``cls`` needs another association (closing the open one)."""
         return self.group_of[cls] not in self.assocs
-
-    def start(self, item: StoreItem, payload: bytes | memoryview, ts: str) -> InFlight | tuple[int, str]:
-        """Send the C-STORE request; the response is read by :meth:`finish`.
-
-        Returns (status, comment) instead when nothing could be sent (no context).
-        """
-        ready = self.prepare(item, payload, ts)
-        return ready if isinstance(ready, tuple) else self.transmit(ready)
 
     def prepare(self, item: StoreItem, payload: bytes | memoryview, ts: str) -> Ready | tuple[int, str]:
         """Encode the C-STORE request for :meth:`transmit` (opening the association if needed).
