@@ -25,6 +25,7 @@ ratios (dcmtk time / ours; > 1 means we are faster).
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import sys
 import tempfile
@@ -53,15 +54,38 @@ _set_aside = 0
 def fresh(folder: Path) -> None:
     """An empty output folder; the last run's output is moved aside, not deleted, until the end.
 
-    On this VM's ext4 (mounted with ``discard``) creating a file is ~0.5 ms slower for seconds to
-    minutes after many files were deleted nearby: deleting between runs slowed every later run
-    (0.4 s to 1.5 s for the same work) whichever tool ran. A rename frees nothing.
+    On this VM's ext4 creating a file is ~0.5 ms slower for about 30 s after many files were
+    deleted nearby (``ext4_create`` skips recently freed inodes): deleting between runs slowed
+    every later run whichever tool ran. A rename frees nothing. The output set aside is then
+    written out and dropped from the page cache (:func:`forget`).
     """
     global _set_aside
     if folder.exists():
         _set_aside += 1
-        folder.rename(folder.with_name(f"{folder.name}.old{_set_aside}"))
+        aside = folder.with_name(f"{folder.name}.old{_set_aside}")
+        folder.rename(aside)
+        forget(aside)
     folder.mkdir(parents=True)
+
+
+def forget(folder: Path) -> None:
+    """Flush every dirty page, then drop ``folder``'s files from the page cache (outside the timing).
+
+    Without it each round's output (141 MB for the realistic patient) stays cached and the next
+    round's files go into memory the VM has never touched: its first touch cost ~0.5 s of
+    system time per 141 MB (``perf``: half the samples in ``copy_folio_from_iter_atomic``), for
+    whichever tool wrote, and rounds doubled in time once the recycled memory ran out. A server
+    that has been up for a while writes into recycled pages; so does every round now. The flush
+    also keeps the kernel's background writeback of earlier rounds out of the timed ones.
+    """
+    os.sync()
+    for p in folder.rglob("*"):
+        if p.is_file():
+            fd = os.open(p, os.O_RDONLY)
+            try:
+                os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+            finally:
+                os.close(fd)
 
 
 def run(cmd: list[str], what: str) -> Timed:
@@ -122,10 +146,12 @@ def bench_store_orthanc(work: Path, files: list[Path], src: Path, rounds: int, a
     try:
         for _ in range(rounds):
             orthanc.clear()
+            os.sync()  # earlier rounds' writeback stays out of the timed run (see forget)
             theirs.append(run(storescu_argv(orthanc.port, orthanc.aet, files), "storescu"))
             if orthanc.instance_count() != n:
                 sys.exit(f"storescu stored {orthanc.instance_count()} of {n} into Orthanc")
             orthanc.clear()
+            os.sync()
             ours.append(run(our_store_argv(src, orthanc.port, orthanc.aet, associations), "dicomtools store"))
             if orthanc.instance_count() != n:
                 sys.exit(f"dicomtools store stored {orthanc.instance_count()} of {n} into Orthanc")
