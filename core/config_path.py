@@ -10,7 +10,8 @@ SQLite for it.
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING
+
+TYPE_CHECKING = False  # typing is not imported at run time (see dicomtools.core.records)
 
 if TYPE_CHECKING:
     from pathlib import Path

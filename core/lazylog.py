@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, cast
 
+TYPE_CHECKING = False  # typing is not imported at run time (see dicomtools.core.records)
 if TYPE_CHECKING:
     from logging import Logger
+    from typing import Any
 
 _pending: list[Callable[[], None]] = []
 
@@ -57,4 +58,4 @@ class _LazyLogger:
 
 def get_logger(name: str) -> Logger:
     """``logging.getLogger(name)``, bound on first use."""
-    return cast("Logger", _LazyLogger(name))
+    return _LazyLogger(name)  # type: ignore[return-value]  # stands for a Logger

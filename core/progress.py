@@ -10,9 +10,15 @@ from __future__ import annotations
 import sys
 import threading
 import time
-from typing import NamedTuple, Protocol, TextIO
 
 from dicomtools.core.dicom.text import sanitize
+from dicomtools.core.records import NamedTuple
+
+TYPE_CHECKING = False  # typing is not imported at run time (see dicomtools.core.records)
+if TYPE_CHECKING:
+    from typing import Protocol, TextIO
+else:
+    Protocol = object  # ProgressSink only names a shape for mypy; nothing checks it at run time
 
 
 class ProgressEvent(NamedTuple):

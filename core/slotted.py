@@ -10,7 +10,10 @@ compared and printed field by field; this base does it once, over the class's
 from __future__ import annotations
 
 import operator
-from typing import Any, ClassVar
+
+TYPE_CHECKING = False  # typing is not imported at run time (see dicomtools.core.records)
+if TYPE_CHECKING:
+    from typing import Any, ClassVar
 
 
 class Slotted:

@@ -8,11 +8,14 @@ fast parser leaves to pydicom. Apart from :mod:`.scan` so each stays one job.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
 
 from dicomtools.core.archive.model import BeamInfo, InstanceSummary
 from dicomtools.core.dicom.text import value_text
 from dicomtools.core.lazylog import get_logger
+
+TYPE_CHECKING = False  # typing is not imported at run time (see dicomtools.core.records)
+if TYPE_CHECKING:
+    from typing import Any
 
 log = get_logger(__name__)
 

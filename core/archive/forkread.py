@@ -23,9 +23,12 @@ import os
 import signal
 import threading
 from collections.abc import Callable, Sequence
-from typing import Any
 
 from dicomtools.core.progress import CancelToken
+
+TYPE_CHECKING = False  # typing is not imported at run time (see dicomtools.core.records)
+if TYPE_CHECKING:
+    from typing import Any
 
 _INDEX = 4  # bytes of a batch number in the task pipe
 _FRAME = 8  # batch number + payload length, before each result

@@ -8,10 +8,13 @@ built by hand in tests.
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
-
 from dicomtools.core.archive.reasons import ReasonKind
+from dicomtools.core.records import NamedTuple
 from dicomtools.core.slotted import Slotted
+
+TYPE_CHECKING = False  # typing is not imported at run time (see dicomtools.core.records)
+if TYPE_CHECKING:
+    from typing import Any
 
 # SOP Class UIDs the tree knows about.
 RT_PLAN = "1.2.840.10008.5.1.4.1.1.481.5"

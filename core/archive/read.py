@@ -19,7 +19,6 @@ import codecs
 import os
 import struct
 from collections.abc import Collection, Mapping
-from typing import TYPE_CHECKING, Any, BinaryIO
 
 from dicomtools.core.archive import fastread
 from dicomtools.core.archive.model import MEDIA_STORAGE_DIRECTORY, UnreadableFile
@@ -27,7 +26,10 @@ from dicomtools.core.archive.reasons import ReasonKind
 from dicomtools.core.dicom.text import value_text
 from dicomtools.core.lazylog import ready
 
+TYPE_CHECKING = False  # typing is not imported at run time (see dicomtools.core.records)
 if TYPE_CHECKING:
+    from typing import Any, BinaryIO
+
     from pydicom.dataset import Dataset
 
 HEAD_BYTES = 65536

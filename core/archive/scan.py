@@ -15,7 +15,6 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
 
 from dicomtools.core.archive import fastread
 from dicomtools.core.archive.dssummary import FLAT_FIELDS, as_int, summary_from_dataset
@@ -35,7 +34,10 @@ from dicomtools.core.dicom.text import pn_text
 from dicomtools.core.lazylog import get_logger
 from dicomtools.core.progress import CancelToken, ProgressSink, Reporter
 
+TYPE_CHECKING = False  # typing is not imported at run time (see dicomtools.core.records)
 if TYPE_CHECKING:  # sqlite3 costs ~20 ms to import: only a scan with the cache pays it
+    from typing import Any
+
     from dicomtools.core.archive.cache import FileStamp, IndexCache
     from dicomtools.core.archive.snapshot import FolderCache
 
@@ -204,7 +206,7 @@ def read_batch(paths: list[str]) -> list[InstanceSummary | UnreadableFile]:
     return [read_summary(p) for p in paths]
 
 
-Row = tuple[Any, ...]
+Row = tuple  # tuple[Any, ...]: a summary's fields, as marshal carries them
 _summary_row = operator.attrgetter(*SUMMARY_FIELDS)
 _BEAMS = SUMMARY_FIELDS.index("beams")
 _beam_row = operator.attrgetter("number", "name", "delivery_type", "machine", "machine_model", "reference_images")

@@ -11,9 +11,27 @@ import argparse
 import os
 import re
 import sys
-from typing import Any, NoReturn
 
 from dicomtools.core.errors import DicomToolsError, ExitStatus
+
+TYPE_CHECKING = False  # typing is not imported at run time (see dicomtools.core.records)
+if TYPE_CHECKING:
+    from typing import Any, NoReturn
+
+
+def _untranslated(message: str) -> str:
+    return message
+
+
+def _untranslated_n(singular: str, plural: str, n: int) -> str:
+    return singular if n == 1 else plural
+
+
+# argparse's own words ("usage:", "options", its error texts) stay English, as every other line
+# of this tool: its gettext look-up imports locale and probes the locale folders for a catalogue
+# on every message it builds, ~1.5 ms of each command's start.
+argparse._ = _untranslated  # type: ignore[attr-defined]
+argparse.ngettext = _untranslated_n  # type: ignore[attr-defined]
 
 
 class UsageError(DicomToolsError):

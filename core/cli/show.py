@@ -6,7 +6,6 @@ import argparse
 import gc
 import os
 import sys
-from typing import Any
 
 from dicomtools.core.cli.common import (
     RunError,
@@ -18,6 +17,10 @@ from dicomtools.core.cli.common import (
 )
 from dicomtools.core.config_path import default_config_file
 from dicomtools.core.errors import ExitStatus
+
+TYPE_CHECKING = False  # typing is not imported at run time (see dicomtools.core.records)
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def register(sub: Any) -> None:

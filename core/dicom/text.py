@@ -21,7 +21,10 @@ itself and scripts want the decoded text).
 from __future__ import annotations
 
 import math
-from typing import Any
+
+TYPE_CHECKING = False  # typing is not imported at run time (see dicomtools.core.records)
+if TYPE_CHECKING:
+    from typing import Any
 
 REPLACEMENT = "\ufffd"
 # C0 except TAB, DEL, C1: everything a terminal may act on; and the Unicode bidi embeddings,

@@ -7,7 +7,6 @@ change it only by adding keys.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any
 
 from dicomtools.core.archive.model import InstanceSummary, UnreadableFile
 from dicomtools.core.dicom.text import sanitize
@@ -26,6 +25,10 @@ from dicomtools.core.tree import (
 from dicomtools.core.tree.labels import UNCONNECTED_TITLE as UNCONNECTED_TITLE
 from dicomtools.core.tree.labels import node_title as node_title
 from dicomtools.core.tree.labels import patient_title as patient_title
+
+TYPE_CHECKING = False  # typing is not imported at run time (see dicomtools.core.records)
+if TYPE_CHECKING:
+    from typing import Any
 
 JSON_SCHEMA_VERSION = 1
 

@@ -12,7 +12,6 @@ another type), which hands the whole object to :func:`json.dumps`.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 try:  # the C escaper json.encoder uses, without importing the json package (~1.5 ms of start-up)
     from _json import encode_basestring
@@ -20,6 +19,10 @@ except ImportError:  # pragma: no cover - CPython always builds _json
     from json.encoder import py_encode_basestring as encode_basestring
 
 from dicomtools.core.errors import DicomToolsError
+
+TYPE_CHECKING = False  # typing is not imported at run time (see dicomtools.core.records)
+if TYPE_CHECKING:
+    from typing import Any
 
 
 class _Unknown(DicomToolsError):

@@ -19,9 +19,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from enum import StrEnum
-from typing import NamedTuple
 
 from dicomtools.core.archive.model import InstanceSummary
+from dicomtools.core.records import NamedTuple
 from dicomtools.core.slotted import Slotted
 
 
