@@ -1,6 +1,6 @@
 """Every benchmark of the README's performance table, one after the other, in one run.
 
-Run: python benchmarks/all.py [--dir DIR] [--quick] [--log FILE]
+Run: python benchmarks/all.py [--dir DIR] [--quick] [--log FILE] [--here]
 
 Each script runs us and its peer interleaved on the same files (see its own
 docstring); this one only runs them in turn with the README's arguments, keeps
@@ -8,6 +8,13 @@ their whole output in ``--log`` and prints, per script, the lines that carry a
 ratio or a target, as a Markdown table for the README. Archives are written once
 under ``--dir`` and reused by later runs. ``--quick`` uses small sizes and one
 round, to check the scripts themselves, not to measure.
+
+What is measured is dicomtools as the README installs it: a venv under ``DIR/venv``
+with ``pip install .`` of this checkout (rebuilt every run), whose interpreter runs
+every script. A development install differs in what no user has: the editable
+install's import hook (``__editable__...finder``, ~9 ms of imports at every start)
+and whatever ``.pth`` hooks the machine's Python has. ``--here`` measures the
+interpreter running this script instead (the development install).
 """
 
 from __future__ import annotations
@@ -51,24 +58,41 @@ def plan(base: Path, quick: bool) -> list[list[str]]:
     ]
 
 
+def product_python(base: Path) -> str:
+    """The interpreter of ``base/venv``, with this checkout installed as the README does (``pip install .``)."""
+    venv = base / "venv"
+    python = venv / "bin" / "python"
+    root = str(HERE.parent)
+    if not python.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        subprocess.run([str(python), "-m", "pip", "install", "-q", root], check=True)  # with its dependencies
+    # this checkout's code, whatever was installed before (same version number, so force it)
+    subprocess.run([str(python), "-m", "pip", "install", "-q", "--force-reinstall", "--no-deps", root], check=True)
+    return str(python)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--dir", default="/tmp/dicomtools-bench", help="where archives are kept [default: %(default)s]")
     ap.add_argument("--quick", action="store_true", help="tiny sizes, one round: checks the scripts, measures nothing")
     ap.add_argument("--log", default=None, help="whole output of every script [default: DIR/all.log]")
+    ap.add_argument("--here", action="store_true",
+                    help="measure the interpreter running this script (a development install), not DIR/venv")
     args = ap.parse_args()
     base = Path(args.dir)
     base.mkdir(parents=True, exist_ok=True)
+    python = sys.executable if args.here else product_python(base)
     log_path = Path(args.log) if args.log else base / "all.log"
     rows: list[tuple[str, list[str]]] = []
     failed = 0
     with log_path.open("w", encoding="utf-8") as log:
-        log.write(f"# {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime())}\n")
+        log.write(f"# {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime())}, interpreter {python}"
+                  f" ({'this one' if args.here else 'pip install . in a venv'})\n")
         for argv in plan(base, args.quick):
             command = "python benchmarks/" + " ".join(argv)
             print(f"... {command}", file=sys.stderr, flush=True)
             started = time.monotonic()
-            r = subprocess.run([sys.executable, str(HERE / argv[0]), *argv[1:]],
+            r = subprocess.run([python, str(HERE / argv[0]), *argv[1:]],
                                capture_output=True, text=True, errors="replace")
             took = time.monotonic() - started
             log.write(f"\n$ {command}   ({took:.0f} s, exit {r.returncode})\n{r.stdout}{r.stderr}")
