@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,8 +123,8 @@ def actions_for(*scopes: str) -> list[Action]:
     return [a for a in ACTIONS if a.scope in scopes]
 
 
-def bindings_for(*scopes: str) -> list[Binding]:
-    """Textual bindings for the given scopes, in table order."""
+def bindings_for(*scopes: str) -> list[BindingType]:
+    """Textual bindings for the given scopes, in table order (typed as Textual's ``BINDINGS``)."""
     return [
         Binding(
             a.keys,

@@ -61,6 +61,13 @@ class JobOutcome(Generic[T]):
     cancelled: bool = False
 
     @property
+    def value(self) -> T:
+        """``result`` of a job that returned one: for a handler past its ``error`` check."""
+        if self.result is None:
+            raise RuntimeError(f"{self.job.title}: ended without a result ({self.error or 'no error given'})")
+        return self.result
+
+    @property
     def state(self) -> JobState:
         if self.error:
             return JobState.FAILED

@@ -137,9 +137,9 @@ def text_hits(ids: Identifiers, text: str) -> list[Hit]:
             hits[category] = "leak"
     if ids.numbers:
         for run in _DIGITS_RE.findall(f):
-            category = ids.numbers.get(run) or (ids.numbers.get(run[:8]) if len(run) in (12, 14) else None)
-            if category:
-                hits.setdefault(category, "leak")
+            number_kind = ids.numbers.get(run) or (ids.numbers.get(run[:8]) if len(run) in (12, 14) else None)
+            if number_kind:
+                hits.setdefault(number_kind, "leak")
     words = set(_WORD_RE.findall(f))
     for word in words & ids.tokens.keys():
         hits.setdefault(ids.tokens[word], "leak")

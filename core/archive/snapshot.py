@@ -178,7 +178,8 @@ def _summaries(paths: list[str], rows: Sequence[tuple[Any, ...]], templates: Seq
     for p, row in zip(paths, rows, strict=True):
         if type(row[0]) is int:
             a, b, c = parts[row[0]]
-            out.append(InstanceSummary(p, row[1], *a, row[2], *b, row[3], row[4], *c))
+            # the template's slices fill the fields between (mypy cannot count star arguments)
+            out.append(InstanceSummary(p, row[1], *a, row[2], *b, row[3], row[4], *c))  # type: ignore[call-arg]
         else:
             out.append(decode_summary(p, row))
     return out

@@ -182,7 +182,9 @@ class _Batch:
         tpl = self.opts.template
         anonymize = None
         if tpl.anonymize is not None:
-            anonymize = dataclasses.replace(tpl.anonymize, new_patient_id=o.new_id, new_patient_name=o.new_name)
+            # numbered per patient; without a base (the CLI and the TUI ask for both) the template's stays
+            anonymize = tpl.anonymize.for_patient(o.new_id or tpl.anonymize.new_patient_id,
+                                                  o.new_name or tpl.anonymize.new_patient_name)
         ropts = dataclasses.replace(
             tpl, patient_id=o.entry.patient_id, out_dir=work, plan_ids=list(o.entry.plan_ids),
             new_patient_id=None if anonymize else o.new_id, new_patient_name=None if anonymize else o.new_name,

@@ -42,6 +42,10 @@ class SaveAnonymized(Protocol):
         """Anonymize ``paths`` into ``out_dir``: (written files, [(source path, why not copied)])."""
         ...
 
+    def for_patient(self, new_patient_id: str, new_patient_name: str) -> SaveAnonymized:
+        """The same anonymizer (profile, options, UID map) naming another patient: a batch retrieves many."""
+        ...
+
 
 @dataclass
 class RetrieveOptions:

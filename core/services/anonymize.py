@@ -7,7 +7,7 @@ Retrieve screen build one here, so ``core.net`` needs no import of ``core.anonym
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from dicomtools.core.anonymize.run import AnonymizeSettings, anonymize_files
 from dicomtools.core.progress import CancelToken, ProgressSink
@@ -19,9 +19,12 @@ log = logging.getLogger(__name__)
 class RetrieveAnonymizer(AnonymizeSettings):
     """The anonymizer's settings plus the one call a retrieve makes (``SaveAnonymized``).
 
-    A subclass, not a wrapper: a batch retrieve renames per patient with
-    ``dataclasses.replace`` and keeps the rest (profile, options, shared UID map).
+    A subclass, not a wrapper: a batch retrieve renames it per patient
+    (:meth:`for_patient`) and keeps the rest (profile, options, shared UID map).
     """
+
+    def for_patient(self, new_patient_id: str, new_patient_name: str) -> RetrieveAnonymizer:
+        return replace(self, new_patient_id=new_patient_id, new_patient_name=new_patient_name)
 
     def save(self, paths: list[str], out_dir: str, sink: ProgressSink | None,
              cancel: CancelToken | None) -> tuple[list[str], list[tuple[str, str]]]:

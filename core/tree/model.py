@@ -109,7 +109,7 @@ class SeriesInfo(Slotted):
         return SeriesInfo(self.series_instance_uid, self.modality, count, self.frame_of_reference_uid,
                           self.series_description)
 
-    def __hash__(self) -> int:  # immutable: hashable, as the frozen dataclass was
+    def __hash__(self) -> int:  # type: ignore[override]  # Slotted records are unhashable; this one is immutable
         return hash(self._values())
 
 

@@ -140,14 +140,14 @@ class BrowseScreen(MarkActions):
     def _show_empty_hint(self) -> None:
         empty = not self.root
         self.query_one("#empty-hint").display = empty
-        self.tree.display = not empty
+        self.ref_tree.display = not empty
         self.query_one("#right").display = not empty
 
     def _root_title(self) -> str:
         return self.root or "no folder"
 
     @property
-    def tree(self) -> RefTree:
+    def ref_tree(self) -> RefTree:
         return self.query_one(RefTree)
 
     @property
@@ -165,7 +165,7 @@ class BrowseScreen(MarkActions):
         defaults = dict(self.tool.config.machines.defaults)
         workers = self.tool.scan_workers
         live = live and not self.first_scan_done
-        self.tree.border_subtitle = "scanning..."
+        self.ref_tree.border_subtitle = "scanning..."
         self.pane.drop_titled("scan")  # a rescan replaces the line of the last one
 
         def run(sink: ProgressSink, job: Job) -> Any:
@@ -208,9 +208,9 @@ class BrowseScreen(MarkActions):
         if outcome.job is self.scan_job:
             self.scan_job = None
         if outcome.error:
-            self.tree.border_subtitle = f"scan failed: {outcome.error}"
+            self.ref_tree.border_subtitle = f"scan failed: {outcome.error}"
             return outcome.error
-        r = outcome.result
+        r = outcome.value
         text = f"{r.files_seen} files, {len(r.instances)} DICOM"
         if r.unreadable:
             text += f", {len(r.unreadable)} unreadable (listed at the end of the tree)"
@@ -224,10 +224,10 @@ class BrowseScreen(MarkActions):
         if message.final and message.scan_result is not None:
             self.scan_result, self.signature = message.scan_result
             self.first_scan_done = True
-            self.tree.unreadable = list(self.scan_result.unreadable)
+            self.ref_tree.unreadable = list(self.scan_result.unreadable)
         if self.search_result is not None:
-            self.tree.allowed = allowed_keys(self.forest, {m.path for m in self.search_result.matches})
-        self.tree.set_forest(self.forest)
+            self.ref_tree.allowed = allowed_keys(self.forest, {m.path for m in self.search_result.matches})
+        self.ref_tree.set_forest(self.forest)
         self._update_subtitle(final=message.final)
         self._refresh_marked()
         self._show_details()
@@ -238,12 +238,12 @@ class BrowseScreen(MarkActions):
             r = self.scan_result
             text += f", {len(r.instances)} DICOM, {len(r.unreadable)} unreadable"
         if self.search_result is not None:
-            shown = self.tree.visible_patients()
-            plans = sum(1 for k in self.tree.allowed or () if k.count("/") == 1)
+            shown = self.ref_tree.visible_patients()
+            plans = sum(1 for k in self.ref_tree.allowed or () if k.count("/") == 1)
             text = f"filter: {len(shown)} of {len(self.forest)} patients, {plans} plans"
         if not final:
             text += " (scanning)"
-        self.tree.border_subtitle = text
+        self.ref_tree.border_subtitle = text
 
     def _poll(self) -> None:
         if not self.root or not self.first_scan_done:
@@ -274,7 +274,7 @@ class BrowseScreen(MarkActions):
 
     def _show_details(self, item: TreeItem | None = None) -> None:
         if item is None:
-            item = self.tree.cursor_item
+            item = self.ref_tree.cursor_item
         self.query_one(DetailsPane).show_item(item, self.root)
 
     def action_zoom(self) -> None:
@@ -324,20 +324,20 @@ class BrowseScreen(MarkActions):
             return outcome.error
         if outcome.cancelled:
             return "cancelled"
-        self._apply_search(outcome.result)
-        return f"{outcome.result.matched} matched"
+        self._apply_search(outcome.value)
+        return f"{outcome.value.matched} matched"
 
     def _apply_search(self, result: Any) -> None:
         self.search_result = result
         matched = {m.path for m in result.matches}
-        self.tree.set_allowed(allowed_keys(self.forest, matched))
-        shown = self.tree.visible_patients()
+        self.ref_tree.set_allowed(allowed_keys(self.forest, matched))
+        shown = self.ref_tree.visible_patients()
         if len(shown) <= EXPAND_MATCHES:  # the point of a filter is to see what matched
             for patient in shown:
-                self.tree.expand_key(patient_key(patient))
+                self.ref_tree.expand_key(patient_key(patient))
         self._update_subtitle()
         self._fill_results(result)
-        self.tree.focus()
+        self.ref_tree.focus()
 
     def _fill_results(self, result: Any) -> None:
         table = self.query_one("#results", DataTable)
@@ -374,12 +374,12 @@ class BrowseScreen(MarkActions):
         self.query_one(FilterBar).clear()
         self.filter_text = ""
         self.search_result = None
-        self.tree.set_allowed(None)
+        self.ref_tree.set_allowed(None)
         self.pane.drop_titled("filter")
         self.query_one("#results", DataTable).clear(columns=True)
         self.query_one("#results-stats", Static).update(NO_FILTER)
         self._update_subtitle()
-        self.tree.focus()
+        self.ref_tree.focus()
 
     # ------------------------------------------------------------------ folder
     def action_open_folder(self) -> None:
@@ -421,14 +421,14 @@ class BrowseScreen(MarkActions):
         self.search_result = None
         self.action_clear_marks()
         self.query_one(FilterBar).clear()
-        self.tree.allowed = None
-        self.tree.unreadable = []
-        self.tree.base = path
-        self.tree.expanded_keys.clear()
-        self.tree.set_forest([])
-        self.tree.border_title = self._root_title()
+        self.ref_tree.allowed = None
+        self.ref_tree.unreadable = []
+        self.ref_tree.base = path
+        self.ref_tree.expanded_keys.clear()
+        self.ref_tree.set_forest([])
+        self.ref_tree.border_title = self._root_title()
         self._show_empty_hint()
-        self.tree.focus()
+        self.ref_tree.focus()
         self.start_scan()
 
     def action_rescan(self) -> None:

@@ -58,33 +58,39 @@ class MarkActions(AppScreen):
     forest: list[Any]
     marks: dict[str, Mark]
     scan_result: Any
-    tree: RefTree
-    pane: ProgressPane
+
+    @property
+    def ref_tree(self) -> RefTree:  # the screen's tree widget (BrowseScreen)
+        raise NotImplementedError
+
+    @property
+    def pane(self) -> ProgressPane:  # the screen's progress pane (BrowseScreen)
+        raise NotImplementedError
 
     def action_mark(self) -> None:
-        item = self.tree.cursor_item
+        item = self.ref_tree.cursor_item
         if item is None or not item.markable:
             self.refuse("only patients, plans and unconnected items can be marked")
             return
         if item.key in self.marks:
             del self.marks[item.key]
-            self.tree.marked_keys.discard(item.key)
+            self.ref_tree.marked_keys.discard(item.key)
         else:
             if item.node is not None:
                 title = f"{item.kind} {node_name(item.node)}"
             else:
                 title = "whole patient"
             self.marks[item.key] = Mark(item.key, item.kind, item.patient.patient_id, title)
-            self.tree.marked_keys.add(item.key)
-        self.tree.relabel(item.key)
+            self.ref_tree.marked_keys.add(item.key)
+        self.ref_tree.relabel(item.key)
         self._refresh_marked()
 
     def action_clear_marks(self) -> None:
         keys = list(self.marks)
         self.marks.clear()
-        self.tree.marked_keys.clear()
+        self.ref_tree.marked_keys.clear()
         for key in keys:
-            self.tree.relabel(key)
+            self.ref_tree.relabel(key)
         self._refresh_marked()
 
     def _marked_help(self) -> str:
@@ -161,7 +167,7 @@ class MarkActions(AppScreen):
     def _export_done(self, outcome: JobOutcome[Any]) -> Summary:
         if outcome.error:
             return outcome.error
-        return str(outcome.result.summary())
+        return str(outcome.value.summary())
 
     def action_anonymize_marks(self) -> None:
         pairs = self._need_marks()
@@ -224,7 +230,7 @@ class MarkActions(AppScreen):
     def _anonymize_done(self, outcome: JobOutcome[Any]) -> Summary:
         if outcome.error:
             return outcome.error
-        r = outcome.result
+        r = outcome.value
         return f"{len(r.written)} written, {len(r.not_copied)} not copied, into {r.out_dir}"
 
 

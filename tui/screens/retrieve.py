@@ -172,7 +172,7 @@ class RetrieveScreen(AppScreen):
         failed = self._find_failed(outcome)
         if failed is not None:
             return failed
-        rows = outcome.result
+        rows = outcome.value
         self.show_rows(rows)
         plans = sum(len(r.plans) for r in rows)
         self.say(f"{len(rows)} patient(s), {plans} plan(s) on {self.node_label}. space marks, ^r retrieves.")
@@ -258,7 +258,7 @@ class RetrieveScreen(AppScreen):
         failed = self._find_failed(outcome)
         if failed is not None:
             return failed
-        result = outcome.result
+        result = outcome.value
         self.show_rows(result.rows)
         table = self.query_one("#found", DataTable)
         for key in result.marks:
@@ -332,9 +332,9 @@ class RetrieveScreen(AppScreen):
     def _retrieved(self, req: RetrieveRequest, outcome: JobOutcome[Any]) -> Summary:
         if outcome.error:
             return outcome.error
-        result = outcome.result
         if outcome.cancelled:
-            return result.summary() if result is not None else "cancelled"
+            return outcome.result.summary() if outcome.result is not None else "cancelled"
+        result = outcome.value
         for problem in result.problems:
             log.warning("retrieve %s: %s", req.patient_id, problem)
         if result.result is not None and result.result.saved:

@@ -405,7 +405,7 @@ class SettingsScreen(AppScreen):
             if outcome.error:
                 out.update(f"! C-ECHO {name} failed: {outcome.error}")
                 return outcome.error
-            result = outcome.result
+            result = outcome.value
             if result.ok:
                 text = f"C-ECHO {name}: OK (association {result.associate_ms:.0f} ms, echo {result.echo_ms:.0f} ms)"
             else:

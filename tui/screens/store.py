@@ -307,7 +307,7 @@ class StoreScreen(AppScreen):
             self._send_after_scan = False
             if outcome.error or outcome.cancelled:
                 return outcome.error or "cancelled"
-            result = outcome.result
+            result = outcome.value
             self.instances = list(result.instances)
             self.source_title = f"folder {folder}"
             self.root = folder
@@ -373,7 +373,7 @@ class StoreScreen(AppScreen):
         if outcome.error:
             self.say(f"! store failed: {outcome.error}")
             return outcome.error
-        result = outcome.result
+        result = outcome.value
         self.last_result = result
         state = JobState.CANCELLED if outcome.cancelled else (JobState.DONE if result.ok else JobState.FAILED)
         lines = [f"! {p.message()}" for p in result.problems]
