@@ -23,11 +23,16 @@ def default_config_file() -> str:
     return os.path.join(base, "dicomtools", "config.toml")
 
 
+def default_cache_folder() -> str:
+    """``$XDG_CACHE_HOME/dicomtools`` (``~/.cache`` when unset), as text: every cache of ours lives below it."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "dicomtools")
+
+
 def default_cache_dir() -> Path:
-    """``$XDG_CACHE_HOME/dicomtools`` (``~/.cache`` when unset): every cache of ours lives below it."""
+    """:func:`default_cache_folder` as a Path."""
     from pathlib import (
         Path,  # here: `-h` and `--version` never ask, and pathlib costs ~2.5 ms to import
     )
 
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "dicomtools"
+    return Path(default_cache_folder())

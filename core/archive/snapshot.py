@@ -18,13 +18,16 @@ import pickle
 from array import array
 from collections.abc import Callable, Iterator, Sequence
 from itertools import chain
-from typing import Any, TypeAlias
 
 from dicomtools.core.archive.cache import FileStamp, IndexCache
 from dicomtools.core.archive.model import SUMMARY_FIELDS, InstanceSummary, UnreadableFile
 from dicomtools.core.archive.reasons import ReasonKind
 from dicomtools.core.lazylog import get_logger
 from dicomtools.core.progress import CancelToken
+
+TYPE_CHECKING = False  # typing is not imported at run time (see dicomtools.core.records)
+if TYPE_CHECKING:
+    from typing import Any, TypeAlias
 
 log = get_logger(__name__)
 

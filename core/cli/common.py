@@ -122,6 +122,10 @@ class HelpFormatter(argparse.HelpFormatter):
         super().__init__(prog, indent_increment, max_help_position, terminal_columns() - 2 if width is None else width)
 
 
+class RawDescriptionHelpFormatter(HelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """argparse's raw-description formatter (an epilog of examples kept as written), its width as above."""
+
+
 class ArgumentParser(argparse.ArgumentParser):
     """argparse that exits with code 2 and a single-line error (no usage dump)."""
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import TYPE_CHECKING, Any
 
 from dicomtools.core.cli.common import (
+    RawDescriptionHelpFormatter,
     RunError,
     UsageError,
     add_cache_options,
@@ -17,10 +17,13 @@ from dicomtools.core.cli.common import (
 )
 from dicomtools.core.dicom.text import sanitize
 from dicomtools.core.errors import ExitStatus
-from dicomtools.core.lazylog import get_logger, ready
+from dicomtools.core.lazylog import get_logger
 from dicomtools.core.progress import LineProgress
 
+TYPE_CHECKING = False  # typing is not imported at run time (see dicomtools.core.records)
 if TYPE_CHECKING:
+    from typing import Any
+
     from dicomtools.core.search.expr import Expression
     from dicomtools.core.search.folder import SearchResult
 
@@ -52,7 +55,7 @@ def register(sub: Any) -> None:
         description="Search DICOM files below --path recursively for tag values; print the "
         "matching files (or folders) with the values that matched.",
         epilog=EXAMPLES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=RawDescriptionHelpFormatter,
     )
     add_option(
         p,
@@ -91,7 +94,6 @@ def parse_tags(texts: list[str]) -> list[Expression]:
 
 
 def run(args: argparse.Namespace) -> int:
-    ready()  # logging set up before pydicom may run, as when this module imported it (`-h` does not)
     # Imported here, not at the top: `search -h` must not pay for the scanner (start-up speed).
     from dicomtools.core.search.folder import search
 

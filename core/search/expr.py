@@ -14,19 +14,21 @@ does I/O, so the CLI search, the index cache and the TUI filter share it.
 from __future__ import annotations
 
 import functools
-import logging
 import re
 import warnings
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
 
 from dicomtools.core.dicom.common_vrs import COMMON_VRS
 from dicomtools.core.dicom.text import value_strings as element_strings
 from dicomtools.core.errors import DicomToolsError, ExitStatus
+from dicomtools.core.lazylog import ready
+from dicomtools.core.records import NamedTuple
 from dicomtools.core.search import dictionary
 
+TYPE_CHECKING = False  # typing is not imported at run time (see dicomtools.core.records)
 if TYPE_CHECKING:
+    from typing import Any
+
     from pydicom.dataelem import DataElement
     from pydicom.dataset import Dataset
 
@@ -35,6 +37,7 @@ def _datadict() -> Any:
     """pydicom's dictionary, imported only for what the table in
     :mod:`~dicomtools.core.search.dictionary` lacks (repeating groups, keyword
     suggestions): a search that names public tags never imports pydicom."""
+    ready()  # pydicom logs by itself: its records meet the CLI's handlers
     from pydicom import datadict
 
     return datadict
@@ -64,8 +67,6 @@ def dictionary_VR(tag: int) -> str:  # noqa: N802 - pydicom's name
             raise KeyError(f"private tag {tag:08X} is not in the DICOM dictionary")
         vr = found[0] if found is not None else str(_datadict().dictionary_VR(tag))
     return vr
-
-log = logging.getLogger(__name__)
 
 OPS = ("present", "show", "eq", "ne", "regex", "lt", "le", "gt", "ge")
 _OP_TEXT = {"eq": "=", "ne": "!=", "regex": "~", "lt": "<", "le": "<=", "gt": ">", "ge": ">="}
@@ -98,8 +99,11 @@ class ExprError(DicomToolsError, ValueError):
         return self.message
 
 
-@dataclass(frozen=True, slots=True)
-class TagStep:
+# The records are NamedTuples, not dataclasses: importing dataclasses (with inspect) and
+# creating a class cost ~6 ms of a ~80 ms warm search.
+
+
+class TagStep(NamedTuple):
     """One step of a path: the tag number and the text the user wrote for it."""
 
     tag: int
@@ -114,23 +118,24 @@ class TagStep:
         return bool((self.tag >> 16) & 1)
 
 
-@dataclass(frozen=True, slots=True)
-class Match:
+class Match(NamedTuple):
     """The distinct values (in the order found) of the elements that made an expression hold."""
 
     values: list[str]
 
 
-@dataclass(frozen=True)
-class Expression:
-    """A parsed expression; ``path_text`` is the path as written, used as the output key."""
+class Expression(NamedTuple):
+    """A parsed expression; ``path_text`` is the path as written, used as the output key.
+
+    ``pattern`` is compiled from ``op`` and ``value`` (equal sources give equal patterns).
+    """
 
     source: str
     path: tuple[TagStep, ...]
     op: str
     value: str | None = None
     path_text: str = ""
-    _pattern: re.Pattern[str] | None = field(default=None, repr=False, compare=False)
+    pattern: re.Pattern[str] | None = None
 
     @property
     def top_level_tag(self) -> int:
@@ -188,16 +193,16 @@ class Expression:
         if op in ("present", "show"):
             return vals or [""]
         if op == "regex":
-            assert self._pattern is not None
-            held = [v for v in (vals or [""]) if self._pattern.search(v)]
+            assert self.pattern is not None
+            held = [v for v in (vals or [""]) if self.pattern.search(v)]
             return held or None
         if op in ("eq", "ne"):
             if self.value == "":
                 if op == "eq":
                     return [""] if empty else None
                 return None if empty else vals
-            assert self._pattern is not None
-            hits = [v for v in vals if self._pattern.fullmatch(v)]
+            assert self.pattern is not None
+            hits = [v for v in vals if self.pattern.fullmatch(v)]
             if op == "eq":
                 return hits or None
             return None if hits else (vals or [""])

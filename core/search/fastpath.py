@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
 
 from dicomtools.core.archive import fastread
 from dicomtools.core.archive.fastread import Item, SequenceSpec
 from dicomtools.core.archive.read import Instance
 from dicomtools.core.dicom.text import pn_text
+from dicomtools.core.records import NamedTuple
 from dicomtools.core.search import expr as expr_mod
 from dicomtools.core.search.expr import Expression
 
@@ -42,8 +42,7 @@ SEQUENCE_LEAF_VRS = TEXT_VRS - {"PN", "LT", "ST", "UT", "UR"}
 _VR_FREE_OPS = frozenset({"present", "show", "eq", "ne", "regex"})
 
 
-@dataclass(frozen=True, slots=True)
-class ReadPlan:
+class ReadPlan(NamedTuple):
     """What the fast parser must read for a set of expressions.
 
     ``flat``: top-level text elements kept as raw bytes; ``sequences``: top-level
