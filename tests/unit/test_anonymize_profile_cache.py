@@ -11,7 +11,7 @@ import pytest
 from dicomtools.core.anonymize.profile import PROFILE_PACKAGE, ProfileError, parse_profile_toml
 from dicomtools.core.anonymize.profile_cache import cache_folder, cache_key, parse_cached
 from dicomtools.core.anonymize.profile_files import load_profile
-from dicomtools.core.archive.cache import default_cache_dir
+from dicomtools.core.config_path import default_cache_dir
 
 
 def _shipped(name: str) -> str:
