@@ -100,19 +100,25 @@ class _Orderer:
         self.placed: set[str] = set()
 
     def add(self, category: str, instances: Sequence[InstanceSummary]) -> None:
-        fresh = []
-        for inst in instances:
-            if inst.sop_instance_uid in self.placed:
-                continue
-            self.placed.add(inst.sop_instance_uid)
-            if inst.truncated:
-                self.plan.skipped.append((inst, "pixel data truncated (file cut short), not sent"))
-                continue
-            fresh.append(inst)
+        """``instances`` as a stage of their own, after everything placed so far."""
+        self.add_stage([(category, instances)])
+
+    def add_stage(self, groups: Sequence[tuple[str, Sequence[InstanceSummary]]]) -> None:
+        """Several categories as one stage: none of them refers to another, so they may go in parallel."""
+        fresh: list[tuple[str, InstanceSummary]] = []
+        for category, instances in groups:
+            for inst in instances:
+                if inst.sop_instance_uid in self.placed:
+                    continue
+                self.placed.add(inst.sop_instance_uid)
+                if inst.truncated:
+                    self.plan.skipped.append((inst, "pixel data truncated (file cut short), not sent"))
+                    continue
+                fresh.append((category, inst))
         if not fresh:
             return
         self.stage += 1
-        self.plan.items.extend(StoreItem(i, category, self.stage, i.transfer_syntax_uid) for i in fresh)
+        self.plan.items.extend(StoreItem(i, category, self.stage, i.transfer_syntax_uid) for category, i in fresh)
 
     def hold(self, instances: Sequence[InstanceSummary], why: str) -> None:
         for inst in instances:
@@ -136,13 +142,16 @@ class _Orderer:
         related = [c for c in plan.children if c.kind.is_plan and _is_related(c)]
         self.add("plan", [i for r in related for i in r.instances])
         self.add("plan", plan.instances)
-        self.add("cbct", [i for c in _kids(plan, NodeKind.CBCT) for i in c.instances])
-        self.add("dose", [i for c in _kids(plan, NodeKind.DOSE) for i in c.instances])
-        images = [i for n in plan.walk() if n.kind is NodeKind.RT_IMAGE for i in n.instances]
-        records = [i for n in plan.walk() if n.kind is NodeKind.RECORD for i in n.instances]
+        # What refers to the plan (and to what went before it) but not to each other: one stage,
+        # so parallel associations send the CBCT, the doses, RT images and records together.
+        dependants: list[tuple[str, Sequence[InstanceSummary]]] = [
+            ("cbct", [i for c in _kids(plan, NodeKind.CBCT) for i in c.instances]),
+            ("dose", [i for c in _kids(plan, NodeKind.DOSE) for i in c.instances]),
+        ]
         if self.include_all:
-            self.add("rt-image", images)
-            self.add("record", records)
+            dependants.append(("rt-image", [i for n in plan.walk() if n.kind is NodeKind.RT_IMAGE for i in n.instances]))
+            dependants.append(("record", [i for n in plan.walk() if n.kind is NodeKind.RECORD for i in n.instances]))
+        self.add_stage(dependants)
         for group in _kids(plan, NodeKind.REGISTRATIONS):
             self.registrations(group)
 
