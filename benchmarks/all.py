@@ -52,7 +52,7 @@ def plan(base: Path, quick: bool) -> list[list[str]]:
         ["realistic.py", "--patients", "3", "--rounds", "5", "--dir", str(base / "realistic")],
         ["anonymize.py", "--count", "500", "--rounds", "7"],
         ["anonymize.py", "--count", "2000", "--rounds", "5"],
-        ["network.py", "--count", "1500", "--large", "150", "--rounds", "5"],
+        ["network.py", "--count", "1500", "--large", "150", "--rounds", "9"],
         ["realistic_archive.py", str(base / "realistic1"), "--patients", "1"],
         ["network.py", "--dir", str(base / "realistic1"), "--rounds", "7"],
     ]
