@@ -18,19 +18,10 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import interleaved, median_s, peak_mb  # noqa: E402
+from common import dicomtools_cmd, interleaved, median_s, peak_mb  # noqa: E402
 
 TARGET = 4.0
 COMMANDS = ["show", "search", "retrieve", "store", "anonymize", "echo", "config", "demo", "tui"]
-
-
-def entry_point() -> list[str]:
-    """The installed console script next to this interpreter (what a user runs), else ``-m``."""
-    script = Path(sys.executable).parent / "dicomtools"
-    if script.exists():
-        return [str(script)]
-    found = shutil.which("dicomtools")
-    return [found] if found else [sys.executable, "-m", "dicomtools.core"]
 
 
 def main() -> int:
@@ -41,7 +32,7 @@ def main() -> int:
     empty = work / "empty"
     empty.mkdir()
     env = dict(os.environ, XDG_CONFIG_HOME=str(work / "config"), XDG_CACHE_HOME=str(work / "cache"))
-    exe = entry_point()
+    exe = dicomtools_cmd()  # the console script next to this interpreter
     cmds: dict[str, list[str]] = {"python -c pass": [sys.executable, "-c", "pass"]}
     cmds["--version"] = [*exe, "--version"]
     cmds["-h"] = [*exe, "-h"]
