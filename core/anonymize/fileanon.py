@@ -153,7 +153,7 @@ def summary_of(ds: Dataset, path: str) -> InstanceSummary:
     Files without the sequences the tree follows (image slices, the bulk of
     any archive) take the scanner's flat fast path over raw values.
     """
-    from dicomtools.core.archive.scan import summary_of_dataset
+    from dicomtools.core.archive.summarize import summary_of_dataset
 
     return summary_of_dataset(ds, path, element_text)
 

@@ -54,7 +54,7 @@ _BEAM: SequenceSpec = {
 }
 _SERIES: SequenceSpec = {SERIES_INSTANCE_UID: None}
 
-# Top-level sequence -> what to read inside it (the keys are scan.NEEDED_SEQUENCES).
+# Top-level sequence -> what to read inside it (the keys are summarize.NEEDED_SEQUENCES).
 SPECS: dict[int, SequenceSpec] = {
     BEAM_SEQUENCE: _BEAM,
     ION_BEAM_SEQUENCE: _BEAM,

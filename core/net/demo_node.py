@@ -198,7 +198,7 @@ class DemoNode:
             yield 0xFF00, ds
 
     def on_store(self, event: Any) -> int:
-        from dicomtools.core.archive.scan import read_summary
+        from dicomtools.core.archive.summarize import read_summary
 
         ds = event.dataset
         ds.file_meta = event.file_meta

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dicomtools.core.archive.model import InstanceSummary, UnreadableFile
-from dicomtools.core.archive.scan import read_summary, summary_from_head
+from dicomtools.core.archive.summarize import read_summary, summary_from_head
 from dicomtools.core.config import NodeConfig
 from dicomtools.core.net.arrival import plausible_uid, safe_uid_name
 from dicomtools.core.net.assoc import TRANSIENT_RETRIES, NetError, scp_tls_context, tls_args

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from dicomtools.core.archive.model import InstanceSummary
-from dicomtools.core.archive.scan import read_summary
+from dicomtools.core.archive.summarize import read_summary
 from dicomtools.core.atomic import atomic_writer
 from dicomtools.core.net.arrival import safe_uid_name
 from dicomtools.core.net.retrieve_model import FILE_PREFIX, SaveAnonymized

@@ -17,7 +17,8 @@ import pytest
 from pydicom.dataset import Dataset
 
 from dicomtools.core.anonymize.run import AnonymizeSettings, anonymize_files
-from dicomtools.core.archive.scan import scan, sniff_dicom
+from dicomtools.core.archive.read import sniff_dicom
+from dicomtools.core.archive.scan import scan
 from dicomtools.core.cli.main import main
 from dicomtools.core.phantom.manifest import PhantomManifest
 from dicomtools.core.progress import CancelToken, RecordingSink

@@ -255,7 +255,7 @@ def test_failure_words_for_pydicom_errors() -> None:
 
 def test_retrieve_anonymize_lists_what_it_could_not_copy(tmp_path: Path) -> None:
     from dicomtools.core.archive.model import InstanceSummary
-    from dicomtools.core.archive.scan import read_summary
+    from dicomtools.core.archive.summarize import read_summary
     from dicomtools.core.net.retrieve import _save_anonymized
     from dicomtools.core.progress import CancelToken
     from dicomtools.core.services.anonymize import RetrieveAnonymizer

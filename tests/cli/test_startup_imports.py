@@ -123,6 +123,30 @@ def test_show_on_an_empty_folder_imports_nothing_heavy(tmp_path: Path) -> None:
     assert heavy_in(result["modules"]) == []
 
 
+def test_a_warm_show_reads_no_file_and_imports_no_reader(tmp_path: Path) -> None:
+    """Answered by the index cache's folder snapshots (marshal), a warm show needs neither the
+    per-file reader (fast parser, sequence rules, pydicom fallback) nor pickle; the cold run that
+    filled the cache imported both (control)."""
+    from pydicom.data import get_testdata_file
+
+    folder = tmp_path / "files"
+    folder.mkdir()
+    for name in ("CT_small.dcm", "rtplan.dcm", "MR_small.dcm"):
+        source = get_testdata_file(name)
+        assert source is not None
+        (folder / name).write_bytes(Path(str(source)).read_bytes())
+    args = ["show", "--path", str(folder), "--format", "json", "--workers", "1"]
+    cold, cold_out = run_probe(args, tmp_path)
+    warm, warm_out = run_probe(args, tmp_path)  # same XDG_CACHE_HOME: the cache the cold run filled
+    assert cold["code"] == warm["code"] == 0
+    reader = ("dicomtools.core.archive.summarize", "dicomtools.core.archive.fastread", "pickle")
+    assert isinstance(cold["modules"], list) and isinstance(warm["modules"], list)
+    assert [m for m in reader if m in cold["modules"]] == list(reader)
+    assert [m for m in reader if m in warm["modules"]] == []
+    strip = lambda out: {k: v for k, v in json.loads(out).items() if k != "stats"}  # noqa: E731
+    assert strip(warm_out) == strip(cold_out) and "rtplan" in warm_out
+
+
 def test_probe_sees_the_network_stack_once_a_command_runs(tmp_path: Path) -> None:
     """Positive control: echo to a closed local port imports pynetdicom in its run function."""
     with socket.socket() as s:
@@ -138,7 +162,8 @@ def test_probe_sees_the_network_stack_once_a_command_runs(tmp_path: Path) -> Non
 # before our code could, so a module our code imports needlessly cannot hide behind one.
 SHOW_PATH = (
     "dicomtools.tui.entry", "dicomtools.core.cli.main", "dicomtools.core.cli.show",
-    "dicomtools.core.archive.scan", "dicomtools.core.archive.forkread", "dicomtools.core.tree",
+    "dicomtools.core.archive.scan", "dicomtools.core.archive.summarize", "dicomtools.core.archive.forkread",
+    "dicomtools.core.tree",
     "dicomtools.core.render.forest", "dicomtools.core.progress", "dicomtools.core.render.jsontext",
 )
 # a warm show or search opens the index cache and reads its folder snapshots

@@ -13,7 +13,7 @@ from pydicom import dcmread
 from pydicom.data import get_testdata_file
 
 from dicomtools.core.archive.model import InstanceSummary
-from dicomtools.core.archive.scan import read_summary, summary_from_head
+from dicomtools.core.archive.summarize import read_summary, summary_from_head
 from dicomtools.core.net import arrival
 from dicomtools.core.net.arrival import (
     HEAD_FIRST,

@@ -17,6 +17,8 @@ import pytest
 
 import dicomtools.core.archive.scan as scan_mod
 from dicomtools.core.archive.cache import IndexCache
+from dicomtools.core.archive.model import BeamInfo
+from dicomtools.core.archive.snapshot import FolderCache
 from dicomtools.core.phantom import generate
 
 
@@ -197,6 +199,8 @@ def test_snapshot_gives_back_every_field_of_every_summary(archive: Path, tmp_pat
     key = lambda r: sorted(r.instances, key=lambda i: i.path)  # noqa: E731
     assert key(warm) == key(cold)
     assert any(i.beams for i in warm.instances) and any(i.referenced_series for i in warm.instances)
+    # the blob holds plain tuples (marshal carries no named tuple): the beams come back as BeamInfo
+    assert {type(b) for i in warm.instances for b in i.beams} == {BeamInfo}
     assert sorted(warm.unreadable, key=lambda u: u.path) == sorted(cold.unreadable, key=lambda u: u.path)
 
 
@@ -240,3 +244,31 @@ def test_snapshots_of_deleted_folders_are_pruned(archive: Path, tmp_path: Path) 
         rows = {p for (p,) in conn.execute("SELECT path FROM files")}
     assert rows and not any(p.startswith(str(victim) + os.sep) for p in rows)
     assert {i.path for i in again.instances} <= rows
+
+
+@pytest.mark.parametrize("root", [".", "archive", "./archive/"])
+def test_relative_roots_are_answered_by_snapshots(
+    root: str, archive: Path, tmp_path: Path, counting: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Files are stat-ed relative to their open folder: a relative root (files directly in the
+    working folder too) must give the same stamps as the walk's paths."""
+    (archive / "top-level-plan.dcm").write_bytes(_plan(archive).read_bytes())
+    monkeypatch.chdir(archive if root == "." else archive.parent)
+    warm = _warm(Path(root), IndexCache(tmp_path / "cache"), counting)
+    assert any(os.path.basename(i.path) == "top-level-plan.dcm" for i in warm.instances)
+
+
+def test_a_row_marshal_cannot_carry_leaves_the_folder_unsnapshotted(archive: Path, tmp_path: Path) -> None:
+    """A result holding a value of no plain type is not stored: that folder is simply read next time."""
+    paths = sorted(str(p) for p in _plan(archive).parent.iterdir() if p.is_file())
+
+    def stored(value: object) -> int:
+        cache = IndexCache(tmp_path / f"cache-{type(value).__name__}")
+        folders = FolderCache(cache, "", encode_row=lambda item, stamp: (value, 1), varying=())
+        found, rest = folders.lookup([(str(_plan(archive).parent), paths)])
+        assert found == {} and rest == paths
+        folders.save(dict.fromkeys(paths, "result"))
+        return int(cache.conn.execute("SELECT count(*) FROM folders").fetchone()[0])
+
+    assert stored("plain text") == 1  # control: a plain row is stored
+    assert stored(object()) == 0

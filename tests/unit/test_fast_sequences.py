@@ -22,7 +22,7 @@ from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 from dicomtools.core.archive import fastsummary
 from dicomtools.core.archive.model import RT_PLAN, InstanceSummary, UnreadableFile
 from dicomtools.core.archive.read import read_instance
-from dicomtools.core.archive.scan import (
+from dicomtools.core.archive.summarize import (
     NEEDED_FLAT,
     NEEDED_SEQUENCES,
     NEEDED_TAGS,

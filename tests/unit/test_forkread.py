@@ -8,6 +8,7 @@ import os
 import pytest
 
 import dicomtools.core.archive.scan as scan_mod
+import dicomtools.core.archive.summarize as summarize
 from dicomtools.core.archive import forkread
 from dicomtools.core.archive.model import BeamInfo, InstanceSummary
 from dicomtools.core.phantom.manifest import PhantomManifest
@@ -109,9 +110,9 @@ def test_too_many_batches_are_refused_before_forking() -> None:
 
 def test_rows_survive_marshal_with_beams(phantom: PhantomManifest) -> None:
     paths = [os.path.join(phantom.root, rel) for rel in phantom.files]
-    direct = scan_mod.read_batch(paths)
-    rows = marshal.loads(marshal.dumps(scan_mod.read_batch_rows(paths)))
-    back = scan_mod.rows_to_results(rows)
+    direct = summarize.read_batch(paths)
+    rows = marshal.loads(marshal.dumps(summarize.read_batch_rows(paths)))
+    back = summarize.rows_to_results(rows)
     assert back == direct
     with_beams = [s for s in back if isinstance(s, InstanceSummary) and s.beams]
     assert with_beams and all(isinstance(b, BeamInfo) for s in with_beams for b in s.beams)

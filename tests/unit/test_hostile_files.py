@@ -21,7 +21,8 @@ from pydicom.sequence import Sequence
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
 from dicomtools.core.archive.model import InstanceSummary, UnreadableFile
-from dicomtools.core.archive.scan import read_batch, read_summary, scan
+from dicomtools.core.archive.scan import scan
+from dicomtools.core.archive.summarize import read_batch, read_summary
 from dicomtools.core.cli.main import main
 from dicomtools.core.tree import build_forest
 

@@ -23,7 +23,8 @@ from dicomtools.core.anonymize import verify as anonymize_verify
 from dicomtools.core.anonymize.run import AnonymizeSettings, anonymize_files
 from dicomtools.core.archive.model import InstanceSummary, UnreadableFile
 from dicomtools.core.archive.read import read_instance
-from dicomtools.core.archive.scan import read_summary, scan
+from dicomtools.core.archive.scan import scan
+from dicomtools.core.archive.summarize import read_summary
 from dicomtools.core.archive.walk import iter_files
 from dicomtools.core.dicom.pydicom_setup import configure
 from dicomtools.core.dicom.text import has_control, value_text

@@ -11,7 +11,8 @@ import pytest
 from pydicom.data import get_testdata_file
 
 from dicomtools.core.archive.model import InstanceSummary, UnreadableFile
-from dicomtools.core.archive.scan import _read_with_pydicom, read_summary, scan
+from dicomtools.core.archive.scan import scan
+from dicomtools.core.archive.summarize import _read_with_pydicom, read_summary
 from dicomtools.core.phantom.manifest import PhantomManifest
 from dicomtools.core.progress import RecordingSink
 

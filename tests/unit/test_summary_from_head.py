@@ -15,7 +15,7 @@ import pytest
 from pydicom.data import get_charset_files, get_testdata_file
 
 from dicomtools.core.archive.model import SUMMARY_FIELDS, InstanceSummary
-from dicomtools.core.archive.scan import read_summary, summary_from_head
+from dicomtools.core.archive.summarize import read_summary, summary_from_head
 
 TEST_FILES = sorted(p for p in Path(get_testdata_file("CT_small.dcm")).parent.iterdir()
                     if p.suffix == ".dcm" and p.is_file())

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from dicomtools.core.archive.model import InstanceSummary, UnreadableFile
-from dicomtools.core.archive.scan import read_summary
+from dicomtools.core.archive.summarize import read_summary
 from dicomtools.core.atomic import atomic_write_bytes
 from dicomtools.core.net.arrival import safe_uid_name
 from dicomtools.core.safename import safe_name
