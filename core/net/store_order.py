@@ -135,25 +135,54 @@ class _Orderer:
             if self.include_all:
                 self.add("reg", reg.instances)
 
-    def plan_node(self, plan: Node) -> None:
+    def _before(self, plan: Node) -> list[tuple[str, list[InstanceSummary]]]:
+        """What must be stored before ``plan``, stage by stage: its structure sets' images, the
+        structure sets, the plans it references."""
         structs = _kids(plan, NodeKind.STRUCT)
-        self.add("image", _series_of_structs(structs))
-        self.add("struct", [i for s in structs for i in s.instances])
         related = [c for c in plan.children if c.kind.is_plan and _is_related(c)]
-        self.add("plan", [i for r in related for i in r.instances])
-        self.add("plan", plan.instances)
-        # What refers to the plan (and to what went before it) but not to each other: one stage,
-        # so parallel associations send the CBCT, the doses, RT images and records together.
-        dependants: list[tuple[str, Sequence[InstanceSummary]]] = [
+        return [
+            ("image", _series_of_structs(structs)),
+            ("struct", [i for s in structs for i in s.instances]),
+            ("plan", [i for r in related for i in r.instances]),
+        ]
+
+    def _dependants(self, plan: Node) -> list[tuple[str, list[InstanceSummary]]]:
+        """What refers to the plan (and to what went before it) but not to each other."""
+        out = [
             ("cbct", [i for c in _kids(plan, NodeKind.CBCT) for i in c.instances]),
             ("dose", [i for c in _kids(plan, NodeKind.DOSE) for i in c.instances]),
         ]
         if self.include_all:
-            dependants.append(("rt-image", [i for n in plan.walk() if n.kind is NodeKind.RT_IMAGE for i in n.instances]))
-            dependants.append(("record", [i for n in plan.walk() if n.kind is NodeKind.RECORD for i in n.instances]))
-        self.add_stage(dependants)
-        for group in _kids(plan, NodeKind.REGISTRATIONS):
-            self.registrations(group)
+            out.append(("rt-image", [i for n in plan.walk() if n.kind is NodeKind.RT_IMAGE for i in n.instances]))
+            out.append(("record", [i for n in plan.walk() if n.kind is NodeKind.RECORD for i in n.instances]))
+        return out
+
+    def _joins(self, plan: Node, group: Sequence[Node]) -> bool:
+        """``plan`` may share ``group``'s stage: everything it needs went before, and it refers to no plan
+        of the group (a verification plan waits for the plan it verifies)."""
+        if any(i.sop_instance_uid not in self.placed for _, needed in self._before(plan) for i in needed):
+            return False
+        in_group = {i.sop_instance_uid for p in group for i in p.instances}
+        return not in_group.intersection(plan.plan.referenced_plans if plan.plan else ())
+
+    def plans(self, plans: Sequence[Node]) -> None:
+        """Each plan after what it needs; a plan that needs nothing more shares the stage of the plan
+        before it, and their dependants (CBCT, doses, RT images, records) share the next one, so
+        parallel associations send a patient's plans and their dependants together."""
+        i = 0
+        while i < len(plans):
+            group = [plans[i]]
+            for category, needed in self._before(plans[i]):
+                self.add(category, needed)
+            i += 1
+            while i < len(plans) and self._joins(plans[i], group):
+                group.append(plans[i])
+                i += 1
+            self.add_stage([("plan", p.instances) for p in group])
+            self.add_stage([d for p in group for d in self._dependants(p)])
+            for p in group:
+                for registrations in _kids(p, NodeKind.REGISTRATIONS):
+                    self.registrations(registrations)
 
     def unconnected(self, nodes: Sequence[Node]) -> None:
         for node in nodes:
@@ -172,8 +201,7 @@ class _Orderer:
                 self.add(category, [i for n in node.walk() for i in n.instances])
 
     def patient(self, tree: PatientTree) -> None:
-        for plan in _sorted_plans(tree.plans):
-            self.plan_node(plan)
+        self.plans(_sorted_plans(tree.plans))
         self.unconnected(tree.unconnected)
         rest = [i for i in tree.all_instances() if i.sop_instance_uid not in self.placed]
         if self.include_all:

@@ -66,3 +66,27 @@ def test_a_plans_cbct_doses_rt_images_and_records_share_one_stage(
             assert {"cbct", "dose"} <= kinds
             shared += 1
     assert shared >= 1
+
+
+def test_plans_that_need_nothing_more_share_a_stage_and_a_verification_plan_waits(
+    ordered: tuple[PhantomManifest, StorePlan, dict[str, str]],
+) -> None:
+    """A patient's plans on one structure set go together, their doses together after them; a plan
+    that references another (the QA plan) goes in a later stage than the plan it verifies."""
+    manifest, plan, _ = ordered
+    stage = {it.uid: it.stage for it in plan.items}
+    for pm in manifest.patients.values():
+        on_one_set: dict[str, list[str]] = {}
+        for p in pm.plans.values():
+            if p.structure_set_uid and not p.referenced_plan_uids:
+                on_one_set.setdefault(p.structure_set_uid, []).append(p.sop_uid)
+        together = max(on_one_set.values(), key=len)
+        assert len(together) >= 2
+        assert len({stage[u] for u in together}) == 1
+        plan_stage = stage[together[0]]
+        doses = [u for p in pm.plans.values() if p.sop_uid in together for u in p.dose_uids]
+        assert len(doses) >= 2 and {stage[u] for u in doses} == {plan_stage + 1}
+        waiting = [p for p in pm.plans.values() if p.referenced_plan_uids]
+        assert waiting
+        for p in waiting:
+            assert stage[p.sop_uid] > max(stage[r] for r in p.referenced_plan_uids)
