@@ -14,6 +14,7 @@ from dicomtools.core.slotted import Slotted
 
 TYPE_CHECKING = False  # typing is not imported at run time (see dicomtools.core.records)
 if TYPE_CHECKING:
+    from collections.abc import Sequence
     from typing import Any
 
 # SOP Class UIDs the tree knows about.
@@ -212,6 +213,21 @@ class InstanceSummary(Slotted):
 
 def _summary_from_values(*values: Any) -> InstanceSummary:
     return InstanceSummary(*values)
+
+
+# marshal, which carries the forked readers' rows and the folder snapshots, takes no named
+# tuple: a summary's fields travel with their beams as plain tuples. ``at`` is the beams'
+# position in the row (with or without the path); callers skip rows without beams.
+
+
+def plain_beams(row: tuple[Any, ...], at: int) -> tuple[Any, ...]:
+    """``row`` with the beams at ``at`` as plain tuples."""
+    return (*row[:at], tuple(map(tuple, row[at])), *row[at + 1 :])
+
+
+def beam_infos(row: Sequence[Any], at: int) -> tuple[Any, ...]:
+    """``row`` with the plain beams at ``at`` as :class:`BeamInfo` again (undoes :func:`plain_beams`)."""
+    return (*row[:at], tuple(BeamInfo(*b) for b in row[at]), *row[at + 1 :])
 
 
 class UnreadableFile(NamedTuple):

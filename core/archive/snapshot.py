@@ -20,7 +20,13 @@ from collections.abc import Callable, Iterator, Sequence
 from itertools import chain
 
 from dicomtools.core.archive.cache import FileStamp, IndexCache
-from dicomtools.core.archive.model import SUMMARY_FIELDS, BeamInfo, InstanceSummary, UnreadableFile
+from dicomtools.core.archive.model import (
+    SUMMARY_FIELDS,
+    InstanceSummary,
+    UnreadableFile,
+    beam_infos,
+    plain_beams,
+)
 from dicomtools.core.archive.reasons import ReasonKind
 from dicomtools.core.lazylog import get_logger
 from dicomtools.core.progress import CancelToken
@@ -179,9 +185,7 @@ def encode_summary(item: Result, stamp: FileStamp) -> tuple[Any, ...] | None:
         if (item.size, item.mtime_ns) != (stamp.size, stamp.mtime_ns):
             return None  # changed while it was read
         row: tuple[Any, ...] = _fields_but_path(item)
-        if item.beams:  # plain tuples: marshal carries no named tuple
-            row = (*row[:_BEAMS], tuple(tuple(b) for b in item.beams), *row[_BEAMS + 1 :])
-        return row
+        return plain_beams(row, _BEAMS) if item.beams else row
     if item.kind.transient:
         return None  # may read next time (I/O error, permission)
     return (item.reason, item.kind.value)
@@ -197,24 +201,17 @@ _SUMMARY_LAYOUT = (0, 10, 14, 15)  # what _summaries spells out; another field o
 _BEAMS = SUMMARY_FIELDS.index("beams") - 1  # position in a row without the path
 
 
-def _with_beams(row: Sequence[Any]) -> tuple[Any, ...]:
-    """A stored row with its beams as :class:`BeamInfo` again."""
-    beams = row[_BEAMS]
-    if not beams:
-        return tuple(row)
-    return (*row[:_BEAMS], tuple(BeamInfo(*b) for b in beams), *row[_BEAMS + 1 :])
-
-
-def decode_summary(path: str, row: tuple[Any, ...]) -> Result:
+def decode_summary(path: str, row: Sequence[Any]) -> Result:
     if len(row) > 2:
-        return InstanceSummary(path, *_with_beams(row))
+        return InstanceSummary(path, *(beam_infos(row, _BEAMS) if row[_BEAMS] else row))
     return UnreadableFile(path, row[0], ReasonKind(row[1]))
 
 
 def _summaries(paths: list[str], rows: Sequence[tuple[Any, ...]], templates: Sequence[tuple[Any, ...]]) -> list[Result]:
     """Templated summary rows to objects without a per-field loop: 100,000 files spend most
     of a warm scan's own time here."""
-    parts = [(t[1:10], t[11:14], t[16:]) for t in map(_with_beams, templates)]
+    plain = [beam_infos(t, _BEAMS) if t[_BEAMS] else t for t in templates]
+    parts = [(t[1:10], t[11:14], t[16:]) for t in plain]
     out: list[Result] = []
     for p, row in zip(paths, rows, strict=True):
         if type(row[0]) is int:

@@ -18,9 +18,10 @@ from dicomtools.core.archive.dssummary import FLAT_FIELDS, as_int, summary_from_
 from dicomtools.core.archive.fastsummary import SPECS, Unsure, fill_sequences
 from dicomtools.core.archive.model import (
     SUMMARY_FIELDS,
-    BeamInfo,
     InstanceSummary,
     UnreadableFile,
+    beam_infos,
+    plain_beams,
 )
 from dicomtools.core.archive.read import Instance, read_instance, read_instance_head
 from dicomtools.core.archive.reasons import ReasonKind
@@ -186,17 +187,14 @@ def read_batch(paths: list[str]) -> list[InstanceSummary | UnreadableFile]:
 Row = tuple  # tuple[Any, ...]: a summary's fields, as marshal carries them
 _summary_row = operator.attrgetter(*SUMMARY_FIELDS)
 _BEAMS = SUMMARY_FIELDS.index("beams")
-_beam_row = operator.attrgetter("number", "name", "delivery_type", "machine", "machine_model", "reference_images")
 
 
 def result_row(item: InstanceSummary | UnreadableFile) -> Row:
     """A result as a plain tuple of str/int/tuples (``marshal`` and ``pickle`` write it fast)."""
     if isinstance(item, UnreadableFile):
         return (item.path, item.reason, item.kind.value)
-    row = _summary_row(item)
-    if item.beams:
-        row = (*row[:_BEAMS], tuple(_beam_row(b) for b in item.beams), *row[_BEAMS + 1 :])
-    return row
+    row: Row = _summary_row(item)
+    return plain_beams(row, _BEAMS) if item.beams else row
 
 
 def read_batch_rows(paths: list[str]) -> list[Row]:
@@ -215,10 +213,7 @@ def rows_to_results(rows: list[Row]) -> list[InstanceSummary | UnreadableFile]:
         if len(row) == 3:
             out.append(UnreadableFile(row[0], row[1], ReasonKind(row[2])))
             continue
-        item = InstanceSummary(*row)
-        if item.beams:
-            item.beams = tuple(BeamInfo(*b) for b in item.beams)
-        out.append(item)
+        out.append(InstanceSummary(*(beam_infos(row, _BEAMS) if row[_BEAMS] else row)))
     return out
 
 
