@@ -1,8 +1,9 @@
 """``store``: send a folder to a node in the order ARIA accepts, resumable, machine-mapped.
 
 Order per patient and plan: the structure set's image series, the structure
-set, referenced plans, the plan, then as one stage its CBCT series and doses
-(with ``include_all`` also its RT images and records), then registered series and
+set, referenced plans, the plan (with the plans that need nothing more), then
+as one stage their CBCT series and doses (with ``include_all`` also their RT
+images and records; see :mod:`.store_order`), then registered series and
 their structure sets (and the REG itself with ``include_all``); after all
 plans the unconnected series and structure sets. A plan or dose the peer
 refuses stops that patient (its dependants would be refused too).

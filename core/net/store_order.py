@@ -157,10 +157,10 @@ class _Orderer:
             out.append(("record", [i for n in plan.walk() if n.kind is NodeKind.RECORD for i in n.instances]))
         return out
 
-    def _joins(self, plan: Node, group: Sequence[Node]) -> bool:
-        """``plan`` may share ``group``'s stage: everything it needs went before, and it refers to no plan
-        of the group (a verification plan waits for the plan it verifies)."""
-        if any(i.sop_instance_uid not in self.placed for _, needed in self._before(plan) for i in needed):
+    def _joins(self, plan: Node, before: list[tuple[str, list[InstanceSummary]]], group: Sequence[Node]) -> bool:
+        """``plan`` may share ``group``'s stage: everything it needs (``before``) went before, and it
+        refers to no plan of the group (a verification plan waits for the plan it verifies)."""
+        if any(i.sop_instance_uid not in self.placed for _, needed in before for i in needed):
             return False
         in_group = {i.sop_instance_uid for p in group for i in p.instances}
         return not in_group.intersection(plan.plan.referenced_plans if plan.plan else ())
@@ -169,20 +169,27 @@ class _Orderer:
         """Each plan after what it needs; a plan that needs nothing more shares the stage of the plan
         before it, and their dependants (CBCT, doses, RT images, records) share the next one, so
         parallel associations send a patient's plans and their dependants together."""
-        i = 0
-        while i < len(plans):
-            group = [plans[i]]
-            for category, needed in self._before(plans[i]):
+        group: list[Node] = []
+        for plan in plans:
+            before = self._before(plan)
+            if group and self._joins(plan, before, group):
+                group.append(plan)
+                continue
+            self._plan_group(group)
+            for category, needed in before:
                 self.add(category, needed)
-            i += 1
-            while i < len(plans) and self._joins(plans[i], group):
-                group.append(plans[i])
-                i += 1
-            self.add_stage([("plan", p.instances) for p in group])
-            self.add_stage([d for p in group for d in self._dependants(p)])
-            for p in group:
-                for registrations in _kids(p, NodeKind.REGISTRATIONS):
-                    self.registrations(registrations)
+            group = [plan]
+        self._plan_group(group)
+
+    def _plan_group(self, group: Sequence[Node]) -> None:
+        """The plans of ``group`` as one stage, their dependants as the next, then their registrations."""
+        if not group:
+            return
+        self.add_stage([("plan", p.instances) for p in group])
+        self.add_stage([d for p in group for d in self._dependants(p)])
+        for p in group:
+            for registrations in _kids(p, NodeKind.REGISTRATIONS):
+                self.registrations(registrations)
 
     def unconnected(self, nodes: Sequence[Node]) -> None:
         for node in nodes:

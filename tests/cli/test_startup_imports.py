@@ -163,8 +163,8 @@ def test_probe_sees_the_network_stack_once_a_command_runs(tmp_path: Path) -> Non
 SHOW_PATH = (
     "dicomtools.tui.entry", "dicomtools.core.cli.main", "dicomtools.core.cli.show",
     "dicomtools.core.archive.scan", "dicomtools.core.archive.summarize", "dicomtools.core.archive.forkread",
-    "dicomtools.core.tree",
-    "dicomtools.core.render.forest", "dicomtools.core.progress", "dicomtools.core.render.jsontext",
+    "dicomtools.core.tree", "dicomtools.core.render.forest", "dicomtools.core.progress",
+    "dicomtools.core.render.jsontext",
 )
 # a warm show or search opens the index cache and reads its folder snapshots
 WARM_PATH = (
